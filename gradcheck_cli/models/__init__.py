@@ -1,0 +1,11 @@
+"""Built-in models: each module keeps its forward pass next to its backward pass."""
+
+from .activations import ACTIVATIONS, Activation, get_activation
+from .linreg import LinearRegression, LinRegSpec
+from .losses import LOSSES, Loss, get_loss
+from .mlp import MLP, MLPSpec, SpecError
+
+__all__ = [
+    "ACTIVATIONS", "Activation", "get_activation", "LOSSES", "Loss", "get_loss",
+    "MLP", "MLPSpec", "LinearRegression", "LinRegSpec", "SpecError",
+]

@@ -1,0 +1,192 @@
+"""Elementwise activations, each forward next to its derivative.
+
+Every ``derivative`` takes the *pre-activation* ``A = Z W + b``: it is the seed's
+``sigma'(Z^l W^{l+1})``.  The seed writes ``sigma'(Z^{l+1})`` as a shorthand; that
+shortcut (the derivative computed from the *output* ``Z = sigma(A)``) is only valid
+when the derivative can be written as a function of the output.  Each activation
+records that form in ``derivative_from_output`` so the shortcut can be used, and
+tested, where it is valid; feeding the output to ``derivative`` instead is the
+classic bug that keeps every dimension right.
+
+Forward functions accept complex arrays so the complex-step method can run the
+built-in models: functions with a kink branch on the real part, so a tiny
+imaginary step never changes the branch taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+
+LEAKY_SLOPE = 0.01
+ELU_ALPHA = 1.0
+
+
+def _positive(a: Array) -> Array:
+    """``Re(a) > 0``: the branch test that complex step leaves untouched."""
+    return np.real(a) > 0
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise activation ``Z = forward(A)`` and its derivative.
+
+    ``kink`` is True when the function is not differentiable at ``A = 0``
+    (relu, leaky_relu); the checker then judges entries whose finite-difference
+    steps cross that point by the subgradient rule.
+    """
+
+    name: str
+    forward: Callable[[Array], Array]
+    derivative: Callable[[Array], Array]
+    derivative_from_output: Callable[[Array], Array]
+    kink: bool = False
+    exact_change: Callable[[Array, Array, Array], Array] | None = None
+
+    def change(self, a: Array, z: Array, d: Array) -> Array:
+        """``forward(a + d) - forward(a)`` where ``z = forward(a)``.
+
+        Activations with an addition theorem compute the change directly, which
+        avoids subtracting two nearly equal numbers; the rest fall back to the
+        plain difference.
+        """
+        if self.exact_change is not None:
+            return self.exact_change(a, z, d)
+        return self.forward(a + d) - z
+
+
+def _identity(a: Array) -> Array:
+    return a
+
+
+def _ones(a: Array) -> Array:
+    return np.ones_like(a)
+
+
+def _sigmoid(a: Array) -> Array:
+    # exp of a non-positive real part only: no overflow for any input.
+    pos = _positive(a)
+    e = np.exp(np.where(pos, -a, a))
+    return np.where(pos, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _sigmoid_derivative(a: Array) -> Array:
+    s = _sigmoid(a)
+    return s * (1.0 - s)
+
+
+def _tanh_change(a: Array, z: Array, d: Array) -> Array:
+    # tanh(a + d) - tanh(a) = tanh(d) (1 - tanh(a)^2) / (1 + tanh(a) tanh(d)),
+    # the addition theorem, so no cancellation between two close values.
+    t = np.tanh(d)
+    return t * (1.0 - z * z) / (1.0 + z * t)
+
+
+def _sigmoid_change(a: Array, z: Array, d: Array) -> Array:
+    # sigmoid(x) = (1 + tanh(x / 2)) / 2, then the tanh addition theorem.
+    u = 2.0 * z - 1.0
+    t = np.tanh(0.5 * d)
+    return 0.5 * t * (1.0 - u * u) / (1.0 + u * t)
+
+
+def _identity_change(a: Array, z: Array, d: Array) -> Array:
+    return d
+
+
+def _tanh_derivative(a: Array) -> Array:
+    t = np.tanh(a)
+    return 1.0 - t * t
+
+
+def _relu(a: Array) -> Array:
+    return np.where(_positive(a), a, 0.0 * a)
+
+
+def _relu_derivative(a: Array) -> Array:
+    # The subgradient at 0 is taken as 0, the usual convention.
+    return (a > 0).astype(a.dtype)
+
+
+def _leaky_relu(a: Array) -> Array:
+    return np.where(_positive(a), a, LEAKY_SLOPE * a)
+
+
+def _leaky_relu_derivative(a: Array) -> Array:
+    return np.where(a > 0, 1.0, LEAKY_SLOPE).astype(a.dtype)
+
+
+def _softplus(a: Array) -> Array:
+    # log(1 + e^a) = max(a, 0) + log1p(e^{-|a|}), with |.| read on the real part.
+    pos = _positive(a)
+    return np.where(pos, a, 0.0 * a) + np.log1p(np.exp(np.where(pos, -a, a)))
+
+
+def _elu(a: Array) -> Array:
+    pos = _positive(a)
+    return np.where(pos, a, ELU_ALPHA * np.expm1(np.where(pos, 0.0 * a, a)))
+
+
+def _elu_derivative(a: Array) -> Array:
+    pos = a > 0
+    return np.where(pos, 1.0, ELU_ALPHA * np.exp(np.where(pos, 0.0, a))).astype(a.dtype)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    act.name: act
+    for act in (
+        Activation(
+            "identity", _identity, _ones, derivative_from_output=_ones,
+            exact_change=_identity_change,
+        ),
+        Activation(
+            "sigmoid", _sigmoid, _sigmoid_derivative,
+            # sigma' = s (1 - s): valid from the output.
+            derivative_from_output=lambda z: z * (1.0 - z),
+            exact_change=_sigmoid_change,
+        ),
+        Activation(
+            "tanh", np.tanh, _tanh_derivative,
+            # tanh' = 1 - t^2: valid from the output.
+            derivative_from_output=lambda z: 1.0 - z * z,
+            exact_change=_tanh_change,
+        ),
+        Activation(
+            "relu", _relu, _relu_derivative,
+            # relu(a) > 0 exactly when a > 0: valid from the output.
+            derivative_from_output=lambda z: (z > 0).astype(z.dtype),
+            kink=True,
+        ),
+        Activation(
+            "leaky_relu", _leaky_relu, _leaky_relu_derivative,
+            # sign is preserved: valid from the output.
+            derivative_from_output=lambda z: np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype),
+            kink=True,
+        ),
+        Activation(
+            "softplus", _softplus, _sigmoid,
+            # softplus' = sigmoid(a) = 1 - e^{-z}: valid from the output.
+            derivative_from_output=lambda z: -np.expm1(-z),
+        ),
+        Activation(
+            "elu", _elu, _elu_derivative,
+            # for a <= 0, elu' = alpha e^a = z + alpha: valid from the output.
+            derivative_from_output=lambda z: np.where(z > 0, 1.0, z + ELU_ALPHA).astype(z.dtype),
+        ),
+    )
+}
+
+
+def get_activation(name: str) -> Activation:
+    """Look an activation up by name; raises ``KeyError`` listing the valid names."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise KeyError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}") from None
+
+
+sigmoid = _sigmoid
+softplus = _softplus

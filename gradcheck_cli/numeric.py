@@ -1,0 +1,323 @@
+"""Finite differences: step selection, the four difference methods, the Taylor test.
+
+The numerical side never looks at the analytic gradient it will judge: it only
+evaluates the loss at perturbed points, through a *probe* (``LoopProbe`` here, or
+the incremental engine for the built-in MLP).
+
+Notes
+-----
+Why the steps are what they are.  A difference quotient has two errors: the
+truncation error of the formula (``~h`` forward, ``~h^2`` central, ``~h^4``
+Richardson) and the round-off in the loss values divided by ``h`` (``~eps/h``).
+Balancing them gives ``h ~ eps^(1/2)``, ``eps^(1/3)`` and ``eps^(1/5)`` relative to
+the entry's magnitude, ``max(1, |x|)`` (so a value of 1e4 gets a step it can
+actually feel, and a value near 0 does not get a step of 0).  The complex step
+``Im J(x + ih) / h`` subtracts nothing, so its step can be tiny.  A real step is
+re-measured as ``(x + h) - x``: that is the step the loss really saw, and dividing
+by it instead of by the requested ``h`` removes a relative error of up to
+``eps |x| / h``.
+
+Why a noise floor.  The loss is computed with a relative round-off of a few
+``eps``; the difference of two loss values therefore carries an absolute error
+of about ``eps * |J|``, and the derivative estimate ``eps * |J| / h``.  When the
+true derivative is tiny or exactly zero that floor, not the gradient, decides the
+comparison; each estimate carries its own bound and the pass rule adds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Array = np.ndarray
+Params = dict[str, Array]
+
+METHODS = ("central", "forward", "richardson", "complex")
+EPS64 = float(np.finfo(np.float64).eps)
+
+# Round-off of one loss evaluation, in units of eps * |J|.  Losses are sums of many
+# terms and pass through several matrix products; 64 covers that with room.
+LOSS_ROUNDOFF = 64.0
+
+
+class UserCodeError(Exception):
+    """The function under test raised; carries the original exception."""
+
+    def __init__(self, where: str, original: BaseException) -> None:
+        super().__init__(f"{where} raised {type(original).__name__}: {original}")
+        self.where = where
+        self.original = original
+
+
+class BadValueError(ValueError):
+    """The function under test returned something unusable (not a scalar, NaN, inf)."""
+
+
+def _eps_for_method(method: str) -> float:
+    """The relative step for float64 loss evaluations (see the module Notes)."""
+    if method == "forward":
+        return EPS64 ** 0.5
+    if method == "central":
+        return EPS64 ** (1 / 3)
+    if method == "richardson":
+        return EPS64 ** (1 / 5)
+    if method == "complex":
+        return 1e-20
+    raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
+def _compute_absolute_step(x: Array, rel_step: float, method: str, dtype: np.dtype = np.float64) -> Array:
+    """Absolute steps ``rel_step * max(1, |x|)``, never zero, re-measured for real steps.
+
+    A real step is at least the spacing of ``dtype`` at the value (so float32
+    parameters are never moved by less than one float32 ulp), then re-measured as
+    ``(x + h) - x`` in float64.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    scale = np.maximum(1.0, np.abs(x))
+    h = rel_step * scale
+    if method == "complex":
+        return h
+    h = np.maximum(h, np.spacing(scale.astype(dtype)).astype(np.float64))
+    return (x + h) - x
+
+
+@dataclass
+class Evaluation:
+    """Loss changes ``J(x + step) - J(x)`` for a batch of perturbations."""
+
+    change: Array  # real, or complex for imaginary steps
+    roundoff: Array  # absolute round-off bound of each change
+    crossed: Array | None  # True where the step straddles (or starts on) a kink; None: unknown
+
+
+# evaluate(steps, subset): loss changes for the perturbations ``subset`` (all when
+# None) of a fixed batch, with the given (signed or imaginary) steps.
+Evaluate = Callable[[Array, "Array | None"], Evaluation]
+
+
+def _finite_scalar(value: object, where: str) -> complex | float:
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise BadValueError(f"{where} must return a scalar; got an array of shape {arr.shape}")
+    v = arr.reshape(()).item()
+    if not isinstance(v, (int, float, complex)):
+        raise BadValueError(f"{where} must return a number; got {type(value).__name__}")
+    if not np.isfinite(v):
+        raise BadValueError(f"{where} returned {v} (not finite)")
+    return v
+
+
+class LoopProbe:
+    """Evaluates the loss once per perturbation: the plain reference path.
+
+    ``loss`` takes a dict of arrays and returns a scalar.  ``kink_pattern``, when
+    given, returns an array that changes whenever a perturbation crosses a kink.
+    """
+
+    def __init__(
+        self,
+        loss: Callable[[Params], float],
+        params: Params,
+        kink_pattern: Callable[[Params], Array | None] | None = None,
+        where: str = "loss",
+    ) -> None:
+        self._loss = loss
+        self._where = where
+        self.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        self.base = float(np.real(self._call(self.params, "at the starting point")))
+        self._kink_pattern = kink_pattern
+        self._base_pattern = kink_pattern(self.params) if kink_pattern else None
+        self.evaluations = 1
+
+    def _call(self, params: Params, context: str) -> complex | float:
+        try:
+            value = self._loss(params)
+        except Exception as exc:  # the user's code: report it, do not crash
+            raise UserCodeError(self._where, exc) from exc
+        return _finite_scalar(value, f"{self._where} ({context})")
+
+    def _roundoff(self, change: Array) -> Array:
+        return LOSS_ROUNDOFF * EPS64 * np.maximum(abs(self.base), np.abs(self.base + np.real(change)))
+
+    def _crossed(self, params: Params) -> bool:
+        return bool(np.any(self._kink_pattern(params) != self._base_pattern))
+
+    def entries(self, name: str, flat: Array, steps: Array) -> Evaluation:
+        """``J(x + steps[k] e_{flat[k]}) - J(x)`` for each k, one loss call each."""
+        x = self.params[name]
+        work = x.astype(steps.dtype if np.iscomplexobj(steps) else np.float64, copy=True)
+        view = work.reshape(-1)
+        params = dict(self.params)
+        params[name] = work
+        change = np.empty(len(flat), dtype=work.dtype)
+        crossed = np.zeros(len(flat), dtype=bool) if self._base_pattern is not None else None
+        for k, (i, s) in enumerate(zip(flat, steps)):
+            old = view[i]
+            view[i] = old + s
+            change[k] = self._call(params, f"with {name}{_index(x.shape, i)} moved") - self.base
+            if crossed is not None and not np.iscomplexobj(steps):
+                crossed[k] = self._crossed(params)
+            view[i] = old
+        self.evaluations += len(flat)
+        return Evaluation(change, self._roundoff(change), crossed)
+
+    def along(self, name: str, directions: Array, steps: Array) -> Evaluation:
+        """``J(x + steps[k] v_k) - J(x)`` for each unit direction ``v_k`` (rows of ``directions``)."""
+        x = self.params[name]
+        params = dict(self.params)
+        change = np.empty(len(steps), dtype=np.result_type(steps, np.float64))
+        crossed = np.zeros(len(steps), dtype=bool) if self._base_pattern is not None else None
+        for k, (v, s) in enumerate(zip(directions, steps)):
+            params[name] = x + s * v.reshape(x.shape)
+            change[k] = self._call(params, f"with {name} moved along a direction") - self.base
+            if crossed is not None and not np.iscomplexobj(steps):
+                crossed[k] = self._crossed(params)
+        self.evaluations += len(steps)
+        return Evaluation(change, self._roundoff(change), crossed)
+
+
+def _index(shape: tuple[int, ...], flat: int) -> str:
+    return str(list(np.unravel_index(flat, shape))) if shape else ""
+
+
+@dataclass
+class Derivatives:
+    """Numerical derivatives of a batch of perturbations (entries or directions)."""
+
+    values: Array  # best estimate
+    steps: Array  # |h| actually used
+    noise: Array  # round-off bound of each estimate
+    kinks: Array  # True: judge by the subgradient rule between lower and upper
+    lower: Array  # smaller one-sided derivative (nan where not measured)
+    upper: Array  # larger one-sided derivative
+
+
+def _combine_sides(plus: Evaluation, minus: Evaluation, h: Array) -> tuple[Array, Array, Array, Array, Array]:
+    """Central value, its noise, kink flags and the one-sided derivatives."""
+    values = (np.real(plus.change) - np.real(minus.change)) / (2 * h)
+    noise = (plus.roundoff + minus.roundoff) / (2 * h)
+    right = np.real(plus.change) / h
+    left = -np.real(minus.change) / h
+    if plus.crossed is None or minus.crossed is None:
+        kinks = np.zeros(len(h), dtype=bool)
+    else:
+        kinks = plus.crossed | minus.crossed
+    return values, noise, kinks, np.minimum(left, right), np.maximum(left, right)
+
+
+def numerical_derivatives(evaluate: Evaluate, h: Array, method: str) -> Derivatives:
+    """Derivatives along a batch of perturbations, each with step ``h[k]``.
+
+    ``evaluate(steps, subset)`` returns the loss changes for those (signed, or
+    imaginary) steps.  Central differences cost two evaluations per perturbation, forward one
+    (two more where a kink is reported), Richardson four, complex step one.
+    """
+    nan = np.full(len(h), np.nan)
+    if method == "complex":
+        ev = evaluate(1j * h, None)
+        values = np.imag(ev.change) / h
+        # No subtraction: the only error is the loss's own relative round-off.
+        noise = LOSS_ROUNDOFF * EPS64 * np.abs(values)
+        return Derivatives(values, h, noise, np.zeros(len(h), dtype=bool), nan, nan.copy())
+    if method == "forward":
+        plus = evaluate(h, None)
+        values = np.real(plus.change) / h
+        noise = 2 * plus.roundoff / h
+        kinks = np.zeros(len(h), dtype=bool) if plus.crossed is None else plus.crossed.copy()
+        lower, upper = nan.copy(), nan.copy()
+        if kinks.any():
+            # Only the entries at a kink pay for the second side.
+            idx = np.flatnonzero(kinks)
+            minus = evaluate(-h[idx], idx)
+            _, sub_noise, _, lo, hi = _combine_sides(_take(plus, idx), minus, h[idx])
+            lower[idx], upper[idx] = lo, hi
+            noise[idx] = np.maximum(noise[idx], sub_noise)
+        return Derivatives(values, h, noise, kinks, lower, upper)
+    if method == "central":
+        values, noise, kinks, lower, upper = _combine_sides(evaluate(h, None), evaluate(-h, None), h)
+        return Derivatives(values, h, noise, kinks, lower, upper)
+    if method == "richardson":
+        v1, n1, k1, lo1, hi1 = _combine_sides(evaluate(h, None), evaluate(-h, None), h)
+        half = h / 2
+        v2, n2, k2, lo2, hi2 = _combine_sides(evaluate(half, None), evaluate(-half, None), half)
+        # D(h) = f' + c h^2 + O(h^4): (4 D(h/2) - D(h)) / 3 cancels the h^2 term.
+        values = (4 * v2 - v1) / 3
+        noise = (4 * n2 + n1) / 3
+        kinks = k1 | k2
+        return Derivatives(values, h, noise, kinks, np.minimum(lo1, lo2), np.maximum(hi1, hi2))
+    raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
+def _take(ev: Evaluation, idx: Array) -> Evaluation:
+    return Evaluation(ev.change[idx], ev.roundoff[idx], None if ev.crossed is None else ev.crossed[idx])
+
+
+# ---- Taylor test ------------------------------------------------------------------------------
+
+
+@dataclass
+class TaylorResult:
+    """Observed convergence order of ``r(h) = |J(x + h v) - J(x) - h g.v|``."""
+
+    order: float | None  # None: the remainder stayed below round-off (exact along v)
+    passed: bool
+    steps: Array
+    remainders: Array
+    kink: bool  # judged by one-sided slopes because the order stayed at 1 on both sides
+
+
+TAYLOR_PASS_ORDER = 1.5
+
+
+def taylor_test(
+    along: Callable[[Array], Evaluation],
+    slope: float,
+    slope_tolerance: float,
+    h0: float,
+    halvings: int = 24,
+) -> TaylorResult:
+    """Shrink ``h`` from ``h0`` by halves and measure how fast the remainder falls.
+
+    A correct directional derivative ``slope`` leaves a remainder of order ``h^2``;
+    a wrong one, order ``h``.  The order is read from the smallest steps whose
+    remainders are still trustworthy: well above the loss round-off, and well above
+    ``h * slope_tolerance`` (a first-order error the tolerances accept anyway, such
+    as a float32 gradient's own rounding).  If the order is 1 on both sides of
+    ``x``, the direction crosses a kink at ``x``: the slope is then accepted when it
+    lies between the two one-sided slopes (the subgradient rule).
+    """
+    steps = h0 * 0.5 ** np.arange(halvings)
+    floor_extra = 10 * steps * slope_tolerance
+    plus = along(steps)
+    r_plus = np.abs(np.real(plus.change) - steps * slope)
+    order = _observed_order(steps, r_plus, 100 * plus.roundoff + floor_extra)
+    if order is None or order >= TAYLOR_PASS_ORDER:
+        return TaylorResult(order, True, steps, r_plus, kink=False)
+    minus = along(-steps)
+    r_minus = np.abs(np.real(minus.change) + steps * slope)
+    order_minus = _observed_order(steps, r_minus, 100 * minus.roundoff + floor_extra)
+    if order_minus is not None and order_minus < TAYLOR_PASS_ORDER:
+        right = np.real(plus.change[-1]) / steps[-1]
+        left = -np.real(minus.change[-1]) / steps[-1]
+        spread = abs(right - left)
+        if spread > 100 * (plus.roundoff[-1] + minus.roundoff[-1]) / steps[-1] + slope_tolerance:
+            inside = min(left, right) - slope_tolerance <= slope <= max(left, right) + slope_tolerance
+            return TaylorResult(order, bool(inside), steps, r_plus, kink=True)
+    return TaylorResult(order, False, steps, r_plus, kink=False)
+
+
+def _observed_order(steps: Array, remainders: Array, floor: Array) -> float | None:
+    """Slope of log r against log h over the last trustworthy run of halvings (up to 4)."""
+    good = np.flatnonzero(remainders > floor)
+    if good.size < 2:
+        return None
+    # The final contiguous run of trustworthy steps: the smallest usable h.
+    breaks = np.flatnonzero(np.diff(good) != 1)
+    run = good[breaks[-1] + 1:] if breaks.size else good
+    if run.size < 2:
+        return None
+    tail = run[-4:]
+    return float(np.polyfit(np.log(steps[tail]), np.log(remainders[tail]), 1)[0])
