@@ -227,18 +227,11 @@ def numerical_derivatives(evaluate: Evaluate, h: Array, method: str) -> Derivati
         values = np.real(plus.change) / h
         noise = 2 * plus.roundoff / h
         kinks = np.zeros(len(h), dtype=bool) if plus.crossed is None else plus.crossed.copy()
-        lower, upper = nan.copy(), nan.copy()
-        if kinks.any():
-            # Only the entries at a kink pay for the second side.
-            idx = np.flatnonzero(kinks)
-            minus = evaluate(-h[idx], idx)
-            _, sub_noise, _, lo, hi = _combine_sides(_take(plus, idx), minus, h[idx])
-            lower[idx], upper[idx] = lo, hi
-            noise[idx] = np.maximum(noise[idx], sub_noise)
-        return Derivatives(values, h, noise, kinks, lower, upper)
+        # Only the entries at a kink pay for more evaluations.
+        return _resolve_kinks(evaluate, Derivatives(values, h, noise, kinks, nan, nan.copy()))
     if method == "central":
         values, noise, kinks, lower, upper = _combine_sides(evaluate(h, None), evaluate(-h, None), h)
-        return Derivatives(values, h, noise, kinks, lower, upper)
+        return _resolve_kinks(evaluate, Derivatives(values, h, noise, kinks, lower, upper))
     if method == "richardson":
         v1, n1, k1, lo1, hi1 = _combine_sides(evaluate(h, None), evaluate(-h, None), h)
         half = h / 2
@@ -246,9 +239,57 @@ def numerical_derivatives(evaluate: Evaluate, h: Array, method: str) -> Derivati
         # D(h) = f' + c h^2 + O(h^4): (4 D(h/2) - D(h)) / 3 cancels the h^2 term.
         values = (4 * v2 - v1) / 3
         noise = (4 * n2 + n1) / 3
-        kinks = k1 | k2
-        return Derivatives(values, h, noise, kinks, np.minimum(lo1, lo2), np.maximum(hi1, hi2))
+        return _resolve_kinks(evaluate, Derivatives(values, h, noise, k1 | k2, nan, nan.copy()), richardson=True)
     raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
+KINK_HALVINGS = 10
+
+
+def _resolve_kinks(evaluate: Evaluate, d: Derivatives, richardson: bool = False) -> Derivatives:
+    """Settle every entry whose steps crossed a kink.
+
+    The step is halved until the kink is out of reach: the entry then gets the
+    ordinary central difference (or Richardson's, for that method) at that step.  An entry still crossing after
+    ``KINK_HALVINGS`` halvings sits on the kink (or within ``h / 1024`` of it); it
+    gets the two one-sided derivatives, each extrapolated from steps ``h`` and
+    ``2h`` (``2 D(h) - D(2h)`` cancels the first-order error of a one-sided
+    quotient), and the extrapolation's size is added to its noise as the
+    uncertainty of the interval's ends.
+    """
+    idx = np.flatnonzero(d.kinks)
+    if idx.size == 0:
+        return d
+    hk = d.steps[idx].copy()
+    # One-sided derivatives (right, left) at the last two steps, aligned with idx.
+    history: list[tuple[Array, Array]] = []
+    for _ in range(KINK_HALVINGS):
+        hk = hk / 2
+        plus, minus = evaluate(hk, idx), evaluate(-hk, idx)
+        values, noise, crossed, _, _ = _combine_sides(plus, minus, hk)
+        done, keep = idx[~crossed], crossed
+        if richardson and done.size:
+            # Richardson needs a second, half-size step: also clear of the kink.
+            half = hk[~crossed] / 2
+            v2, n2, _, _, _ = _combine_sides(evaluate(half, done), evaluate(-half, done), half)
+            values[~crossed] = (4 * v2 - values[~crossed]) / 3
+            noise[~crossed] = (4 * n2 + noise[~crossed]) / 3
+        d.values[done], d.noise[done], d.steps[done] = values[~crossed], noise[~crossed], hk[~crossed]
+        d.kinks[done] = False
+        right, left = np.real(plus.change) / hk, -np.real(minus.change) / hk
+        history = [(r[keep], l[keep]) for r, l in history[-1:]] + [(right[keep], left[keep])]
+        idx, hk, values, noise = idx[keep], hk[keep], values[keep], noise[keep]
+        if idx.size == 0:
+            return d
+    # Still crossing: on the kink.  Extrapolate each side from h and 2h.
+    (right2, left2), (right, left) = history
+    right_x, left_x = 2 * right - right2, 2 * left - left2
+    spread = np.maximum(np.abs(right_x - right), np.abs(left_x - left))
+    d.values[idx], d.steps[idx] = values, hk
+    d.lower[idx] = np.minimum(right_x, left_x)
+    d.upper[idx] = np.maximum(right_x, left_x)
+    d.noise[idx] = 4 * noise + spread
+    return d
 
 
 def _take(ev: Evaluation, idx: Array) -> Evaluation:

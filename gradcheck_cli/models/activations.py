@@ -35,9 +35,10 @@ def _positive(a: Array) -> Array:
 class Activation:
     """An elementwise activation ``Z = forward(A)`` and its derivative.
 
-    ``kink`` is True when the function is not differentiable at ``A = 0``
-    (relu, leaky_relu); the checker then judges entries whose finite-difference
-    steps cross that point by the subgradient rule.
+    ``kink`` is True when the function is not smooth at ``A = 0``: relu and
+    leaky_relu are not differentiable there, elu not twice differentiable.  The
+    checker shrinks the step of any entry whose finite-difference steps cross that
+    point, and judges an entry sitting on it by the subgradient rule.
     """
 
     name: str
@@ -175,6 +176,9 @@ ACTIVATIONS: dict[str, Activation] = {
             "elu", _elu, _elu_derivative,
             # for a <= 0, elu' = alpha e^a = z + alpha: valid from the output.
             derivative_from_output=lambda z: np.where(z > 0, 1.0, z + ELU_ALPHA).astype(z.dtype),
+            # elu' is continuous but elu'' jumps at 0: a step across 0 spoils the
+            # h^2 (and Richardson's h^4) error terms, so it is treated as a kink.
+            kink=True,
         ),
     )
 }

@@ -35,11 +35,11 @@ class LinRegSpec:
     @classmethod
     def build(cls, m: int = 100, n: int = 3, l2: float = 0.0, seed: int = 0) -> "LinRegSpec":
         if m < 1:
-            raise SpecError(f"m: the number of samples must be >= 1; got {m}")
+            raise SpecError("m", f"the number of samples must be >= 1; got {m}")
         if n < 1:
-            raise SpecError(f"n: the number of features must be >= 1; got {n}")
+            raise SpecError("n", f"the number of features must be >= 1; got {n}")
         if not l2 >= 0:
-            raise SpecError(f"l2: the ridge strength must be >= 0; got {l2}")
+            raise SpecError("l2", f"the ridge strength must be >= 0; got {l2}")
         return cls(m, n, float(l2), seed)
 
     def describe(self) -> dict[str, object]:

@@ -39,6 +39,11 @@ Params = dict[str, Array]
 class SpecError(ValueError):
     """A model specification that cannot be built; the message says what would be right."""
 
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
 
 @dataclass(frozen=True)
 class MLPSpec:
@@ -66,40 +71,40 @@ class MLPSpec:
         unless ``activations`` gives one per layer."""
         layers = tuple(int(n) for n in layers)
         if len(layers) < 2:
-            raise SpecError(f"layers: need at least two sizes (input,...,output), e.g. 4,8,3; got {len(layers)}")
+            raise SpecError("layers", f"need at least two sizes (input,...,output), e.g. 4,8,3; got {len(layers)}")
         if any(n < 1 for n in layers):
-            raise SpecError(f"layers: every size must be a whole number >= 1; got {','.join(map(str, layers))}")
+            raise SpecError("layers", f"every size must be a whole number >= 1; got {','.join(map(str, layers))}")
         if m < 1:
-            raise SpecError(f"m: the number of samples must be >= 1; got {m}")
+            raise SpecError("m", f"the number of samples must be >= 1; got {m}")
         if loss not in LOSSES:
-            raise SpecError(f"loss: unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+            raise SpecError("loss", f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
         out_act = LOSSES[loss].output_activation
         depth = len(layers) - 1
         if activations is None:
             if activation not in ACTIVATIONS:
-                raise SpecError(f"activation: unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+                raise SpecError("activation", f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
             acts = (activation,) * (depth - 1) + (out_act,)
         else:
             acts = tuple(activations)
             if len(acts) != depth:
                 raise SpecError(
-                    f"activations: need one per layer, {depth} for layers {','.join(map(str, layers))}; got {len(acts)}"
+                    "activations", f"need one per layer, {depth} for layers {','.join(map(str, layers))}; got {len(acts)}"
                 )
             for a in acts[:-1]:
                 if a not in ACTIVATIONS:
-                    raise SpecError(f"activations: unknown activation {a!r}; valid: {', '.join(ACTIVATIONS)}")
+                    raise SpecError("activations", f"unknown activation {a!r}; valid: {', '.join(ACTIVATIONS)}")
             last = acts[-1]
             if LOSSES[loss].fused:
                 if last != out_act:
                     raise SpecError(
-                        f"activations: --loss {loss} computes its {out_act} output from the logits, "
+                        "activations", f"--loss {loss} computes its {out_act} output from the logits, "
                         f"so the last activation must be {out_act!r}; got {last!r}"
                     )
             elif last not in ACTIVATIONS:
-                raise SpecError(f"activations: unknown activation {last!r}; valid: {', '.join(ACTIVATIONS)}")
+                raise SpecError("activations", f"unknown activation {last!r}; valid: {', '.join(ACTIVATIONS)}")
         min_out = LOSSES[loss].min_outputs
         if layers[-1] < min_out:
-            raise SpecError(f"layers: --loss {loss} needs an output width of at least {min_out}; got {layers[-1]}")
+            raise SpecError("layers", f"--loss {loss} needs an output width of at least {min_out}; got {layers[-1]}")
         return cls(layers, acts, loss, bias, m, seed)
 
     def describe(self) -> dict[str, object]:

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from gradcheck_cli.models.losses import LOSSES, get_loss
+
+NAMES = list(LOSSES)
+
+
+def _case(name, rng, m=7, k=3):
+    loss = LOSSES[name]
+    out = rng.normal(0, 2, size=(m, k))
+    return loss, out, loss.make_targets(rng, m, k)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradient_matches_central_differences(name, rng):
+    loss, out, y = _case(name, rng)
+    grad = loss.gradient(out, y)
+    h = 1e-6
+    numeric = np.zeros_like(out)
+    for idx in np.ndindex(out.shape):
+        e = np.zeros_like(out)
+        e[idx] = h
+        numeric[idx] = (loss.value(out + e, y) - loss.value(out - e, y)) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_value_is_analytic_for_complex_step(name, rng):
+    loss, out, y = _case(name, rng)
+    grad = loss.gradient(out, y)
+    h = 1e-30
+    for idx in [(0, 0), (3, 1), (6, 2)]:
+        e = np.zeros(out.shape, dtype=complex)
+        e[idx] = 1j * h
+        assert loss.value(out + e, y).imag / h == pytest.approx(grad[idx], rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_value_accepts_batch_axes(name, rng):
+    loss, out, y = _case(name, rng)
+    batch = np.stack([out, 2 * out, out - 1])
+    np.testing.assert_allclose(loss.value(batch, y), [loss.value(o, y) for o in batch])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_change_equals_difference_and_is_more_accurate(name, rng):
+    loss, out, y = _case(name, rng)
+    d = rng.normal(0, 1e-4, size=out.shape)
+    exact = loss.change(out, y, d)
+    assert exact == pytest.approx(loss.value(out + d, y) - loss.value(out, y), rel=1e-7)
+
+
+def test_bce_and_softmax_are_stable_for_huge_logits():
+    a = np.array([[800.0, -800.0], [-800.0, 800.0]])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        assert np.isfinite(LOSSES["bce"].value(a, np.array([[1.0, 0.0], [0.0, 1.0]])))
+        assert np.isfinite(LOSSES["softmax-ce"].value(a, np.array([0, 1])))
+        assert LOSSES["softmax-ce"].value(a, np.array([1, 0])) == pytest.approx(1600.0)
+
+
+def test_mse_value_is_the_seed_formula(rng):
+    z, y = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
+    assert LOSSES["mse"].value(z, y) == pytest.approx(np.sum((z - y) ** 2) / (2 * 5))
+
+
+def test_unknown_loss_lists_valid_names():
+    with pytest.raises(KeyError, match="valid: mse, bce, softmax-ce"):
+        get_loss("hinge")
