@@ -24,10 +24,11 @@ class MissingMean(MLP):
 
 
 class SignFlip(MLP):
-    """G^l pushed down with the wrong sign."""
+    """A hidden layer's delta with the wrong sign."""
 
     def _hidden_delta(self, l, G, cache):
-        return -super()._hidden_delta(l, G, cache)
+        delta = super()._hidden_delta(l, G, cache)
+        return delta if l == self.depth else -delta
 
 
 class DerivativeOnOutput(MLP):

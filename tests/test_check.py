@@ -1,0 +1,190 @@
+"""The verdict: correct gradients pass everywhere, every catalogued mistake fails."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gradcheck_cli import InputError, check_gradients, check_model
+from gradcheck_cli.check import TOLERANCES, Settings
+from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, LinearRegression, LinRegSpec, MLPSpec
+from gradcheck_cli.numeric import METHODS
+
+from mistakes import MISTAKES, OneEntryOff
+
+MISTAKE_IDS = [m.name for m in MISTAKES]
+
+
+@st.composite
+def mlp_specs(draw):
+    depth = draw(st.integers(1, 4))
+    layers = draw(st.lists(st.integers(1, 6), min_size=depth + 1, max_size=depth + 1))
+    loss = draw(st.sampled_from(list(LOSSES)))
+    if loss == "softmax-ce":
+        layers[-1] = max(2, layers[-1])
+    return MLPSpec.build(
+        layers,
+        activation=draw(st.sampled_from(list(ACTIVATIONS))),
+        loss=loss,
+        bias=draw(st.booleans()),
+        m=draw(st.integers(1, 120)),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=mlp_specs(), method=st.sampled_from(METHODS), dtype=st.sampled_from(["float64", "float32"]))
+def test_correct_mlp_gradients_pass_everywhere(spec, method, dtype):
+    report = check_model(MLP(spec), method=method, dtype=dtype)
+    assert report.passed, report.to_text()
+    assert report.exit_code == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(spec=mlp_specs(), mode=st.sampled_from(["sample", "directional"]), taylor=st.booleans())
+def test_correct_mlp_gradients_pass_in_every_mode(spec, mode, taylor):
+    report = check_model(MLP(spec), mode=mode, samples=3, directions=3, taylor=taylor)
+    assert report.passed, report.to_text()
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.7])
+@pytest.mark.parametrize("method", METHODS)
+def test_correct_linreg_passes(l2, method):
+    report = check_model(LinearRegression(LinRegSpec.build(m=100, n=4, l2=l2)), method=method)
+    assert report.status == "PASS", report.to_text()
+
+
+@pytest.mark.parametrize("mistake", MISTAKES, ids=MISTAKE_IDS)
+def test_every_mistake_is_caught(mistake):
+    report = check_model(mistake.build())
+    assert report.exit_code == 1
+    statuses = {p.name: p.status for p in report.parameters}
+    for name in mistake.failing:
+        assert statuses[name] == "FAIL", report.to_text()
+    for name, status in statuses.items():
+        if name not in mistake.failing:
+            assert status != "FAIL", f"{name} should not fail:\n{report.to_text()}"
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mistake", MISTAKES, ids=MISTAKE_IDS)
+def test_every_mistake_is_caught_by_every_method(mistake, method):
+    report = check_model(mistake.build(), method=method)
+    failed = {p.name for p in report.parameters if p.status == "FAIL"}
+    assert set(mistake.failing) <= failed, report.to_text()
+
+
+@pytest.mark.parametrize("mistake", MISTAKES, ids=MISTAKE_IDS)
+def test_every_mistake_is_caught_by_directional_mode(mistake):
+    report = check_model(mistake.build(), mode="directional", directions=4)
+    failed = {p.name for p in report.parameters if p.status == "FAIL"}
+    assert set(mistake.failing) <= failed, report.to_text()
+    assert all(p.coverage == "directions" and p.checked == 4 for p in report.parameters)
+
+
+@pytest.mark.parametrize("mistake", MISTAKES, ids=MISTAKE_IDS)
+def test_every_mistake_is_caught_by_the_taylor_test(mistake):
+    report = check_model(mistake.build(), taylor=True)
+    for p in report.parameters:
+        if p.name in mistake.failing:
+            assert p.taylor is not None and not p.taylor.passed, report.to_text()
+            assert p.taylor.order == pytest.approx(1.0, abs=0.3)
+            assert p.status == "FAIL"
+
+
+def test_taylor_order_is_two_for_correct_gradients():
+    report = check_model(MLP(MLPSpec.build([3, 5, 2])), taylor=True)
+    for p in report.parameters:
+        assert p.taylor.passed
+        assert p.taylor.order == pytest.approx(2.0, abs=0.3)
+
+
+def _wrong_entry(model):
+    """Flat index of dW1's largest entry, the one OneEntryOff spoils."""
+    g = MLP.gradients(model, model.initial_parameters())["W1"]
+    return int(np.argmax(np.abs(g)))
+
+
+def test_sample_mode_catches_the_one_wrong_entry_when_it_is_sampled():
+    model = OneEntryOff(MLPSpec.build([3, 5, 2]))
+    wrong = _wrong_entry(model)
+    seeds = [s for s in range(40) if wrong in check_model(model, mode="sample", samples=3, seed=s).parameters[0].positions]
+    missed = [s for s in range(40) if s not in seeds]
+    assert seeds and missed  # the seeded draw does and does not pick it
+    assert check_model(model, mode="sample", samples=3, seed=seeds[0]).parameters[0].status == "FAIL"
+    assert check_model(model, mode="sample", samples=3, seed=missed[0]).parameters[0].status != "FAIL"
+
+
+def test_sample_mode_samples_every_parameter():
+    report = check_model(MLP(MLPSpec.build([6, 7, 1])), mode="sample", samples=4)
+    assert [p.checked for p in report.parameters] == [4, 4, 4, 1]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_float32_correct_passes_and_one_entry_off_by_1e2_fails(dtype):
+    assert check_model(MLP(MLPSpec.build([4, 6, 3])), dtype=dtype).passed
+    bad = OneEntryOff(MLPSpec.build([4, 6, 3]))
+    bad.relative = 1e-2
+    report = check_model(bad, dtype=dtype)
+    assert [p.name for p in report.parameters if p.status == "FAIL"] == ["W1"]
+
+
+def test_analytic_side_runs_in_the_chosen_dtype():
+    seen = []
+
+    def grad(p):
+        seen.append(p["w"].dtype)
+        return {"w": 2 * p["w"]}
+
+    check_gradients(lambda p: float(np.sum(p["w"] ** 2)), grad, {"w": np.ones(3)}, dtype="float32")
+    assert seen == [np.float32]
+
+
+def test_zero_gradient_parameters_never_fail_a_correct_gradient():
+    # All-dead relu layer: dW1 is exactly zero, the loss is flat in W1.
+    model = MLP(MLPSpec.build([3, 4, 2], activation="relu", m=50))
+    model._params["b1"][:] = -100.0
+    report = check_model(model)
+    w1 = report.parameters[0]
+    assert np.all(w1.analytic == 0) and w1.status == "PASS"
+
+
+def test_report_numbers_are_consistent():
+    report = check_model(MLP(MLPSpec.build([4, 8, 3])))
+    for p in report.parameters:
+        assert p.checked == p.size
+        np.testing.assert_allclose(p.abs_error, np.abs(p.analytic - p.numerical))
+        assert p.rel_error.max() <= 1e-6
+
+
+def test_tolerance_defaults_come_from_the_table():
+    s = Settings(dtype="float32", method="central").resolved()
+    assert (s.rtol, s.atol) == TOLERANCES["float32"]["central"]
+    assert Settings(rtol=1e-3).resolved().rtol == 1e-3
+
+
+def test_user_tolerance_can_turn_a_failure_into_a_pass():
+    model = OneEntryOff(MLPSpec.build([3, 5, 2]))
+    assert not check_model(model).passed
+    assert check_model(model, rtol=1e-2).passed
+
+
+@pytest.mark.parametrize(
+    "grad, message",
+    [
+        (lambda p: {"w": np.ones((2, 3))}, r"gradient: w has shape \(2, 3\), expected \(3, 2\) \(the shape of w\)"),
+        (lambda p: {}, "gradient returned no entry for w; expected keys w"),
+        (lambda p: {"w": np.ones((3, 2)), "v": 1}, "gradient returned unknown keys v; expected keys w"),
+        (lambda p: {"w": np.full((3, 2), np.nan)}, r"gradient: w is nan at \[0, 0\]; gradients must be finite"),
+        (lambda p: 3.0, "gradient must return a dict name -> array"),
+    ],
+)
+def test_bad_gradients_are_input_errors(grad, message):
+    with pytest.raises(InputError, match=message):
+        check_gradients(lambda p: float(np.sum(p["w"] ** 2)), grad, {"w": np.ones((3, 2))})
+
+
+def test_gradient_tuple_in_parameter_order_is_accepted():
+    report = check_gradients(lambda p: float(np.sum(p["a"] ** 2) + np.sum(p["b"] ** 3)),
+                             lambda p: (2 * p["a"], 3 * p["b"] ** 2), {"a": np.ones(2), "b": np.ones(3)})
+    assert report.passed

@@ -1,0 +1,74 @@
+"""Kinks: correct relu/leaky_relu networks never fail because of one; a wrong subgradient does."""
+
+import numpy as np
+import pytest
+
+from gradcheck_cli import check_model
+from gradcheck_cli.models import MLP, MLPSpec
+from gradcheck_cli.numeric import METHODS
+
+
+def _on_kinks(cls=MLP, activation="relu", zero_rows=3):
+    """A network whose first rows of X are zero and whose b1 is zero: those rows'
+    first-layer pre-activations are exactly 0, so every b1 step starts on a kink.
+
+    (Zeros in two layers at once would make the composition's one-sided slopes
+    products of both layers' branches; the chain rule with a convention at each
+    node need not land between them, for any checker.)"""
+    model = cls(MLPSpec.build([3, 4, 4, 2], activation=activation, m=12, seed=3))
+    model.X[:zero_rows] = 0.0
+    model._params["b1"][:] = 0.0
+    return model
+
+
+class WrongSubgradient(MLP):
+    """Uses sigma'(0) = 2 for relu: outside the one-sided interval [0, 1]."""
+
+    value_at_zero = 2.0
+
+    def _hidden_delta(self, l, G, cache):
+        if l == self.depth:
+            return super()._hidden_delta(l, G, cache)
+        a = cache.A[l]
+        return G * np.where(a > 0, 1.0, np.where(a == 0, self.value_at_zero, 0.0))
+
+
+class HalfSubgradient(WrongSubgradient):
+    value_at_zero = 0.5
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+@pytest.mark.parametrize("method", METHODS)
+def test_correct_network_on_kinks_passes(activation, method):
+    report = check_model(_on_kinks(activation=activation), method=method)
+    assert report.passed, report.to_text()
+    if method != "complex":
+        assert sum(int(p.kinks.sum()) for p in report.parameters) > 0
+
+
+def test_kink_entries_are_counted_in_the_report():
+    report = check_model(_on_kinks())
+    counts = report.to_dict()["parameters"]
+    assert counts[1]["name"] == "b1" and counts[1]["kink_entries"] == 4
+
+
+def test_any_valid_subgradient_passes():
+    assert check_model(_on_kinks(HalfSubgradient)).passed
+
+
+@pytest.mark.parametrize("method", ["central", "forward", "richardson"])
+def test_wrong_subgradient_fails(method):
+    report = check_model(_on_kinks(WrongSubgradient), method=method)
+    assert not report.passed
+    failing = {p.name for p in report.parameters if p.status == "FAIL"}
+    assert "b1" in failing
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu"])
+def test_random_kinked_networks_pass_with_large_steps(activation, seed):
+    # Richardson's large step makes crossings common: each must be settled, not failed.
+    spec = MLPSpec.build([4, 6, 6, 3], activation=activation, m=60, seed=seed)
+    report = check_model(MLP(spec), method="richardson")
+    assert report.passed, report.to_text()
+    assert sum(int(p.kinks.sum()) for p in report.parameters) == 0  # all settled by smaller steps
