@@ -16,10 +16,11 @@ import click
 from rich.console import Console
 
 from . import __version__
-from .check import DTYPES, MODES, InputError, Report, Settings, check_model
+from .check import DTYPES, ENGINES, MODES, InputError, Report, Settings, check_model
+from .engine import DEFAULT_MAX_MEMORY
 from .models import ACTIVATIONS, LOSSES, MLP, LinearRegression, LinRegSpec, MLPSpec, SpecError
 from .numeric import METHODS, BadValueError, UserCodeError
-from .report import reports_to_junit
+from .report import RichProgress, render_summary, reports_to_junit
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -125,7 +126,13 @@ def _check_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Directions per parameter with --mode directional."),
         click.option("--taylor", is_flag=True, help="Also run the Taylor test (order 2 = correct)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed for data, weights and sampling."),
+        click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+                     help="Numerical side for built-in models: incremental (fast), loop (one forward pass "
+                          "per perturbation) or auto."),
+        click.option("--max-memory", type=click.IntRange(min=1), default=DEFAULT_MAX_MEMORY // 2**20,
+                     show_default=True, help="MiB of scratch space the incremental engine may use."),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table: the verdict line only."),
         click.option("--junit", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
                      help="Also write a JUnit XML report to this path."),
     ]
@@ -140,13 +147,26 @@ def _settings(kw: dict[str, Any]) -> Settings:
                     seed=kw["seed"])
 
 
-def _emit(reports: list[Report], as_json: bool, junit: Path | None) -> None:
-    if as_json:
+def _progress(kw: dict[str, Any]) -> RichProgress | None:
+    """A progress bar only for a person watching a terminal: not with --json, --quiet, or a pipe."""
+    console = Console()
+    if kw["as_json"] or kw["quiet"] or not console.is_terminal:
+        return None
+    return RichProgress(console)
+
+
+def _engine_options(kw: dict[str, Any]) -> dict[str, Any]:
+    return {"engine": kw["engine"], "max_memory": kw["max_memory"] * 2**20, "progress": _progress(kw)}
+
+
+def _emit(reports: list[Report], kw: dict[str, Any]) -> None:
+    if kw["as_json"]:
         click.echo(reports[0].to_json())
     else:
         console = _stdout_console()
         for report in reports:
-            console.print(report)
+            console.print(render_summary(report) if kw["quiet"] else report)
+    junit = kw["junit"]
     if junit is not None:
         junit.write_text(reports_to_junit(reports), encoding="utf-8")
 
@@ -252,8 +272,8 @@ def mlp(layers: tuple[int, ...], activation: str, activations: tuple[str, ...] |
     Example: gradcheck mlp --layers 4,8,3 --activation relu --loss softmax-ce
     """
     spec = MLPSpec.build(layers, activation, activations, loss, bias, m, kw["seed"])
-    report = check_model(MLP(spec), _settings(kw))
-    _emit([report], kw["as_json"], kw["junit"])
+    report = check_model(MLP(spec), _settings(kw), **_engine_options(kw))
+    _emit([report], kw)
     return report.exit_code
 
 
@@ -270,8 +290,8 @@ def linreg(m: int, n: int, l2: float, **kw: Any) -> int:
     Example: gradcheck linreg --m 100 --n 3 --l2 0.1
     """
     spec = LinRegSpec.build(m, n, l2, kw["seed"])
-    report = check_model(LinearRegression(spec), _settings(kw))
-    _emit([report], kw["as_json"], kw["junit"])
+    report = check_model(LinearRegression(spec), _settings(kw), **_engine_options(kw))
+    _emit([report], kw)
     return report.exit_code
 
 

@@ -131,6 +131,7 @@ class LoopProbe:
         self._kink_pattern = kink_pattern
         self._base_pattern = kink_pattern(self.params) if kink_pattern else None
         self.evaluations = 1
+        self.progress: Callable[[int], None] | None = None
 
     def _call(self, params: Params, context: str) -> complex | float:
         try:
@@ -161,6 +162,8 @@ class LoopProbe:
             if crossed is not None and not np.iscomplexobj(steps):
                 crossed[k] = self._crossed(params)
             view[i] = old
+            if self.progress is not None:
+                self.progress(1)
         self.evaluations += len(flat)
         return Evaluation(change, self._roundoff(change), crossed)
 
@@ -219,8 +222,9 @@ def numerical_derivatives(evaluate: Evaluate, h: Array, method: str) -> Derivati
     if method == "complex":
         ev = evaluate(1j * h, None)
         values = np.imag(ev.change) / h
-        # No subtraction: the only error is the loss's own relative round-off.
-        noise = LOSS_ROUNDOFF * EPS64 * np.abs(values)
+        # No subtraction: the only error is the loss's own relative round-off, on
+        # terms as large as the batch's largest derivative.
+        noise = LOSS_ROUNDOFF * EPS64 * np.maximum(np.abs(values), np.max(np.abs(values), initial=0.0))
         return Derivatives(values, h, noise, np.zeros(len(h), dtype=bool), nan, nan.copy())
     if method == "forward":
         plus = evaluate(h, None)

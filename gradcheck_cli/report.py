@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console, Group
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -64,7 +68,7 @@ def render_report(report: "Report") -> Group:
             row.append(_taylor_cell(p))
         row.append(Text(p.status, style=STATUS_STYLE[p.status]))
         table.add_row(*row)
-    return Group(table, _summary(report))
+    return Group(table, render_summary(report))
 
 
 def _taylor_cell(p: "ParameterResult") -> str:
@@ -75,7 +79,7 @@ def _taylor_cell(p: "ParameterResult") -> str:
     return f"{p.taylor.order:.2f}" + (" (kink)" if p.taylor.kink else "")
 
 
-def _summary(report: "Report") -> Text:
+def render_summary(report: "Report") -> Text:
     s = report.settings
     failed = sum(p.status == "FAIL" for p in report.parameters)
     text = Text()
@@ -206,3 +210,55 @@ def reports_to_junit(reports: Sequence["Report"]) -> str:
     root.set("tests", str(total))
     root.set("failures", str(failures))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+class _RateColumn(ProgressColumn):
+    """Loss evaluations per second."""
+
+    def render(self, task: Task) -> Text:
+        return Text("" if task.speed is None else f"{task.speed:,.0f} evals/s")
+
+
+class RichProgress:
+    """A progress bar per parameter, shown only once a check has run ``delay`` seconds.
+
+    Short checks never flash a bar; the bar is transient, so the table that follows
+    stands alone.
+    """
+
+    def __init__(self, console: Console, delay: float = 1.0) -> None:
+        self.console = console
+        self.delay = delay
+        self._began = time.perf_counter()
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._name = ""
+        self._total = 0
+        self._done = 0
+        self.shown = False
+
+    def start(self, name: str, total: int) -> None:
+        self._name, self._total, self._done = name, total, 0
+        if self._progress is not None:
+            self._task = self._progress.add_task(name, total=total)
+
+    def advance(self, count: int) -> None:
+        self._done += count
+        if self._progress is None:
+            if time.perf_counter() - self._began < self.delay:
+                return
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+                TimeElapsedColumn(), console=self.console, transient=True,
+            )
+            self._progress.start()
+            self.shown = True
+            self._task = self._progress.add_task(self._name, total=self._total, completed=self._done)
+            return
+        assert self._task is not None
+        self._progress.update(self._task, completed=min(self._done, self._total))
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

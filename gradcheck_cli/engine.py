@@ -1,0 +1,267 @@
+"""The incremental finite-difference engine for the built-in MLP.
+
+A full check moves every parameter entry, one at a time.  Done the obvious way,
+each move costs a whole forward pass.  The structure of the network makes most of
+that work unnecessary:
+
+* Moving ``W^l[i, j]`` by ``s`` changes only column ``j`` of ``A^l``, by
+  ``s * Z^{l-1}[:, i]``; moving ``b^l[j]`` changes it by ``s``.  Layers below ``l``
+  are never recomputed: their forward values are cached once.
+* So only column ``j`` of ``Z^l`` changes, and ``A^{l+1}`` changes by the rank-1
+  term ``dz_j (x) W^{l+1}[j, :]``: no matrix product for the layer right above.
+* Layers further up change everywhere; they run as one large matrix product per
+  chunk of perturbations, ``(B*m, n) @ W``.
+* When the whole of a weight matrix is checked with a step that is the same along
+  each row, a row's input change ``s * Z^{l-1}[:, i]`` is shared by every column:
+  the activation change is evaluated on a broadcast grid, and transcendental
+  parts of it (``tanh`` of the input change) are computed once per row, not once
+  per entry.
+
+Everything is built from the model's *forward* pieces (``Activation.change``,
+``Loss.change``), never from the backward formulas: the numerical side stays
+independent of the analytic side it judges.  The engine propagates *changes*
+(``sigma(a + d) - sigma(a)`` by addition theorems, ``loss(out + d) - loss(out)``
+without forming either total), so it does not subtract two nearly equal loss
+values the way a plain loop must.
+
+For the mse loss with an identity output, a change ``dz (x) w`` of the last
+pre-activation changes the loss by ``(2 dz.(R w) + |dz|^2 |w|^2) / (2m)`` with
+``R = Z^L - Y``: the expansion of ``_mse_change`` for a rank-1 change, used when
+the perturbed layer is the one below the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .models.mlp import MLP
+from .numeric import EPS64, LOSS_ROUNDOFF, Evaluation, LoopProbe
+
+Array = np.ndarray
+Params = dict[str, Array]
+
+DEFAULT_MAX_MEMORY = 512 * 2**20  # bytes of scratch space for one chunk of perturbations
+# Work on about this many numbers per temporary array at a time: big enough for
+# numpy's per-call overhead to vanish, small enough to stay in cache.
+CACHE_ELEMENTS = 2**19
+TEMPORARIES = 6  # live arrays of one chunk's size, at the most, in any path below
+
+
+@dataclass
+class _Layer:
+    A: Array  # (m, n) pre-activation, float64
+    Z: Array  # (m, n) output
+    AT: Array  # (n, m) transposed copies, for column-wise access
+    ZT: Array
+
+
+class IncrementalProbe:
+    """Loss changes of an ``MLP`` under single-entry perturbations, computed incrementally.
+
+    ``along`` (a whole tensor moved along a direction) has no structure to exploit
+    and falls back to plain forward passes.
+    """
+
+    engine_name = "incremental"
+
+    def __init__(
+        self,
+        model: MLP,
+        params: Params,
+        max_memory: int = DEFAULT_MAX_MEMORY,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        self.max_memory = max_memory
+        self.progress = progress
+        self._loop = LoopProbe(model.loss, self.params, model.kink_pattern if model.has_kinks else None)
+        self.base = self._loop.base
+        self.evaluations = 1
+        self.peak_chunk_bytes = 0
+        cache = model.forward(self.params)
+        self.L = model.depth
+        self.m = model.spec.m
+        self.layers = [
+            _Layer(cache.A[l] if l else None, cache.Z[l], None if l == 0 else np.ascontiguousarray(cache.A[l].T),
+                   np.ascontiguousarray(cache.Z[l].T))
+            for l in range(self.L + 1)
+        ]
+        self.targets = cache.targets
+        self.loss_fn = model.loss_fn
+        self.fused = model.loss_fn.fused
+        self.out = cache.A[self.L] if self.fused else cache.Z[self.L]
+        # Losses that are a sum over output columns of column-local terms.
+        self.column_local = model.loss_fn.name in ("mse", "bce")
+        self.rank1_mse = model.loss_fn.name == "mse" and model.activations[-1].name == "identity"
+        if self.rank1_mse and self.L >= 2:
+            W = self.params[f"W{self.L}"]
+            residual = self.out - self.targets
+            self.U_T = np.ascontiguousarray((residual @ W.T).T)  # (n_{L-1}, m): R W^T, per column j
+            self.w_sq = np.einsum("jo,jo->j", W, W)  # |W^L[j, :]|^2
+
+    # ---- the probe interface ----------------------------------------------------------
+
+    def along(self, name: str, directions: Array, steps: Array) -> Evaluation:
+        self._loop.progress = self.progress
+        ev = self._loop.along(name, directions, steps)
+        self.evaluations += len(steps)
+        return ev
+
+    def entries(self, name: str, flat: Array, steps: Array) -> Evaluation:
+        """``J(x + steps[b] e_{flat[b]}) - J(x)`` for each b, without a forward pass each."""
+        flat = np.asarray(flat)
+        steps = np.asarray(steps)
+        kind, l = name[0], int(name[1:])
+        change = np.empty(len(flat), dtype=np.result_type(steps, np.float64))
+        crossed = np.zeros(len(flat), dtype=bool)
+        n_in, n_out = self.model.spec.layers[l - 1], self.model.spec.layers[l]
+        if kind == "W" and len(flat) == n_in * n_out and np.array_equal(flat, np.arange(len(flat))):
+            self._dense_weight(l, steps.reshape(n_in, n_out), change.reshape(n_in, n_out),
+                               crossed.reshape(n_in, n_out))
+        else:
+            for sl in self._chunks(len(flat), l, per_row=1):
+                if kind == "W":
+                    i, j = np.divmod(flat[sl], n_out)
+                    dA = steps[sl, None] * self.layers[l - 1].ZT[i]
+                else:
+                    j = flat[sl]
+                    dA = np.broadcast_to(steps[sl, None], (len(j), self.m))
+                change[sl], crossed[sl] = self._from_column(l, j, dA)
+                self._tick(len(j))
+        self.evaluations += len(flat)
+        roundoff = LOSS_ROUNDOFF * EPS64 * np.maximum(abs(self.base), np.abs(self.base + np.real(change)))
+        return Evaluation(change, roundoff, crossed)
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _tick(self, count: int) -> None:
+        if self.progress is not None:
+            self.progress(count)
+
+    def _bytes_per_perturbation(self, l: int) -> int:
+        """Scratch bytes one perturbation of layer ``l`` needs in the path it takes."""
+        sizes = self.model.spec.layers
+        if l == self.L:
+            width = sizes[-1]  # the output change and the loss's temporaries
+        elif l == self.L - 1 and self.rank1_mse:
+            width = 1  # a few vectors of length m
+        else:
+            width = max(sizes[l + 1:])  # full changes of every layer above
+        return 16 * self.m * TEMPORARIES * (width + 1)  # 16 bytes: room for complex steps
+
+    def _chunks(self, count: int, l: int, per_row: int) -> list[slice]:
+        """Slices of ``count`` rows, each row holding ``per_row`` perturbations, within the
+        memory bound and about a cache's worth of numbers."""
+        per = self._bytes_per_perturbation(l) * per_row
+        by_memory = max(1, self.max_memory // per)
+        by_cache = max(1, CACHE_ELEMENTS // (self.m * per_row))
+        size = int(min(by_memory, by_cache, count)) or 1
+        self.peak_chunk_bytes = max(self.peak_chunk_bytes, size * per)
+        return [slice(start, min(count, start + size)) for start in range(0, count, size)]
+
+    def _crossings(self, l: int, A: Array, dA: Array, axis: tuple[int, ...]) -> Array | None:
+        """Where ``A + dA`` has another sign than ``A`` (or ``A`` is on 0 and moves)."""
+        if not self.model.activations[l - 1].kink or np.iscomplexobj(dA):
+            return None
+        moved = np.sign(A + dA) != np.sign(A)
+        return moved.any(axis=axis)
+
+    def _dense_weight(self, l: int, steps: Array, change: Array, crossed: Array) -> None:
+        """Every entry of ``W^l``: rows of perturbations share their input change.
+
+        Blocks of whole rows when a row fits the memory bound, else blocks of one
+        row's columns: the arithmetic per entry is the same either way.
+        """
+        layer, below = self.layers[l], self.layers[l - 1]
+        act = self.model.activations[l - 1]
+        uniform = bool(np.all(steps == steps[:, :1]))
+        n_in, n_out = steps.shape
+        per_row = self._bytes_per_perturbation(l) * n_out
+        col_blocks = [slice(0, n_out)]
+        if per_row > self.max_memory:
+            col_blocks = self._chunks(n_out, l, per_row=1)
+        for cols in col_blocks:
+            width = cols.stop - cols.start
+            AT, ZT = layer.AT[cols][None], layer.ZT[cols][None]
+            for rows in self._chunks(n_in, l, per_row=width):
+                x = below.ZT[rows]  # (c, m)
+                if uniform:
+                    dA = (steps[rows, :1] * x)[:, None, :]  # (c, 1, m): one input change per row
+                else:
+                    dA = steps[rows, cols, None] * x[:, None, :]  # (c, width, m)
+                # (c, width, m); identity returns dA itself, hence the broadcast.
+                dZ = np.broadcast_to(act.change(AT, ZT, dA), (len(x), width, self.m))
+                hit = self._crossings(l, AT, dA, axis=(-1,))
+                out_change, out_hit = self._grid_above(l, cols, dA, dZ)
+                change[rows, cols] = out_change
+                if hit is not None:
+                    crossed[rows, cols] = hit
+                if out_hit is not None:
+                    crossed[rows, cols] |= out_hit
+                self._tick(out_change.size)
+
+    def _grid_above(self, l: int, cols: slice, dA: Array, dZ: Array) -> tuple[Array, Array | None]:
+        """Loss changes for a (rows, columns ``cols``, m) grid of column changes of layer ``l``."""
+        c, n, m = dZ.shape
+        if l == self.L and self.column_local:
+            # Only column j of the output moves: score it column by column.
+            d = np.broadcast_to(dA, dZ.shape) if self.fused else dZ
+            out = self.out.T[cols, :, None]  # (n, m, 1)
+            targets = self.targets.T[cols, :, None]
+            return self.loss_fn.change(out, targets, d[..., None]), None
+        if l == self.L - 1 and self.rank1_mse:
+            first = np.einsum("cjk,jk->cj", dZ, self.U_T[cols])
+            second = np.einsum("cjk,cjk->cj", dZ, dZ)
+            return (first + 0.5 * self.w_sq[cols] * second) / m, None
+        j = np.tile(np.arange(cols.start, cols.stop), c)
+        dA_cols = np.broadcast_to(dA, dZ.shape).reshape(c * n, m)
+        change, hit = self._above_column(l, j, dA_cols, dZ.reshape(c * n, m))
+        return change.reshape(c, n), None if hit is None else hit.reshape(c, n)
+
+    def _from_column(self, l: int, j: Array, dA: Array) -> tuple[Array, Array]:
+        """Loss changes when column ``j[b]`` of ``A^l`` moves by ``dA[b]`` (B, m)."""
+        layer = self.layers[l]
+        A, Z = layer.AT[j], layer.ZT[j]
+        dZ = self.model.activations[l - 1].change(A, Z, dA)
+        hit = self._crossings(l, A, dA, axis=(-1,))
+        change, above = self._above_column(l, j, dA, dZ)
+        crossed = np.zeros(len(j), dtype=bool)
+        for flags in (hit, above):
+            if flags is not None:
+                crossed |= flags
+        return change, crossed
+
+    def _above_column(self, l: int, j: Array, dA: Array, dZ: Array) -> tuple[Array, Array | None]:
+        """Propagate column changes ``dZ[b]`` of ``Z^l`` (column ``j[b]``) to the loss."""
+        B, m = dZ.shape
+        if l == self.L:
+            d = np.zeros((B, m, self.out.shape[1]), dtype=dZ.dtype)
+            d[np.arange(B), :, j] = dA if self.fused else dZ
+            return self.loss_fn.change(self.out, self.targets, d), None
+        if l == self.L - 1 and self.rank1_mse:
+            first = np.einsum("bk,bk->b", dZ, self.U_T[j])
+            return (first + 0.5 * self.w_sq[j] * np.einsum("bk,bk->b", dZ, dZ)) / m, None
+        W = self.params[f"W{l + 1}"]
+        dA_up = dZ[:, :, None] * W[j][:, None, :]  # rank-1 per perturbation: (B, m, n_{l+1})
+        return self._above_full(l + 1, dA_up)
+
+    def _above_full(self, k: int, dA: Array) -> tuple[Array, Array | None]:
+        """Propagate full changes ``dA`` (B, m, n_k) of ``A^k`` to the loss."""
+        B, m, _ = dA.shape
+        crossed = None
+        while True:
+            layer = self.layers[k]
+            hit = self._crossings(k, layer.A[None], dA, axis=(-2, -1))
+            if hit is not None:
+                crossed = hit if crossed is None else crossed | hit
+            if k == self.L:
+                d = dA if self.fused else self.model.activations[k - 1].change(layer.A[None], layer.Z[None], dA)
+                return self.loss_fn.change(self.out, self.targets, d), crossed
+            dZ = self.model.activations[k - 1].change(layer.A[None], layer.Z[None], dA)
+            W = self.params[f"W{k + 1}"]
+            dA = (dZ.reshape(B * m, -1) @ W).reshape(B, m, W.shape[1])
+            k += 1

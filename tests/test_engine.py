@@ -1,0 +1,154 @@
+"""The incremental engine gives the loop's numbers, verdicts and kink flags, in any chunking."""
+
+import io
+import itertools
+import json
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from gradcheck_cli import check_model
+from gradcheck_cli.cli import cli
+from gradcheck_cli.engine import IncrementalProbe
+from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, MLPSpec
+from gradcheck_cli.numeric import METHODS, LoopProbe
+from gradcheck_cli.report import RichProgress
+
+from mistakes import MISTAKES
+
+CASES = [
+    (depth, act, loss, bias)
+    for depth, act, loss, bias in itertools.product([1, 2, 3, 4], ACTIVATIONS, LOSSES, [True, False])
+]
+
+
+def _model(depth, act, loss, bias, m=9):
+    layers = [3, 4, 5, 3, 4][: depth + 1]
+    if loss == "softmax-ce":
+        layers[-1] = max(2, layers[-1])
+    return MLP(MLPSpec.build(layers, act, None, loss, bias, m, seed=depth))
+
+
+@pytest.mark.parametrize("depth, act, loss, bias", CASES)
+def test_loss_changes_match_the_loop(depth, act, loss, bias):
+    model = _model(depth, act, loss, bias)
+    params = model.initial_parameters()
+    loop = LoopProbe(model.loss, params, model.kink_pattern if model.has_kinks else None)
+    engine = IncrementalProbe(model, params, max_memory=4096)  # tiny: many chunks
+    for name, x in params.items():
+        flat = np.arange(x.size)
+        for steps in (np.full(x.size, 1e-3), np.linspace(1e-4, 0.3, x.size)):
+            a, b = loop.entries(name, flat, steps), engine.entries(name, flat, steps)
+            np.testing.assert_allclose(b.change, a.change, rtol=0, atol=1e-14)
+            if a.crossed is not None:
+                np.testing.assert_array_equal(b.crossed, a.crossed)
+            part = engine.entries(name, flat[1::2], steps[1::2])  # the gathered (non-grid) path
+            np.testing.assert_allclose(part.change, b.change[1::2], rtol=0, atol=1e-15)
+        imaginary = 1j * np.full(x.size, 1e-20)
+        a, b = loop.entries(name, flat, imaginary), engine.entries(name, flat, imaginary)
+        np.testing.assert_allclose(b.change.imag / 1e-20, a.change.imag / 1e-20, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("depth, act, loss", [(d, a, l) for d, a, l in itertools.product(
+    [1, 2, 4], ["tanh", "relu", "softplus"], LOSSES)])
+def test_numerical_gradients_match_the_loop_for_every_method(depth, act, loss, method):
+    model = _model(depth, act, loss, True, m=12)
+    fast = check_model(model, engine="incremental", method=method)
+    slow = check_model(model, engine="loop", method=method)
+    assert fast.engine == "incremental" and slow.engine == "loop"
+    for f, s in zip(fast.parameters, slow.parameters):
+        assert np.all(np.abs(f.numerical - s.numerical) <= f.noise + s.noise), f.name
+        assert (f.status == "FAIL") == (s.status == "FAIL")
+
+
+@pytest.mark.parametrize("mode", ["sample", "directional"])
+def test_modes_agree_between_engines(mode):
+    model = _model(2, "tanh", "mse", True, m=20)
+    fast = check_model(model, engine="incremental", mode=mode, samples=5, directions=3, taylor=True)
+    slow = check_model(model, engine="loop", mode=mode, samples=5, directions=3, taylor=True)
+    for f, s in zip(fast.parameters, slow.parameters):
+        np.testing.assert_array_equal(f.positions, s.positions)
+        np.testing.assert_allclose(f.numerical, s.numerical, rtol=1e-6, atol=1e-12)
+        assert f.taylor.order == pytest.approx(s.taylor.order, abs=0.05)
+
+
+@pytest.mark.parametrize("mistake", [m for m in MISTAKES if m.name != "linreg 2/m"], ids=lambda m: m.name)
+def test_same_verdicts_on_the_mistake_catalogue(mistake):
+    model = mistake.build()
+    fast, slow = check_model(model, engine="incremental"), check_model(model, engine="loop")
+    assert [p.status for p in fast.parameters] == [p.status for p in slow.parameters]
+    assert fast.exit_code == slow.exit_code == 1
+
+
+def test_tiny_memory_bound_forces_many_chunks_and_changes_nothing():
+    model = MLP(MLPSpec.build([20, 16, 8, 3], activation="relu", m=10))
+    params = model.initial_parameters()
+    big = IncrementalProbe(model, params)
+    small = IncrementalProbe(model, params, max_memory=1)
+    for name, x in params.items():
+        flat, steps = np.arange(x.size), np.full(x.size, 1e-4)
+        # Same arithmetic per entry; only numpy's summation order may differ with the block shape.
+        np.testing.assert_allclose(small.entries(name, flat, steps).change, big.entries(name, flat, steps).change,
+                                   rtol=1e-13, atol=0)
+    assert small.peak_chunk_bytes < big.peak_chunk_bytes
+    tiny, default = check_model(model, max_memory=1), check_model(model)
+    assert [p.status for p in tiny.parameters] == [p.status for p in default.parameters] == ["PASS"] * 6
+    for p, q in zip(tiny.parameters, default.parameters):
+        np.testing.assert_allclose(p.numerical, q.numerical, rtol=1e-12, atol=1e-18)
+
+
+def test_peak_chunk_respects_the_memory_bound():
+    model = MLP(MLPSpec.build([64, 32, 16, 4], m=32))
+    probe = IncrementalProbe(model, model.initial_parameters(), max_memory=2**20)
+    for name, x in model.initial_parameters().items():
+        probe.entries(name, np.arange(x.size), np.full(x.size, 1e-5))
+    assert 0 < probe.peak_chunk_bytes <= 2**20
+
+
+def test_engine_is_independent_of_the_backward_pass():
+    """A wrong backward pass cannot leak into the numerical side."""
+    wrong = MISTAKES[0].build()
+    right = MLP(wrong.spec)
+    a = check_model(wrong)
+    b = check_model(right)
+    for p, q in zip(a.parameters, b.parameters):
+        np.testing.assert_array_equal(p.numerical, q.numerical)
+
+
+def test_progress_bar_appears_in_a_terminal_for_a_long_check():
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    sink = RichProgress(console, delay=0.0)
+    check_model(MLP(MLPSpec.build([30, 20, 5], m=16)), engine="loop", progress=sink)
+    assert sink.shown
+    out = buffer.getvalue()
+    assert "W1" in out and "evals/s" in out
+
+
+def test_no_progress_bar_for_a_short_check():
+    buffer = io.StringIO()
+    sink = RichProgress(Console(file=buffer, force_terminal=True), delay=60.0)
+    check_model(MLP(MLPSpec.build([3, 4, 2])), progress=sink)
+    assert not sink.shown and buffer.getvalue() == ""
+
+
+def test_no_progress_bar_with_json(runner, monkeypatch):
+    monkeypatch.setattr("gradcheck_cli.report.RichProgress.advance",
+                        lambda *a: pytest.fail("progress with --json"))
+    monkeypatch.setattr("rich.console.Console.is_terminal", property(lambda self: True))
+    result = runner.invoke(cli, ["mlp", "--layers", "4,8,3", "--json"])
+    assert result.exit_code == 0
+    json.loads(result.stdout)
+
+
+def test_progress_bar_is_used_in_a_terminal(runner, monkeypatch):
+    calls = []
+    monkeypatch.setattr("gradcheck_cli.report.RichProgress.advance", lambda self, n: calls.append(n))
+    monkeypatch.setattr("rich.console.Console.is_terminal", property(lambda self: True))
+    result = runner.invoke(cli, ["mlp", "--layers", "4,8,3"])
+    assert result.exit_code == 0 and sum(calls) > 0
+    calls.clear()
+    runner.invoke(cli, ["mlp", "--layers", "4,8,3", "--quiet"])
+    assert calls == []
