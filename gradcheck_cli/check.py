@@ -274,8 +274,8 @@ def _judge(
     err = np.abs(analytic - n)
     scale = np.maximum(np.abs(analytic), np.abs(n))
     noise = d.noise.copy()
-    if d.kinks.any():
-        k = d.kinks
+    k = d.kinks & np.isfinite(d.lower) & np.isfinite(d.upper)
+    if k.any():
         lo, hi = d.lower[k], d.upper[k]
         a = analytic[k]
         err[k] = np.maximum(0.0, np.maximum(lo - a, a - hi))
@@ -320,6 +320,9 @@ def check_gradients(
     kink_pattern: Callable[[Params], Array | None] | None = None,
     probe_factory: Callable[[Params], Probe] | None = None,
     progress: ProgressSink | None = None,
+    smooth: bool = False,
+    loss_name: str = "loss",
+    grad_name: str = "gradient",
     title: str = "gradient check",
     model: dict[str, Any] | None = None,
     name: str = "",
@@ -333,7 +336,9 @@ def check_gradients(
     ``samples``, ``directions``, ``taylor``, ``seed``), given either as a
     ``Settings`` or as keywords.  ``probe_factory(reference_params)`` supplies a
     faster evaluator than the plain loop (the built-in MLP's engine); ``progress``
-    is told how far the check has come.  Returns the ``Report``.
+    is told how far the check has come.  ``kink_pattern`` (a model that reports
+    its kinks) or ``smooth=True`` (a function known to have none) turn off the
+    black-box kink search.  Returns the ``Report``.
     """
     settings = replace(settings or Settings(), **options).resolved()
     _validate_settings(settings)
@@ -347,9 +352,12 @@ def check_gradients(
     try:
         raw = gradients({k: v.copy() for k, v in typed.items()})
     except Exception as exc:
-        raise numeric.UserCodeError("gradient", exc) from exc
-    analytic = {k: v.astype(np.float64) for k, v in normalise_gradients(raw, typed).items()}
-    probe = probe_factory(reference) if probe_factory else LoopProbe(loss, reference, kink_pattern)
+        raise numeric.UserCodeError(grad_name, exc) from exc
+    analytic = {k: v.astype(np.float64) for k, v in normalise_gradients(raw, typed, grad_name).items()}
+    probe = probe_factory(reference) if probe_factory else LoopProbe(loss, reference, kink_pattern, loss_name)
+    # Unless the function is known smooth or reports its own kinks, entries whose
+    # sides disagree, and failing entries, are looked at again from outside.
+    black_box = not smooth and probe_factory is None and kink_pattern is None
     if progress is not None:
         probe.progress = progress.advance
 
@@ -384,6 +392,8 @@ def check_gradients(
 
             a_checked = a[positions]
         d = numeric.numerical_derivatives(evaluate, h, settings.method)
+        if black_box:
+            _settle_black_box(evaluate, d, a_checked, h, flat_x, positions, settings, dtype_eps, dtype)
         err, limit = _judge(a_checked, d, settings, dtype_eps)
         taylor = None
         if settings.taylor:
@@ -397,6 +407,34 @@ def check_gradients(
     elapsed = time.perf_counter() - start
     return Report(title, model or {}, settings, results, elapsed, probe.evaluations,
                   engine=getattr(probe, "engine_name", "loop"), name=name)
+
+
+def _settle_black_box(
+    evaluate: numeric.Evaluate, d: Derivatives, analytic: Array, h: Array, flat_x: Array, positions: Array,
+    settings: Settings, dtype_eps: float, dtype: np.dtype,
+) -> None:
+    """A user's function cannot report its kinks: look again at every entry whose sides
+    disagree sharply, and at every entry that fails (``numeric.settle_hidden_kinks``)."""
+    err, limit = _judge(analytic, d, settings, dtype_eps)
+    idx = np.union1d(numeric.hidden_kink_suspects(d), np.flatnonzero(err > limit))
+    if idx.size == 0:
+        return
+    if settings.method == "complex" or settings.mode == "directional":
+        # Halve from a real central step, whatever step the method used.
+        scale = h if settings.mode == "directional" and settings.method != "complex" else None
+        start = scale[idx] if scale is not None else numeric._compute_absolute_step(
+            flat_x[positions[idx]] if settings.mode != "directional" else np.full(idx.size, np.max(np.abs(flat_x))),
+            numeric._eps_for_method("central"), "central", dtype)
+    else:
+        start = h[idx]
+    floor = ANALYTIC_ROUNDOFF * dtype_eps * (np.max(np.abs(d.values)) if d.values.size else 0.0)
+
+    def passes(sub: Array, values: Array, noise: Array) -> Array:
+        a = analytic[sub]
+        scale = np.maximum(np.abs(a), np.abs(values))
+        return np.abs(a - values) <= settings.atol + settings.rtol * scale + noise + floor
+
+    numeric.settle_hidden_kinks(evaluate, d, idx, start, passes)
 
 
 def _taylor(
@@ -467,6 +505,6 @@ def check_model(
     spec = model.spec
     return check_gradients(
         model.loss, model.gradients, model.initial_parameters(), settings,
-        kink_pattern=model.kink_pattern if model.has_kinks else None,
+        kink_pattern=model.kink_pattern if model.has_kinks else None, smooth=not model.has_kinks,
         probe_factory=factory, progress=progress, title=spec.title(), model=spec.describe(), **options,
     )

@@ -243,7 +243,8 @@ def numerical_derivatives(evaluate: Evaluate, h: Array, method: str) -> Derivati
         # D(h) = f' + c h^2 + O(h^4): (4 D(h/2) - D(h)) / 3 cancels the h^2 term.
         values = (4 * v2 - v1) / 3
         noise = (4 * n2 + n1) / 3
-        return _resolve_kinks(evaluate, Derivatives(values, h, noise, k1 | k2, nan, nan.copy()), richardson=True)
+        d = Derivatives(values, h, noise, k1 | k2, np.minimum(lo1, lo2), np.maximum(hi1, hi2))
+        return _resolve_kinks(evaluate, d, richardson=True)
     raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
 
 
@@ -294,6 +295,80 @@ def _resolve_kinks(evaluate: Evaluate, d: Derivatives, richardson: bool = False)
     d.upper[idx] = np.maximum(right_x, left_x)
     d.noise[idx] = 4 * noise + spread
     return d
+
+
+def hidden_kink_suspects(d: Derivatives) -> Array:
+    """Entries whose one-sided differences disagree by more than a tenth of the slope.
+
+    A smooth function's sides differ by ``h f''``, a tiny fraction of the slope at
+    the steps used here; a kink's by its jump, whatever the step.  Central and
+    Richardson differences measure both sides; forward and complex step report
+    none (their failing entries are still looked at).
+    """
+    spread = d.upper - d.lower  # nan where a method measured one side only
+    scale = np.maximum(np.abs(d.upper), np.abs(d.lower))
+    with np.errstate(invalid="ignore"):
+        suspect = (spread > 0.1 * scale) & (spread > 100 * d.noise)
+    return np.flatnonzero(suspect)
+
+
+def settle_hidden_kinks(
+    evaluate: Evaluate, d: Derivatives, idx: Array, start: Array, passes: Callable[[Array, Array, Array], Array]
+) -> None:
+    """Look again at failing entries ``idx`` of a black-box function, for kinks it hides.
+
+    A kink cannot be seen from outside a user's function, only its effect: the two
+    one-sided differences disagree, by an amount that does not shrink with the
+    step as a smooth function's ``h f''`` does.  For each entry the step is halved
+    (both sides measured) until one of these holds:
+
+    * the central difference at the smaller step passes (``passes(idx, values,
+      noise)``): a kink near, not at, the point spoiled the larger step; the entry
+      takes the new value;
+    * the one-sided disagreement stays put while the step halves, well above
+      round-off: the point sits on a kink; the entry gets the interval between the
+      extrapolated one-sided derivatives (the subgradient rule);
+    * the disagreement halves with the step twice in a row, or sinks into
+      round-off: the function is smooth there and the failure stands.
+
+    ``start`` are real steps to halve from (the complex step's is far too small).
+    """
+    hk = start.copy()
+    spread_before: Array | None = None
+    sides_before: tuple[Array, Array] | None = None
+    smooth_streak = np.zeros(len(idx), dtype=int)
+    for level in range(KINK_HALVINGS + 1):
+        if level:
+            hk = hk / 2
+        plus, minus = evaluate(hk, idx), evaluate(-hk, idx)
+        values, noise, _, _, _ = _combine_sides(plus, minus, hk)
+        right, left = np.real(plus.change) / hk, -np.real(minus.change) / hk
+        spread = np.abs(right - left)
+        audible = spread > 100 * noise
+        keep = np.ones(len(idx), dtype=bool)
+        if spread_before is not None and sides_before is not None:
+            ratio = spread / np.maximum(spread_before, np.finfo(float).tiny)
+            on_kink = audible & (ratio > 0.8) & (ratio < 1.25)
+            if on_kink.any():
+                right_x = 2 * right[on_kink] - sides_before[0][on_kink]
+                left_x = 2 * left[on_kink] - sides_before[1][on_kink]
+                where = idx[on_kink]
+                d.lower[where] = np.minimum(right_x, left_x)
+                d.upper[where] = np.maximum(right_x, left_x)
+                d.noise[where] = 4 * noise[on_kink] + np.maximum(
+                    np.abs(right_x - right[on_kink]), np.abs(left_x - left[on_kink]))
+                d.values[where], d.steps[where], d.kinks[where] = values[on_kink], hk[on_kink], True
+            smooth_streak = np.where((ratio > 0.35) & (ratio < 0.65), smooth_streak + 1, 0)
+            keep = ~on_kink & (smooth_streak < 2)
+        if level:
+            settled = keep & passes(idx, values, noise)
+            done = idx[settled]
+            d.values[done], d.noise[done], d.steps[done] = values[settled], noise[settled], hk[settled]
+            keep &= ~settled & audible
+        idx, hk, spread, smooth_streak = idx[keep], hk[keep], spread[keep], smooth_streak[keep]
+        spread_before, sides_before = spread, (right[keep], left[keep])
+        if idx.size == 0:
+            return
 
 
 def _take(ev: Evaluation, idx: Array) -> Evaluation:

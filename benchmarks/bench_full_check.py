@@ -1,0 +1,181 @@
+"""Full-check benchmark: the incremental engine against the per-entry loop and torch.
+
+Every entry of every parameter is checked with central differences (tanh hidden
+layers, MSE, bias, float64) on the same model, data and step, side by side in one
+process.  Prints, per size: the median wall time of each contender, the ratios,
+the largest difference between the engine's and the loop's numerical gradients,
+the engine's peak memory, and a floor: the arithmetic the incremental scheme
+cannot avoid divided by this machine's measured throughput for that kind of
+operation.
+
+    python benchmarks/bench_full_check.py                 # all sizes
+    python benchmarks/bench_full_check.py --sizes 4-8-3 --repeats 5
+
+torch.autograd.gradcheck runs when torch is installed (``pip install
+torch==2.13.0``); otherwise its columns say so.  The loop is slow on the large
+sizes; ``--loop-repeats`` (default 1) sets how often it runs there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from gradcheck_cli import check_model
+from gradcheck_cli.engine import DEFAULT_MAX_MEMORY
+from gradcheck_cli.models import MLP, MLPSpec
+from gradcheck_cli.numeric import _eps_for_method
+
+SIZES = {"4-8-3": 100, "64-128-10": 100, "784-128-10": 64, "784-256-128-10": 64}
+LARGE = 50_000  # entries above which the loop and torch's slow mode run --loop-repeats times
+
+
+def _median_time(run: Callable[[], object], repeats: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def _peak_memory(run: Callable[[], object]) -> int:
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    run()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def _throughput(m: int) -> dict[str, float]:
+    """Measured rates on this machine: elementwise ops per second, GEMM flops per second."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(2**20), rng.standard_normal(2**20)
+    out = np.empty_like(a)
+    elementwise, _ = _median_time(lambda: np.multiply(a, b, out=out), 20)
+    x, w = rng.standard_normal((256 * m, 128)), rng.standard_normal((128, 128))
+    gemm, _ = _median_time(lambda: x @ w, 10)
+    return {"elementwise": a.size / elementwise, "gemm": 2 * x.shape[0] * 128 * 128 / gemm}
+
+
+def _floor_seconds(layers: list[int], m: int, rates: dict[str, float]) -> float:
+    """Work the incremental scheme cannot avoid, for central differences (two steps per entry).
+
+    Moving one entry of layer l's weights or bias: its column of A^l and Z^l (m
+    elementwise ops each).  Below the output layer, the rank-1 change of the next
+    pre-activation and its activation (2 m n_{l+1}), and for every layer further up
+    a matrix product (2 m n_k n_{k+1} flops) and an activation (m n_{k+1}).  The
+    loss change reads every output that moved (2 m n_L ops), except that the layer
+    just below an identity output needs only two length-m dot products (4 m).
+    """
+    L = len(layers) - 1
+    elementwise = gemm = 0.0
+    for l in range(1, L + 1):
+        count = layers[l - 1] * layers[l] + layers[l]  # weights and bias entries
+        ops = 2 * m
+        flops = 0.0
+        if l == L:
+            ops += 2 * m
+        elif l == L - 1:
+            ops += 4 * m
+        else:
+            ops += 2 * m * layers[l + 1]
+            for k in range(l + 1, L):
+                flops += 2 * m * layers[k] * layers[k + 1]
+                ops += m * layers[k + 1]
+            ops += 2 * m * layers[-1]
+        elementwise += 2 * count * ops
+        gemm += 2 * count * flops
+    return elementwise / rates["elementwise"] + gemm / rates["gemm"]
+
+
+def _torch_check(model: MLP, step: float, fast: bool) -> Callable[[], bool] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(2)
+    params = model.initial_parameters()
+    X = torch.from_numpy(model.X)
+    Y = torch.from_numpy(model.targets)
+    names = list(params)
+    tensors = tuple(torch.from_numpy(params[n]).clone().requires_grad_(True) for n in names)
+
+    def loss(*values: "torch.Tensor") -> "torch.Tensor":
+        p = dict(zip(names, values))
+        z = X
+        for l in range(1, model.depth + 1):
+            a = z @ p[f"W{l}"] + p[f"b{l}"]
+            z = torch.tanh(a) if l < model.depth else a
+        r = z - Y
+        return (r * r).sum() / (2 * X.shape[0])
+
+    return lambda: torch.autograd.gradcheck(loss, tensors, eps=step, atol=1e-5, rtol=1e-3,
+                                           fast_mode=fast, raise_exception=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--repeats", type=int, default=5, help="runs of the engine (and of small loops)")
+    parser.add_argument("--loop-repeats", type=int, default=1, help="runs of the loop and torch slow mode on large sizes")
+    parser.add_argument("--no-torch", action="store_true", help="skip torch even when installed")
+    args = parser.parse_args()
+
+    console = Console(width=200)
+    step = _eps_for_method("central")  # every |x| <= 1 here, so h = step for every entry
+    table = Table(title="full check, central differences, every entry (median seconds)", header_style="bold")
+    for header in ("size", "m", "entries", "engine s", "loop s", "loop/engine", "torch slow s", "torch/engine",
+                   "torch fast s", "max |engine-loop|", "engine peak MiB", "floor s", "engine/floor"):
+        table.add_column(header, justify="right")
+    notes = []
+    for size in args.sizes:
+        layers = [int(n) for n in size.split("-")]
+        m = SIZES[size]
+        model = MLP(MLPSpec.build(layers, activation="tanh", loss="mse", bias=True, m=m, seed=0))
+        assert all(np.abs(v).max() <= 1 for v in model.initial_parameters().values())
+        entries = sum(v.size for v in model.initial_parameters().values())
+        slow_repeats = args.loop_repeats if entries > LARGE else args.repeats
+
+        engine_s, fast = _median_time(lambda: check_model(model, engine="incremental"), args.repeats)
+        loop_s, slow = _median_time(lambda: check_model(model, engine="loop"), slow_repeats)
+        diff = max(float(np.max(np.abs(f.numerical - s.numerical))) for f, s in zip(fast.parameters, slow.parameters))
+        assert fast.passed and slow.passed
+        peak = _peak_memory(lambda: check_model(model, engine="incremental"))
+        floor = _floor_seconds(layers, m, _throughput(m))
+
+        torch_slow = torch_fast = "-"
+        torch_ratio = "-"
+        slow_check = None if args.no_torch else _torch_check(model, step, fast=False)
+        if slow_check is None:
+            notes.append("torch not installed (pip install torch==2.13.0): its columns are skipped")
+        else:
+            t_slow, ok_slow = _median_time(slow_check, slow_repeats)
+            t_fast, ok_fast = _median_time(_torch_check(model, step, fast=True), args.repeats)
+            torch_slow, torch_fast = f"{t_slow:.3f}", f"{t_fast:.3f}"
+            torch_ratio = f"{t_slow / engine_s:.0f}x"
+            if not (ok_slow and ok_fast):
+                notes.append(f"{size}: torch.autograd.gradcheck reported a mismatch")
+        table.add_row(
+            size, str(m), f"{entries:,}", f"{engine_s:.4f}", f"{loop_s:.3f}", f"{loop_s / engine_s:.0f}x",
+            torch_slow, torch_ratio, torch_fast, f"{diff:.1e}", f"{peak / 2**20:.1f}", f"{floor:.4f}",
+            f"{engine_s / floor:.1f}x",
+        )
+        console.print(f"done {size}")
+    console.print(table)
+    console.print(f"max-memory bound: {DEFAULT_MAX_MEMORY / 2**20:.0f} MiB; step h = {step:.3g}; loop and torch "
+                  f"slow mode run {args.loop_repeats}x on sizes over {LARGE:,} entries, else {args.repeats}x")
+    for note in dict.fromkeys(notes):
+        console.print(note)
+
+
+if __name__ == "__main__":
+    main()
