@@ -2,6 +2,11 @@
 
 __version__ = "0.1.0"
 
-from .check import InputError, ParameterResult, Report, Settings, check_gradients, check_model  # noqa: E402
+from .check import (  # noqa: E402
+    InputError, ParameterResult, Report, Settings, assert_gradients, check_gradients, check_model,
+)
 
-__all__ = ["__version__", "check_gradients", "check_model", "Report", "ParameterResult", "Settings", "InputError"]
+__all__ = [
+    "__version__", "check_gradients", "assert_gradients", "check_model", "Report", "ParameterResult", "Settings",
+    "InputError",
+]

@@ -473,6 +473,17 @@ def _validate_settings(s: Settings) -> None:
         raise InputError(f"directions must be >= 1; got {s.directions}")
 
 
+def assert_gradients(
+    loss: Callable[[Params], float], gradients: Callable[[Params], Any], params: Mapping[str, Any], **options: Any
+) -> Report:
+    """``check_gradients`` for a test suite: returns the Report when every parameter
+    passes, raises ``AssertionError`` whose message is the plain-text table otherwise."""
+    report = check_gradients(loss, gradients, params, **options)
+    if not report.passed:
+        raise AssertionError("gradient check failed\n" + report.to_text())
+    return report
+
+
 ENGINES = ("auto", "incremental", "loop")
 
 

@@ -7,6 +7,7 @@ Exit codes: 0 every parameter passes, 1 any parameter fails, 2 bad usage or inpu
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,9 @@ from .check import DTYPES, ENGINES, MODES, InputError, Report, Settings, check_m
 from .engine import DEFAULT_MAX_MEMORY
 from .models import ACTIVATIONS, LOSSES, MLP, LinearRegression, LinRegSpec, MLPSpec, SpecError
 from .numeric import METHODS, BadValueError, UserCodeError
-from .report import RichProgress, render_summary, reports_to_junit
+from .config import load_suite, run_check
+from .report import RichProgress, render_suite_summary, render_summary, reports_to_junit, suite_to_dict
+from .userfunc import FuncSpec, check_function, parse_param
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -293,6 +296,75 @@ def linreg(m: int, n: int, l2: float, **kw: Any) -> int:
     report = check_model(LinearRegression(spec), _settings(kw), **_engine_options(kw))
     _emit([report], kw)
     return report.exit_code
+
+
+class ParamSpec(click.ParamType):
+    """``NAME=SHAPE``: ``W=4x3``, ``b=3``, ``s=`` (a scalar)."""
+
+    name = "NAME=SHAPE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, tuple]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_param(str(value))
+        except InputError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@cli.command()
+@click.argument("loss", metavar="FILE.py:LOSS")
+@click.option("--grad", required=True, metavar="FILE.py:GRAD", help="Your gradient: GRAD(**params) -> dict.")
+@click.option("--param", "params", type=ParamSpec(), multiple=True,
+              help="A parameter and its shape, e.g. W=4x3, b=3, s= (scalar); repeat for each.")
+@click.option("--init", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start from the arrays of this .npz instead of drawing them from --seed.")
+@_check_options
+def func(loss: str, grad: str, params: tuple[tuple[str, tuple[int, ...]], ...], init: Path | None,
+         **kw: Any) -> int:
+    """Check your own gradient: LOSS(**params) -> float against GRAD(**params) -> dict.
+
+    Parameters are drawn from --seed (standard normal) with the shapes of --param,
+    or loaded with --init. Kinks (|x|, max) are found from the one-sided
+    differences and judged by the subgradient rule.
+
+    Example: gradcheck func examples/two_layer.py:loss --grad examples/two_layer.py:grad
+    --param W1=4x8 --param b1=8 --param W2=8x2 --param b2=2
+    """
+    if kw["engine"] == "incremental":
+        raise click.BadParameter("the incremental engine is only for mlp; use auto or loop", param_hint="'--engine'")
+    spec = FuncSpec(loss, grad, params, None if init is None else str(init), kw["seed"])
+    progress = _progress(kw)
+    report = check_function(spec, _settings(kw), progress=progress)
+    _emit([report], kw)
+    return report.exit_code
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG.toml")
+@click.option("--json", "as_json", is_flag=True, help="Print the suite's reports as JSON instead of tables.")
+@click.option("--junit", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              help="Also write a JUnit XML report (one testcase per parameter per check).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no tables: verdict lines and the summary.")
+def run(config: Path, as_json: bool, junit: Path | None, quiet: bool) -> int:
+    """Run every [[check]] of a TOML suite; exit 1 if any check fails.
+
+    Example: gradcheck run configs/ci.toml --junit gradcheck.xml
+    """
+    checks = load_suite(config)
+    kw = {"as_json": as_json, "quiet": quiet, "junit": None}
+    reports = [run_check(c, _progress(kw)) for c in checks]
+    if as_json:
+        click.echo(json.dumps(suite_to_dict(reports), indent=2))
+    else:
+        console = _stdout_console()
+        for report in reports:
+            console.print(render_summary(report) if quiet else report)
+            console.print()
+        console.print(render_suite_summary(reports))
+    if junit is not None:
+        junit.write_text(reports_to_junit(reports), encoding="utf-8")
+    return 0 if all(r.passed for r in reports) else EXIT_FAIL
 
 
 def main(args: list[str] | None = None, prog_name: str = "gradcheck") -> None:
