@@ -150,8 +150,9 @@ def load_suite(path: str | Path) -> list[CheckConfig]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
-        raise ConfigError(f"{path}:{line}: not valid TOML: {_first_clause(str(exc))}") from None
+        message = str(exc)
+        line = max(1, len(text.splitlines())) if "end of document" in message else _line_from_message(message)
+        raise ConfigError(f"{path}:{line}: not valid TOML: {_first_clause(message)}") from None
     lines = text.splitlines()
     extra = [k for k in data if k != "check"]
     if extra:
@@ -177,7 +178,7 @@ def _line_from_message(message: str) -> int:
 
 
 def _first_clause(message: str) -> str:
-    return re.sub(r"\s*\(at line \d+, column \d+\)", "", message).strip()
+    return re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message).strip()
 
 
 def _one_check(path: Path, lines: list[str], index: int, table: dict[str, Any]) -> CheckConfig:

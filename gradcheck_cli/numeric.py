@@ -98,15 +98,15 @@ class Evaluation:
 Evaluate = Callable[[Array, "Array | None"], Evaluation]
 
 
-def _finite_scalar(value: object, where: str) -> complex | float:
+def _finite_scalar(value: object, who: str, context: str) -> complex | float:
     arr = np.asarray(value)
     if arr.size != 1:
-        raise BadValueError(f"{where} must return a scalar; got an array of shape {arr.shape}")
+        raise BadValueError(f"{who} must return a scalar; got an array of shape {arr.shape} {context}")
     v = arr.reshape(()).item()
     if not isinstance(v, (int, float, complex)):
-        raise BadValueError(f"{where} must return a number; got {type(value).__name__}")
+        raise BadValueError(f"{who} must return a number; got {type(value).__name__} {context}")
     if not np.isfinite(v):
-        raise BadValueError(f"{where} returned {v} (not finite)")
+        raise BadValueError(f"{who} returned {v} {context}; the loss must be a finite number")
     return v
 
 
@@ -138,7 +138,7 @@ class LoopProbe:
             value = self._loss(params)
         except Exception as exc:  # the user's code: report it, do not crash
             raise UserCodeError(self._where, exc) from exc
-        return _finite_scalar(value, f"{self._where} ({context})")
+        return _finite_scalar(value, self._where, context)
 
     def _roundoff(self, change: Array) -> Array:
         return LOSS_ROUNDOFF * EPS64 * np.maximum(abs(self.base), np.abs(self.base + np.real(change)))

@@ -1,0 +1,154 @@
+"""Config suites: shipped configs run; errors name file, line and key; JUnit and JSON for CI."""
+
+import json
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from gradcheck_cli.cli import cli
+from gradcheck_cli.config import ConfigError, load_suite
+
+CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
+
+
+def test_the_four_promised_configs_ship():
+    assert {p.name for p in CONFIGS} >= {"seed-mlp.toml", "mlp-relu-softmax.toml", "linreg.toml", "ci.toml"}
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_runs_and_passes(runner, config):
+    result = runner.invoke(cli, ["run", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["passed"] and data["failed_checks"] == []
+    assert [c["name"] for c in data["checks"]] == [c.name for c in load_suite(config)]
+
+
+def test_seed_config_is_the_seeds_exact_model():
+    (check,) = load_suite(CONFIGS[[p.name for p in CONFIGS].index("seed-mlp.toml")])
+    assert check.spec.bias is False and set(check.spec.activations) == {"sigmoid"}
+
+
+def _suite(tmp_path, body):
+    path = tmp_path / "suite.toml"
+    path.write_text(textwrap.dedent(body).lstrip())
+    return path
+
+
+FAILING = """
+[[check]]
+name = "good"
+model = "linreg"
+
+[[check]]
+name = "too-big-a-forward-step"
+model = "linreg"
+method = "forward"
+eps = 0.1
+"""
+
+
+def test_a_suite_with_one_failing_check_exits_1_and_names_it(runner, tmp_path):
+    path = _suite(tmp_path, FAILING)
+    result = runner.invoke(cli, ["run", str(path)])
+    assert result.exit_code == 1
+    summary = result.output[result.output.index("suite summary"):]
+    assert "too-big-a-forward-step" in summary and "FAIL" in summary
+    data = json.loads(runner.invoke(cli, ["run", str(path), "--json"]).stdout)
+    assert data["failed_checks"] == ["too-big-a-forward-step"] and data["exit_code"] == 1
+
+
+def test_junit_counts_tests_and_failures(runner, tmp_path):
+    path = _suite(tmp_path, FAILING + """
+[[check]]
+name = "mlp"
+model = "mlp"
+layers = [3, 4, 2]
+""")
+    junit = tmp_path / "out.xml"
+    result = runner.invoke(cli, ["run", str(path), "--junit", str(junit), "--quiet"])
+    assert result.exit_code == 1
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites"
+    assert root.get("tests") == "6" and root.get("failures") == "1"
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["good", "too-big-a-forward-step", "mlp"]
+    assert [s.get("tests") for s in suites] == ["1", "1", "4"]
+    failure = suites[1].find("testcase/failure")
+    assert failure is not None and "theta" in failure.get("message") and "worst at [" in failure.get("message")
+
+
+def test_junit_for_a_single_command(runner, tmp_path):
+    junit = tmp_path / "one.xml"
+    result = runner.invoke(cli, ["mlp", "--layers", "4,8,3", "--junit", str(junit)])
+    assert result.exit_code == 0
+    root = ET.parse(junit).getroot()
+    assert root.get("tests") == "4" and root.get("failures") == "0"
+    assert [c.get("name") for c in root.iter("testcase")] == ["W1", "b1", "W2", "b2"]
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[[check]]\nname = \"a\"\nmodel = \"mlp\"\nlayers = [4, 8, 3\n",
+     "{path}:4: not valid TOML: Unclosed array"),
+    ("[[check]]\nname = \"a\"\nm = = 3\nmodel = \"linreg\"\n",
+     "{path}:3: not valid TOML: Invalid value"),
+    ("[[check]]\nname = \"a\"\nmodel = \"mlp\"\nlayers = [4, 8, 3]\nlyers = 3\n",
+     "{path}:5: unknown key 'lyers' in check 'a' (model mlp); valid keys: name, model, method, eps, dtype, rtol, "
+     "atol, mode, samples, directions, taylor, seed, engine, max_memory, layers, activation, activations, loss, "
+     "bias, m"),
+    ("[[check]]\nname = \"a\"\nmodel = \"linreg\"\n\nm = \"ten\"\n",
+     "{path}:5: key 'm' in check 'a' must be an integer >= 1; got 'ten' (string)"),
+    ("[[check]]\nname = \"a\"\nmodel = \"linreg\"\ntaylor = 1\n",
+     "{path}:4: key 'taylor' in check 'a' must be true or false; got 1 (integer)"),
+    ("[[check]]\nname = \"a\"\nmodel = \"mlp\"\nlayers = [4, 0, 3]\n",
+     "{path}:4: key 'layers' in check 'a': every size must be a whole number >= 1; got 4,0,3"),
+    ("[[check]]\nname = \"a\"\nmodel = \"mlp\"\n",
+     "{path}:1: check 'a' (model mlp) needs the key 'layers'"),
+    ("[[check]]\nname = \"a\"\nmodel = \"cnn\"\n",
+     "{path}:3: key 'model' in check 'a' must be one of 'mlp', 'linreg', 'func'; got 'cnn'"),
+    ("[[check]]\nmodel = \"linreg\"\n",
+     "{path}:1: check 1 has no 'name'; every check needs name and model (mlp, linreg or func)"),
+    ("title = \"x\"\n",
+     "{path}:1: unknown top-level key 'title'; a suite holds only [[check]] tables"),
+    ("[[check]]\nname = \"a\"\nmodel = \"linreg\"\n[[check]]\nname = \"a\"\nmodel = \"linreg\"\n",
+     "{path}:5: check name 'a' is used twice; give every check its own name"),
+    ("[[check]]\nname = \"a\"\nmodel = \"linreg\"\nmethod = \"secant\"\n",
+     "{path}:4: key 'method' in check 'a' must be one of 'central', 'forward', 'richardson', 'complex'; "
+     "got 'secant'"),
+])
+def test_config_errors_name_file_line_and_key(runner, tmp_path, body, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    expected = message.format(path=path)
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert str(info.value).startswith(expected)
+    result = runner.invoke(cli, ["run", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: " + expected) and result.stderr.count("\n") == 1
+
+
+def test_missing_config_file(runner, tmp_path):
+    result = runner.invoke(cli, ["run", str(tmp_path / "none.toml")])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {tmp_path / 'none.toml'}: cannot read the config file (No such file or " \
+                            f"directory); give a TOML file\n"
+
+
+def test_func_paths_are_relative_to_the_config(tmp_path, runner):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "f.py").write_text(
+        "import numpy as np\ndef loss(w):\n    return float(np.sum(w**2))\ndef grad(w):\n    return {'w': 2*w}\n")
+    path = _suite(tmp_path, """
+    [[check]]
+    name = "mine"
+    model = "func"
+    loss = "sub/f.py:loss"
+    grad = "sub/f.py:grad"
+    params = { w = "3x2" }
+    """)
+    result = runner.invoke(cli, ["run", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["checks"][0]["parameters"][0]["shape"] == [3, 2]

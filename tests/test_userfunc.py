@@ -1,0 +1,214 @@
+"""gradcheck func and the Python API on a user's own code."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradcheck_cli import assert_gradients, check_gradients
+from gradcheck_cli.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = str(ROOT / "examples" / "two_layer.py")
+ABS = str(ROOT / "examples" / "abs_sum.py")
+SHAPES = ["--param", "W1=4x8", "--param", "b1=8", "--param", "W2=8x2", "--param", "b2=2"]
+
+
+def _func(runner, grad="grad", *extra, loss=None):
+    return runner.invoke(cli, ["func", loss or f"{EXAMPLE}:loss", "--grad", f"{EXAMPLE}:{grad}", *SHAPES, *extra])
+
+
+def test_correct_example_passes(runner):
+    result = _func(runner)
+    assert result.exit_code == 0, result.output
+    assert "PASS  4 parameters, 0 failed" in result.output
+
+
+def test_wrong_example_fails_on_the_right_parameters(runner):
+    result = _func(runner, "grad_wrong", "--json")
+    assert result.exit_code == 1
+    status = {p["name"]: p["status"] for p in json.loads(result.stdout)["parameters"]}
+    assert status == {"W1": "FAIL", "b1": "FAIL", "W2": "PASS", "b2": "PASS"}
+
+
+@pytest.mark.parametrize("options", [["--method", "complex"], ["--method", "richardson"], ["--mode", "sample"],
+                                     ["--mode", "directional"], ["--taylor"], ["--dtype", "float32"]])
+def test_every_option_works_for_func(runner, options):
+    assert _func(runner, "grad", *options).exit_code == 0
+    assert _func(runner, "grad_wrong", *options).exit_code == 1
+
+
+def _write(tmp_path, body, name="user.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return str(path)
+
+
+USER = """
+import numpy as np
+
+def loss(W, b):
+    return float(np.sum(W ** 2) + np.sum(b))
+
+def grad(W, b):
+    return {"W": 2 * W, "b": np.ones_like(b)}
+
+def grad_shape(W, b):
+    return {"W": (2 * W).T, "b": np.ones_like(b)}
+
+def grad_missing(W, b):
+    return {"W": 2 * W}
+
+def grad_extra(W, b):
+    return {"W": 2 * W, "b": np.ones_like(b), "c": 1.0}
+
+def grad_nan(W, b):
+    g = 2 * W
+    g[1, 2] = np.nan
+    return {"W": g, "b": np.ones_like(b)}
+
+def grad_tuple(W, b):
+    return 2 * W, np.ones_like(b)
+
+def loss_vector(W, b):
+    return W.sum(axis=0)
+
+def loss_nan(W, b):
+    return float("nan")
+
+def loss_raises(W, b):
+    return helper(W)
+
+def helper(W):
+    raise ValueError("shapes do not align in my forward pass")
+"""
+
+
+@pytest.mark.parametrize("loss, grad, message", [
+    ("loss", "grad_shape", "Error: {path}:grad_shape: W has shape (3, 2), expected (2, 3) (the shape of W)"),
+    ("loss", "grad_missing", "Error: {path}:grad_missing returned no entry for b; expected keys W, b"),
+    ("loss", "grad_extra", "Error: {path}:grad_extra returned unknown keys c; expected keys W, b"),
+    ("loss", "grad_nan", "Error: {path}:grad_nan: W is nan at [1, 2]; gradients must be finite"),
+    ("loss_vector", "grad",
+     "Error: {path}:loss_vector must return a scalar; got an array of shape (3,) at the starting point"),
+    ("loss_nan", "grad", "Error: {path}:loss_nan returned nan at the starting point; the loss must be a finite number"),
+    ("loss", "nothere", "Error: --grad: {path} has no function 'nothere'; functions defined there: grad, grad_extra, "
+                        "grad_missing, grad_nan, grad_shape, grad_tuple, helper, loss, loss_nan, loss_raises, "
+                        "loss_vector"),
+])
+def test_user_errors_are_one_clear_line_with_exit_2(runner, tmp_path, loss, grad, message):
+    path = _write(tmp_path, USER)
+    result = runner.invoke(cli, ["func", f"{path}:{loss}", "--grad", f"{path}:{grad}", "--param", "W=2x3",
+                                 "--param", "b=3"])
+    assert result.exit_code == 2
+    assert result.stderr == message.format(path=path) + "\n"
+    assert result.stdout == ""
+
+
+def test_missing_file(runner, tmp_path):
+    result = runner.invoke(cli, ["func", "nowhere.py:loss", "--grad", "nowhere.py:grad", "--param", "W=2"])
+    assert result.exit_code == 2
+    assert result.stderr == "Error: loss: file 'nowhere.py' not found; give an existing FILE.py:FUNCTION\n"
+
+
+@pytest.mark.parametrize("param, message", [
+    ("W=2xa", "Error: Invalid value for '--param': shape '2xa': 'a' is not a whole number; e.g. W=4x3, b=3, s= (a scalar)"),
+    ("W", "Error: Invalid value for '--param': 'W' is not NAME=SHAPE; e.g. W=4x3, b=3, s= (a scalar)"),
+    ("W=0x3", "Error: Invalid value for '--param': shape '0x3': every dimension must be >= 1; e.g. W=4x3"),
+])
+def test_bad_param_option(runner, tmp_path, param, message):
+    path = _write(tmp_path, USER)
+    result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--param", param])
+    assert result.exit_code == 2 and result.stderr == message + "\n"
+
+
+def test_exception_in_user_code_shows_the_users_frames(runner, tmp_path):
+    path = _write(tmp_path, USER)
+    result = runner.invoke(cli, ["func", f"{path}:loss_raises", "--grad", f"{path}:grad", "--param", "W=2x3",
+                                 "--param", "b=3"])
+    assert result.exit_code == 2
+    err = result.stderr.splitlines()
+    assert err[0] == "Traceback (user code, most recent call last):"
+    assert any("in loss_raises" in line for line in err) and any("in helper" in line for line in err)
+    assert not any("gradcheck_cli" in line for line in err)
+    assert err[-1] == (f"Error: {path}:loss_raises raised ValueError: shapes do not align in my forward pass")
+
+
+def test_tuple_gradient_and_init_file(runner, tmp_path):
+    path = _write(tmp_path, USER)
+    init = tmp_path / "start.npz"
+    np.savez(init, W=np.arange(6.0).reshape(2, 3), b=np.zeros(3))
+    result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad_tuple", "--init", str(init),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [p["shape"] for p in data["parameters"]] == [[2, 3], [3]]
+    bad = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--init", str(init),
+                              "--param", "W=3x2", "--param", "b=3"])
+    assert bad.exit_code == 2
+    assert bad.stderr == f"Error: --init: W in {init} has shape (2, 3), but --param says (3, 2)\n"
+
+
+def test_abs_sum_at_exact_zeros_uses_the_subgradient_rule(runner, tmp_path):
+    init = tmp_path / "zeros.npz"
+    np.savez(init, W=np.array([[0.0, 1.5, 0.0], [-2.0, 0.0, 0.3]]))
+    ok = runner.invoke(cli, ["func", f"{ABS}:loss", "--grad", f"{ABS}:grad", "--init", str(init), "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["parameters"][0]["kink_entries"] == 3
+    bad = runner.invoke(cli, ["func", f"{ABS}:loss", "--grad", f"{ABS}:grad_outside", "--init", str(init), "--json"])
+    assert bad.exit_code == 1
+    p = json.loads(bad.stdout)["parameters"][0]
+    assert p["status"] == "FAIL" and p["failures"] == 3 and p["kink_entries"] == 3
+
+
+@pytest.mark.parametrize("method", ["central", "forward", "richardson", "complex"])
+def test_abs_sum_kinks_for_every_method(method):
+    W = np.array([0.0, 1.5, 0.0, -2.0])
+    loss = lambda p: float(np.sum(np.abs(p["W"])))
+    assert check_gradients(loss, lambda p: {"W": np.sign(p["W"])}, {"W": W}, method=method).passed
+    assert check_gradients(loss, lambda p: {"W": np.where(p["W"] == 0, 0.5, np.sign(p["W"]))}, {"W": W},
+                           method=method).passed
+    assert not check_gradients(loss, lambda p: {"W": np.where(p["W"] == 0, -1.5, np.sign(p["W"]))}, {"W": W},
+                               method=method).passed
+
+
+def test_smooth_wrong_gradient_is_not_excused_as_a_kink():
+    report = check_gradients(lambda p: float(np.sum(np.sin(p["x"]))), lambda p: {"x": np.cos(p["x"]) * 1.001},
+                             {"x": np.linspace(-3, 3, 50)})
+    assert not report.passed and int(report.parameters[0].kinks.sum()) == 0
+
+
+def test_relu_kink_near_the_point_is_settled_by_a_smaller_step():
+    x = np.array([1e-3, -2e-3, 0.5])
+    report = check_gradients(lambda p: float(np.sum(np.maximum(p["x"], 0))), lambda p: {"x": (p["x"] > 0) * 1.0},
+                             {"x": x}, eps=0.01)
+    assert report.passed
+
+
+def test_api_matches_the_cli(runner):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("two_layer_api", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    params = {n: rng.standard_normal(s) for n, s in [("W1", (4, 8)), ("b1", (8,)), ("W2", (8, 2)), ("b2", (2,))]}
+    for grad in ("grad", "grad_wrong"):
+        report = check_gradients(lambda p: module.loss(**p), lambda p: getattr(module, grad)(**p), params)
+        cli_data = json.loads(_func(runner, grad, "--json").stdout)
+        assert report.passed == cli_data["passed"]
+        for p, q in zip(report.to_dict()["parameters"], cli_data["parameters"]):
+            assert p["status"] == q["status"]
+            assert p["max_abs_error"] == pytest.approx(q["max_abs_error"], rel=1e-9, abs=1e-15)
+            assert p["worst"] == q["worst"]
+
+
+def test_assert_gradients_passes_silently_and_raises_with_the_table():
+    loss = lambda p: float(np.sum(p["w"] ** 3))
+    report = assert_gradients(loss, lambda p: {"w": 3 * p["w"] ** 2}, {"w": np.linspace(-1, 1, 5)})
+    assert report.passed
+    with pytest.raises(AssertionError) as info:
+        assert_gradients(loss, lambda p: {"w": 2 * p["w"] ** 2}, {"w": np.linspace(-1, 1, 5)})
+    message = str(info.value)
+    assert "gradient check failed" in message and "│ w " in message and "FAIL" in message
