@@ -40,10 +40,11 @@ def test_correct_mlp_gradients_pass_everywhere(spec, method, dtype):
     assert report.exit_code == 0
 
 
-@settings(max_examples=25, deadline=None)
-@given(spec=mlp_specs(), mode=st.sampled_from(["sample", "directional"]), taylor=st.booleans())
-def test_correct_mlp_gradients_pass_in_every_mode(spec, mode, taylor):
-    report = check_model(MLP(spec), mode=mode, samples=3, directions=3, taylor=taylor)
+@settings(max_examples=60, deadline=None)
+@given(spec=mlp_specs(), mode=st.sampled_from(["sample", "directional"]), taylor=st.booleans(),
+       method=st.sampled_from(METHODS), dtype=st.sampled_from(["float64", "float32"]))
+def test_correct_mlp_gradients_pass_in_every_mode(spec, mode, taylor, method, dtype):
+    report = check_model(MLP(spec), mode=mode, samples=3, directions=3, taylor=taylor, method=method, dtype=dtype)
     assert report.passed, report.to_text()
 
 
