@@ -418,14 +418,12 @@ def _settle_black_box(
     idx = np.union1d(numeric.hidden_kink_suspects(d), np.flatnonzero(err > limit))
     if idx.size == 0:
         return
-    if settings.method == "complex" or settings.mode == "directional":
-        # Halve from a real central step, whatever step the method used.
-        scale = h if settings.mode == "directional" and settings.method != "complex" else None
-        start = scale[idx] if scale is not None else numeric._compute_absolute_step(
-            flat_x[positions[idx]] if settings.mode != "directional" else np.full(idx.size, np.max(np.abs(flat_x))),
-            numeric._eps_for_method("central"), "central", dtype)
-    else:
-        start = h[idx]
+    start = h[idx]
+    if settings.method == "complex":
+        # The complex step is far too small to halve from: start at a real central step.
+        values = np.full(idx.size, np.max(np.abs(flat_x))) if settings.mode == "directional" else \
+            flat_x[positions[idx]]
+        start = numeric._compute_absolute_step(values, numeric._eps_for_method("central"), "central", dtype)
     floor = ANALYTIC_ROUNDOFF * dtype_eps * (np.max(np.abs(d.values)) if d.values.size else 0.0)
 
     def passes(sub: Array, values: Array, noise: Array) -> Array:
