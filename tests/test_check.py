@@ -32,7 +32,7 @@ def mlp_specs(draw):
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=mlp_specs(), method=st.sampled_from(METHODS), dtype=st.sampled_from(["float64", "float32"]))
 def test_correct_mlp_gradients_pass_everywhere(spec, method, dtype):
     report = check_model(MLP(spec), method=method, dtype=dtype)
@@ -40,7 +40,7 @@ def test_correct_mlp_gradients_pass_everywhere(spec, method, dtype):
     assert report.exit_code == 0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(deadline=None)
 @given(spec=mlp_specs(), mode=st.sampled_from(["sample", "directional"]), taylor=st.booleans(),
        method=st.sampled_from(METHODS), dtype=st.sampled_from(["float64", "float32"]))
 def test_correct_mlp_gradients_pass_in_every_mode(spec, mode, taylor, method, dtype):
