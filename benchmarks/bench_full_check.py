@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gradcheck_cli import check_model
-from gradcheck_cli.engine import DEFAULT_MAX_MEMORY
+from gradcheck_cli.engine import DEFAULT_MAX_MEMORY, tune_allocator
 from gradcheck_cli.models import MLP, MLPSpec
 from gradcheck_cli.numeric import _eps_for_method
 
@@ -170,6 +170,7 @@ def main() -> None:
     args = parser.parse_args()
 
     console = Console(width=200)
+    tuned = tune_allocator()  # as the command line does; it affects every contender alike
     step = _eps_for_method("central")  # every |x| <= 1 here, so h = step for every entry
     table = Table(title="full check, central differences, every entry (median seconds)", header_style="bold")
     for header in ("size", "m", "entries", "engine s", "loop s", "loop/engine", "torch slow s", "torch/engine",
@@ -217,7 +218,8 @@ def main() -> None:
     else:
         console.print("noise floor not measured: numpy's longdouble is no wider than float64 on this machine")
     console.print(f"max-memory bound: {DEFAULT_MAX_MEMORY / 2**20:.0f} MiB; step h = {step:.3g}; loop and torch "
-                  f"slow mode run {args.loop_repeats}x on sizes over {LARGE:,} entries, else {args.repeats}x")
+                  f"slow mode run {args.loop_repeats}x on sizes over {LARGE:,} entries, else {args.repeats}x; "
+                  f"allocator tuned: {tuned}")
     for note in dict.fromkeys(notes):
         console.print(note)
 

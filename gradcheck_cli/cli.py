@@ -18,7 +18,7 @@ from rich.console import Console
 
 from . import __version__
 from .check import DTYPES, ENGINES, MODES, InputError, Report, Settings, check_model
-from .engine import DEFAULT_MAX_MEMORY
+from .engine import DEFAULT_MAX_MEMORY, tune_allocator
 from .models import ACTIVATIONS, LOSSES, MLP, LinearRegression, LinRegSpec, MLPSpec, SpecError
 from .numeric import METHODS, BadValueError, UserCodeError
 from .config import load_suite, run_check
@@ -369,4 +369,5 @@ def run(config: Path, as_json: bool, junit: Path | None, quiet: bool) -> int:
 
 def main(args: list[str] | None = None, prog_name: str = "gradcheck") -> None:
     """Console-script entry point."""
+    tune_allocator()  # the whole process is ours: keep the engine's scratch memory warm
     cli.main(args=args, prog_name=prog_name)

@@ -46,17 +46,21 @@ class Activation:
     derivative: Callable[[Array], Array]
     derivative_from_output: Callable[[Array], Array]
     kink: bool = False
-    exact_change: Callable[[Array, Array, Array], Array] | None = None
+    exact_change: Callable[..., Array] | None = None
+    prepare: Callable[[Array, Array], tuple[Array, ...]] | None = None
 
-    def change(self, a: Array, z: Array, d: Array) -> Array:
+    def change(self, a: Array, z: Array, d: Array, prepared: tuple[Array, ...] | None = None) -> Array:
         """``forward(a + d) - forward(a)`` where ``z = forward(a)``.
 
         Activations with an addition theorem compute the change directly, which
         avoids subtracting two nearly equal numbers; the rest fall back to the
-        plain difference.
+        plain difference.  ``prepared`` is ``prepare(a, z)``, computed once by a
+        caller that asks for many changes at the same point.
         """
         if self.exact_change is not None:
-            return self.exact_change(a, z, d)
+            if prepared is None:
+                prepared = self.prepare(a, z) if self.prepare is not None else ()
+            return self.exact_change(a, z, d, *prepared)
         return self.forward(a + d) - z
 
 
@@ -80,18 +84,30 @@ def _sigmoid_derivative(a: Array) -> Array:
     return s * (1.0 - s)
 
 
-def _tanh_change(a: Array, z: Array, d: Array) -> Array:
+def _tanh_prepare(a: Array, z: Array) -> tuple[Array, ...]:
+    return (1.0 - z * z,)
+
+
+def _tanh_change(a: Array, z: Array, d: Array, q: Array) -> Array:
     # tanh(a + d) - tanh(a) = tanh(d) (1 - tanh(a)^2) / (1 + tanh(a) tanh(d)),
     # the addition theorem, so no cancellation between two close values.
+    # In place where the result is fresh: this runs on the engine's largest arrays.
     t = np.tanh(d)
-    return t * (1.0 - z * z) / (1.0 + z * t)
+    change = t * q
+    denominator = z * t
+    denominator += 1.0
+    change /= denominator
+    return change
 
 
-def _sigmoid_change(a: Array, z: Array, d: Array) -> Array:
+def _sigmoid_prepare(a: Array, z: Array) -> tuple[Array, ...]:
+    u = 2.0 * z - 1.0  # tanh(a / 2)
+    return u, 1.0 - u * u
+
+
+def _sigmoid_change(a: Array, z: Array, d: Array, u: Array, q: Array) -> Array:
     # sigmoid(x) = (1 + tanh(x / 2)) / 2, then the tanh addition theorem.
-    u = 2.0 * z - 1.0
-    t = np.tanh(0.5 * d)
-    return 0.5 * t * (1.0 - u * u) / (1.0 + u * t)
+    return 0.5 * _tanh_change(0.5 * a, u, 0.5 * d, q)
 
 
 def _identity_change(a: Array, z: Array, d: Array) -> Array:
@@ -147,13 +163,13 @@ ACTIVATIONS: dict[str, Activation] = {
             "sigmoid", _sigmoid, _sigmoid_derivative,
             # sigma' = s (1 - s): valid from the output.
             derivative_from_output=lambda z: z * (1.0 - z),
-            exact_change=_sigmoid_change,
+            exact_change=_sigmoid_change, prepare=_sigmoid_prepare,
         ),
         Activation(
             "tanh", np.tanh, _tanh_derivative,
             # tanh' = 1 - t^2: valid from the output.
             derivative_from_output=lambda z: 1.0 - z * z,
-            exact_change=_tanh_change,
+            exact_change=_tanh_change, prepare=_tanh_prepare,
         ),
         Activation(
             "relu", _relu, _relu_derivative,
