@@ -184,10 +184,10 @@ class Report:
 
         return report_to_text(self, width)
 
-    def __rich__(self) -> Any:
+    def __rich_console__(self, console: Any, options: Any) -> Any:
         from .report import render_report
 
-        return render_report(self)
+        yield render_report(self, options.max_width)
 
 
 # ---- inputs ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich import box
 from rich.console import Console, Group
 from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn,
@@ -33,41 +34,63 @@ METHOD_LABEL = {
 
 
 def _num(x: float) -> str:
+    """A value: three significant digits, so analytic and numerical can be compared."""
     return f"{x:.3g}" if x == 0 or 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
+
+
+def _err(x: float) -> str:
+    """An error: its order of magnitude is what matters."""
+    return "0" if x == 0 else f"{x:.1e}"
 
 
 def _coverage(p: "ParameterResult") -> str:
     if p.coverage == "directions":
         return f"{p.checked} dir"
-    return f"{p.checked}/{p.size}"
+    return f"{p.checked}/{p.size}" if p.checked < p.size else f"all {p.size}"
 
 
-def render_report(report: "Report") -> Group:
-    """The table (one row per parameter) with a title and a summary line under it."""
+WIDE = 118  # narrower consoles get the compact table
+
+
+def render_report(report: "Report", width: int = WIDE) -> Group:
+    """The table (one row per parameter) with a title and a summary line under it.
+
+    Below ``WIDE`` columns the median relative and maximum absolute errors are left
+    out (they stay in the JSON), and the kinks column appears only when non-zero,
+    so the table fits an 80-column terminal without cutting a number.
+    """
     taylor = report.settings.taylor
-    table = Table(title=Text(report.title, style="bold"), title_justify="left", header_style="bold")
-    for header, justify in [
-        ("param", "left"), ("shape", "left"), ("checked", "right"), ("max rel err", "right"),
-        ("median rel err", "right"), ("max abs err", "right"), ("worst", "left"),
-        ("analytic", "right"), ("numerical", "right"), ("kinks", "right"),
-    ]:
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    compact = width < WIDE
+    any_kinks = any(p.kinks.any() for p in report.parameters)
+    table = Table(title=Text(report.title, style="bold"), title_justify="left", header_style="bold",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    columns: list[tuple[str, str]] = [("param", "left"), ("shape", "left"), ("checked", "right"),
+                                      ("max rel err", "right")]
+    if not compact:
+        columns += [("median rel err", "right"), ("max abs err", "right")]
+    columns += [("worst", "left"), ("analytic", "right"), ("numerical", "right")]
+    if any_kinks or not compact:
+        columns.append(("kinks", "right"))
     if taylor:
-        table.add_column("taylor order", justify="right")
-    table.add_column("status", justify="center")
+        columns.append(("order", "right"))
+    columns.append(("status", "center"))
+    short = {"max rel err": "max rel", "numerical": "numeric"} if compact else {}
+    for header, justify in columns:
+        name = short.get(header, header)
+        table.add_column(name, justify=justify, no_wrap=True,  # type: ignore[arg-type]
+                         min_width=len(name) if header in ("status", "param", "checked") else None)
     for p in report.parameters:
         rel = p.rel_error
         w = p.worst
-        row = [
-            p.name, "x".join(map(str, p.shape)) or "scalar", _coverage(p),
-            _num(float(rel.max())), _num(float(np.median(rel))), _num(float(p.abs_error.max())),
-            p.worst_label, _num(float(p.analytic[w])), _num(float(p.numerical[w])),
-            str(int(np.count_nonzero(p.kinks))),
-        ]
-        if taylor:
-            row.append(_taylor_cell(p))
-        row.append(Text(p.status, style=STATUS_STYLE[p.status]))
-        table.add_row(*row)
+        cells = {
+            "param": p.name, "shape": "x".join(map(str, p.shape)) or "scalar", "checked": _coverage(p),
+            "max rel err": _err(float(rel.max())), "median rel err": _err(float(np.median(rel))),
+            "max abs err": _err(float(p.abs_error.max())), "worst": p.worst_label,
+            "analytic": _num(float(p.analytic[w])), "numerical": _num(float(p.numerical[w])),
+            "kinks": str(int(np.count_nonzero(p.kinks))), "order": _taylor_cell(p),
+            "status": Text(p.status, style=STATUS_STYLE[p.status]),
+        }
+        table.add_row(*(cells[header] for header, _ in columns))
     return Group(table, render_summary(report))
 
 
@@ -171,7 +194,8 @@ def suite_to_dict(reports: Sequence["Report"]) -> dict[str, Any]:
 
 
 def render_suite_summary(reports: Sequence["Report"]) -> Table:
-    table = Table(title=Text("suite summary", style="bold"), title_justify="left", header_style="bold")
+    table = Table(title=Text("suite summary", style="bold"), title_justify="left", header_style="bold",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
     for header in ("check", "model", "parameters", "failed", "seconds", "status"):
         table.add_column(header)
     for r in reports:
