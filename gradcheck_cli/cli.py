@@ -18,14 +18,14 @@ from rich.console import Console
 
 from . import __version__
 from .check import DTYPES, ENGINES, MODES, InputError, Report, Settings, check_model
+from .config import load_suite, run_check
 from .engine import DEFAULT_MAX_MEMORY, tune_allocator
 from .models import ACTIVATIONS, LOSSES, MLP, LinearRegression, LinRegSpec, MLPSpec, SpecError
 from .numeric import METHODS, BadValueError, UserCodeError
-from .config import load_suite, run_check
 from .report import RichProgress, render_suite_summary, render_summary, reports_to_junit, suite_to_dict
 from .userfunc import FuncSpec, check_function, parse_param
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class SizeList(click.ParamType):
@@ -217,8 +217,8 @@ class _Cli(click.Group):
             _error_line(str(exc))
             rv = EXIT_USAGE
         except click.Abort:
-            _error_line("aborted")
-            rv = EXIT_FAIL
+            _error_line("interrupted; no verdict")
+            rv = EXIT_INTERRUPTED
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else EXIT_PASS)
