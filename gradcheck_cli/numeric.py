@@ -26,6 +26,7 @@ comparison; each estimate carries its own bound and the pass rule adds it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -134,10 +135,20 @@ class LoopProbe:
         self.progress: Callable[[int], None] | None = None
 
     def _call(self, params: Params, context: str) -> complex | float:
+        complex_input = any(np.iscomplexobj(v) for v in params.values())
         try:
-            value = self._loss(params)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", np.exceptions.ComplexWarning)
+                value = self._loss(params)
         except Exception as exc:  # the user's code: report it, do not crash
             raise UserCodeError(self._where, exc) from exc
+        if complex_input and (not np.iscomplexobj(np.asarray(value)) or any(
+                issubclass(w.category, np.exceptions.ComplexWarning) for w in caught)):
+            raise BadValueError(
+                f"{self._where} dropped the imaginary part of its complex input (float(), abs, .real or a real "
+                f"array do that), so the complex step cannot see its derivative; keep the loss complex-safe or "
+                f"use --method central"
+            )
         return _finite_scalar(value, self._where, context)
 
     def _roundoff(self, change: Array) -> Array:
