@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -107,6 +108,23 @@ class Tolerance(click.ParamType):
         return number
 
 
+class OutputPath(click.ParamType):
+    """A file to write: its folder must exist and be writable (checked before any work)."""
+
+    name = "PATH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        path = Path(value)
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            self.fail(f"{str(path)!r} is a folder; give a file name, e.g. gradcheck.xml", param, ctx)
+        if not folder.is_dir():
+            self.fail(f"folder {str(folder)!r} does not exist; give a path in an existing folder", param, ctx)
+        if not os.access(folder, os.W_OK):
+            self.fail(f"folder {str(folder)!r} is not writable; give a path in a writable folder", param, ctx)
+        return path
+
+
 def _check_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options every checking command shares."""
     options = [
@@ -136,8 +154,7 @@ def _check_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True, help="MiB of scratch space the incremental engine may use."),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table: the verdict line only."),
-        click.option("--junit", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
-                     help="Also write a JUnit XML report to this path."),
+        click.option("--junit", type=OutputPath(), default=None, help="Also write a JUnit XML report to this path."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -343,7 +360,7 @@ def func(loss: str, grad: str, params: tuple[tuple[str, tuple[int, ...]], ...], 
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG.toml")
 @click.option("--json", "as_json", is_flag=True, help="Print the suite's reports as JSON instead of tables.")
-@click.option("--junit", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+@click.option("--junit", type=OutputPath(), default=None,
               help="Also write a JUnit XML report (one testcase per parameter per check).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, no tables: verdict lines and the summary.")
 def run(config: Path, as_json: bool, junit: Path | None, quiet: bool) -> int:

@@ -7,6 +7,7 @@ in parameter order), where ``params`` are the arrays named by ``--param``.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import re
 import sys
 from collections.abc import Callable
@@ -123,6 +124,19 @@ def draw_params(shapes: dict[str, tuple[int, ...]], seed: int) -> Params:
     return {name: rng.standard_normal(shape) for name, shape in shapes.items()}
 
 
+def _check_signature(target: str, function: Callable[..., Any], names: list[str]) -> None:
+    """The parameters must be accepted as keyword arguments, by name."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return  # a builtin or extension without a signature: let the call decide
+    try:
+        signature.bind(**{n: None for n in names})
+    except TypeError as exc:
+        raise InputError(f"{target} takes {signature} but the parameters are {', '.join(names)} ({exc}); "
+                         f"name each --param after an argument") from None
+
+
 @dataclass(frozen=True)
 class FuncSpec:
     """A user check: loss and gradient targets, parameter shapes, optional init file."""
@@ -157,6 +171,8 @@ def check_function(spec: FuncSpec, settings: Settings | None = None, **options: 
     loss_fn = load_function(loss_path, loss_name, "loss")
     grad_fn = load_function(grad_path, grad_name, "--grad")
     params = load_init(Path(spec.init), shapes) if spec.init else draw_params(shapes, spec.seed)
+    for target, function in ((spec.loss, loss_fn), (spec.grad, grad_fn)):
+        _check_signature(target, function, list(params))
     return check_gradients(
         lambda p: loss_fn(**p), lambda p: grad_fn(**p), params, settings,
         title=spec.title(), model=spec.describe(), loss_name=spec.loss, grad_name=spec.grad, **options,

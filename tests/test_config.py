@@ -80,6 +80,14 @@ layers = [3, 4, 2]
     assert failure is not None and "theta" in failure.get("message") and "worst at [" in failure.get("message")
 
 
+def test_junit_path_in_a_missing_folder_is_refused_before_any_work(runner, tmp_path):
+    target = tmp_path / "missing" / "out.xml"
+    result = runner.invoke(cli, ["linreg", "--junit", str(target)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (f"Error: Invalid value for '--junit': folder '{target.parent}' does not exist; "
+                             f"give a path in an existing folder\n")
+
+
 def test_junit_for_a_single_command(runner, tmp_path):
     junit = tmp_path / "one.xml"
     result = runner.invoke(cli, ["mlp", "--layers", "4,8,3", "--junit", str(junit)])

@@ -107,6 +107,15 @@ def test_user_errors_are_one_clear_line_with_exit_2(runner, tmp_path, loss, grad
     assert result.stdout == ""
 
 
+def test_param_names_must_match_the_function_arguments(runner, tmp_path):
+    path = _write(tmp_path, USER)
+    result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "W=2x3",
+                                 "--param", "c=3"])
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {path}:loss takes (W, b) but the parameters are W, c (missing a required "
+                             f"argument: 'b'); name each --param after an argument\n")
+
+
 def test_missing_file(runner, tmp_path):
     result = runner.invoke(cli, ["func", "nowhere.py:loss", "--grad", "nowhere.py:grad", "--param", "W=2"])
     assert result.exit_code == 2
