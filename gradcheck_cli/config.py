@@ -263,7 +263,10 @@ def run_check(config: CheckConfig, progress: ProgressSink | None = None) -> Repo
     """Run one configured check; the report carries the check's name."""
     if config.model == "func":
         assert isinstance(config.spec, FuncSpec)
-        report = check_function(config.spec, config.settings, progress=progress)
+        try:
+            report = check_function(config.spec, config.settings, progress=progress)
+        except InputError as exc:
+            raise InputError(f"check {config.name!r}: {exc}") from None
     else:
         model = MLP(config.spec) if config.model == "mlp" else LinearRegression(config.spec)  # type: ignore[arg-type]
         report = check_model(model, config.settings, engine=config.engine, max_memory=config.max_memory,
