@@ -362,50 +362,60 @@ def check_gradients(
 
     rng = np.random.default_rng(settings.seed)
     pick_rng, direction_rng, taylor_rng = rng.spawn(3)
-    dtype_eps = float(np.finfo(dtype).eps)
-    results = []
-    for pname, x in reference.items():
-        a = analytic[pname].reshape(-1)
-        flat_x = x.reshape(-1)
+    results: list[ParameterResult] = []
+    try:
+        for pname, x in reference.items():
+            if progress is not None:
+                count = {"directional": settings.directions, "sample": min(settings.samples, x.size)}.get(
+                    settings.mode, x.size)
+                progress.start(pname, count * EVALUATIONS_PER_ENTRY[settings.method])
+            results.append(_check_parameter(probe, pname, x, analytic[pname], settings, black_box,
+                                            pick_rng, direction_rng, taylor_rng))
+    finally:
         if progress is not None:
-            count = {"directional": settings.directions, "sample": min(settings.samples, flat_x.size)}.get(
-                settings.mode, flat_x.size)
-            progress.start(pname, count * EVALUATIONS_PER_ENTRY[settings.method])
-        if settings.mode == "directional":
-            V = _unit_directions(settings.directions, flat_x.size, direction_rng)
-            positions = np.arange(len(V))
-            h = np.full(len(V), numeric._compute_absolute_step(
-                np.max(np.abs(flat_x), initial=0.0), settings.eps, settings.method, dtype)[()])
-
-            def evaluate(steps: Array, subset: Array | None, _V=V, _n=pname) -> Evaluation:
-                rows = _V if subset is None else _V[subset]
-                return probe.along(_n, rows, steps)
-
-            a_checked = V @ a
-        else:
-            positions = _positions(flat_x.size, settings, pick_rng)
-            h = numeric._compute_absolute_step(flat_x[positions], settings.eps, settings.method, dtype)
-
-            def evaluate(steps: Array, subset: Array | None, _pos=positions, _n=pname) -> Evaluation:
-                return probe.entries(_n, _pos if subset is None else _pos[subset], steps)
-
-            a_checked = a[positions]
-        d = numeric.numerical_derivatives(evaluate, h, settings.method)
-        if black_box:
-            _settle_black_box(evaluate, d, a_checked, h, flat_x, positions, settings, dtype_eps, dtype)
-        err, limit = _judge(a_checked, d, settings, dtype_eps)
-        taylor = None
-        if settings.taylor:
-            taylor = _taylor(probe, pname, flat_x, a, settings, taylor_rng)
-        results.append(ParameterResult(
-            pname, x.shape, "directions" if settings.mode == "directional" else "entries",
-            positions, a_checked, d.values, err, limit, d.kinks, d.steps, d.noise, taylor,
-        ))
-    if progress is not None:
-        progress.stop()
+            progress.stop()
     elapsed = time.perf_counter() - start
     return Report(title, model or {}, settings, results, elapsed, probe.evaluations,
                   engine=getattr(probe, "engine_name", "loop"), name=name)
+
+
+def _check_parameter(
+    probe: Probe, name: str, x: Array, analytic: Array, settings: Settings, black_box: bool,
+    pick_rng: np.random.Generator, direction_rng: np.random.Generator, taylor_rng: np.random.Generator,
+) -> ParameterResult:
+    """Numerical derivatives of one parameter (entries or directions), judged."""
+    dtype = np.dtype(settings.dtype)
+    dtype_eps = float(np.finfo(dtype).eps)
+    a = analytic.reshape(-1)
+    flat_x = x.reshape(-1)
+    if settings.mode == "directional":
+        V = _unit_directions(settings.directions, flat_x.size, direction_rng)
+        positions = np.arange(len(V))
+        step = numeric._compute_absolute_step(np.max(np.abs(flat_x), initial=0.0), settings.eps, settings.method,
+                                              dtype)
+        h = np.full(len(V), step[()])
+
+        def evaluate(steps: Array, subset: Array | None) -> Evaluation:
+            return probe.along(name, V if subset is None else V[subset], steps)
+
+        a_checked = V @ a
+    else:
+        positions = _positions(flat_x.size, settings, pick_rng)
+        h = numeric._compute_absolute_step(flat_x[positions], settings.eps, settings.method, dtype)
+
+        def evaluate(steps: Array, subset: Array | None) -> Evaluation:
+            return probe.entries(name, positions if subset is None else positions[subset], steps)
+
+        a_checked = a[positions]
+    d = numeric.numerical_derivatives(evaluate, h, settings.method)
+    if black_box:
+        _settle_black_box(evaluate, d, a_checked, h, flat_x, positions, settings, dtype_eps, dtype)
+    err, limit = _judge(a_checked, d, settings, dtype_eps)
+    taylor = _taylor(probe, name, flat_x, a, settings, taylor_rng) if settings.taylor else None
+    return ParameterResult(
+        name, x.shape, "directions" if settings.mode == "directional" else "entries",
+        positions, a_checked, d.values, err, limit, d.kinks, d.steps, d.noise, taylor,
+    )
 
 
 def _settle_black_box(
