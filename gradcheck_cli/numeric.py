@@ -194,7 +194,8 @@ class LoopProbe:
 
 
 def _index(shape: tuple[int, ...], flat: int) -> str:
-    return str(list(np.unravel_index(flat, shape))) if shape else ""
+    """``[i, j]`` of a flat index, as a user reads it (empty for a scalar)."""
+    return "[" + ", ".join(str(int(i)) for i in np.unravel_index(flat, shape)) + "]" if shape else ""
 
 
 @dataclass

@@ -116,6 +116,23 @@ def test_param_names_must_match_the_function_arguments(runner, tmp_path):
                              f"argument: 'b'); name each --param after an argument\n")
 
 
+def test_nan_at_a_moved_entry_says_which_entry(runner, tmp_path):
+    path = _write(tmp_path, """
+    import numpy as np
+
+    def loss(W):
+        return float(np.sum(W ** 2)) if W[0, 1] < 0.5 else float("nan")
+
+    def grad(W):
+        return {"W": 2 * W}
+    """)
+    init = tmp_path / "edge.npz"
+    np.savez(init, W=np.array([[0.1, 0.49999999], [0.3, 0.2]]))
+    result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--init", str(init)])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {path}:loss returned nan with W[0, 1] moved; the loss must be a finite number\n"
+
+
 def test_missing_file(runner, tmp_path):
     result = runner.invoke(cli, ["func", "nowhere.py:loss", "--grad", "nowhere.py:grad", "--param", "W=2"])
     assert result.exit_code == 2
