@@ -99,6 +99,11 @@ class Evaluation:
 Evaluate = Callable[[Array, "Array | None"], Evaluation]
 
 
+def loss_roundoff(base: float, change: Array) -> Array:
+    """Round-off bound of ``J(x + step) - J(x)`` computed as a difference of two losses."""
+    return LOSS_ROUNDOFF * EPS64 * np.maximum(abs(base), np.abs(base + np.real(change)))
+
+
 def _finite_scalar(value: object, who: str, context: str) -> complex | float:
     arr = np.asarray(value)
     if arr.size != 1:
@@ -151,8 +156,6 @@ class LoopProbe:
             )
         return _finite_scalar(value, self._where, context)
 
-    def _roundoff(self, change: Array) -> Array:
-        return LOSS_ROUNDOFF * EPS64 * np.maximum(abs(self.base), np.abs(self.base + np.real(change)))
 
     def _crossed(self, params: Params) -> bool:
         return bool(np.any(self._kink_pattern(params) != self._base_pattern))
@@ -176,7 +179,7 @@ class LoopProbe:
             if self.progress is not None:
                 self.progress(1)
         self.evaluations += len(flat)
-        return Evaluation(change, self._roundoff(change), crossed)
+        return Evaluation(change, loss_roundoff(self.base, change), crossed)
 
     def along(self, name: str, directions: Array, steps: Array) -> Evaluation:
         """``J(x + steps[k] v_k) - J(x)`` for each unit direction ``v_k`` (rows of ``directions``)."""
@@ -190,7 +193,7 @@ class LoopProbe:
             if crossed is not None and not np.iscomplexobj(steps):
                 crossed[k] = self._crossed(params)
         self.evaluations += len(steps)
-        return Evaluation(change, self._roundoff(change), crossed)
+        return Evaluation(change, loss_roundoff(self.base, change), crossed)
 
 
 def _index(shape: tuple[int, ...], flat: int) -> str:
