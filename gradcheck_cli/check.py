@@ -27,6 +27,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import numeric
+from .engine import DEFAULT_MAX_MEMORY, IncrementalProbe
+from .models import MLP
 from .numeric import METHODS, Derivatives, Evaluation, LoopProbe, TaylorResult
 
 Array = np.ndarray
@@ -511,9 +513,6 @@ def check_model(
     pass per perturbation, the reference path) or ``auto`` (incremental where the
     model has one).  ``max_memory`` bounds the engine's scratch space in bytes.
     """
-    from .engine import DEFAULT_MAX_MEMORY, IncrementalProbe
-    from .models import MLP
-
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     factory = None
@@ -521,7 +520,7 @@ def check_model(
         budget = DEFAULT_MAX_MEMORY if max_memory is None else max_memory
         factory = lambda reference: IncrementalProbe(model, reference, max_memory=budget)  # noqa: E731
     elif engine == "incremental":
-        raise InputError(f"engine incremental is only for the mlp model; use --engine loop or auto")
+        raise InputError("engine incremental is only for the mlp model; use --engine loop or auto")
     spec = model.spec
     return check_gradients(
         model.loss, model.gradients, model.initial_parameters(), settings,

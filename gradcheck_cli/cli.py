@@ -167,28 +167,34 @@ def _settings(kw: dict[str, Any]) -> Settings:
                     seed=kw["seed"])
 
 
-def _progress(kw: dict[str, Any]) -> RichProgress | None:
+def _progress(as_json: bool, quiet: bool) -> RichProgress | None:
     """A progress bar only for a person watching a terminal: not with --json, --quiet, or a pipe."""
     console = Console()
-    if kw["as_json"] or kw["quiet"] or not console.is_terminal:
+    if as_json or quiet or not console.is_terminal:
         return None
     return RichProgress(console)
 
 
 def _engine_options(kw: dict[str, Any]) -> dict[str, Any]:
-    return {"engine": kw["engine"], "max_memory": kw["max_memory"] * 2**20, "progress": _progress(kw)}
+    return {"engine": kw["engine"], "max_memory": kw["max_memory"] * 2**20,
+            "progress": _progress(kw["as_json"], kw["quiet"])}
 
 
-def _emit(reports: list[Report], kw: dict[str, Any]) -> None:
-    if kw["as_json"]:
-        click.echo(reports[0].to_json())
+def _emit(reports: list[Report], as_json: bool, quiet: bool, junit: Path | None, suite: bool = False) -> int:
+    """Print the report(s) (tables or JSON), write JUnit, return the exit code."""
+    if as_json:
+        click.echo(json.dumps(suite_to_dict(reports), indent=2) if suite else reports[0].to_json())
     else:
         console = _stdout_console()
         for report in reports:
-            console.print(render_summary(report) if kw["quiet"] else report)
-    junit = kw["junit"]
+            console.print(render_summary(report) if quiet else report)
+            if suite:
+                console.print()
+        if suite:
+            console.print(render_suite_summary(reports))
     if junit is not None:
         junit.write_text(reports_to_junit(reports), encoding="utf-8")
+    return EXIT_PASS if all(r.passed for r in reports) else EXIT_FAIL
 
 
 def _stdout_console() -> Console:
@@ -293,8 +299,7 @@ def mlp(layers: tuple[int, ...], activation: str, activations: tuple[str, ...] |
     """
     spec = MLPSpec.build(layers, activation, activations, loss, bias, m, kw["seed"])
     report = check_model(MLP(spec), _settings(kw), **_engine_options(kw))
-    _emit([report], kw)
-    return report.exit_code
+    return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])
 
 
 @cli.command()
@@ -311,8 +316,7 @@ def linreg(m: int, n: int, l2: float, **kw: Any) -> int:
     """
     spec = LinRegSpec.build(m, n, l2, kw["seed"])
     report = check_model(LinearRegression(spec), _settings(kw), **_engine_options(kw))
-    _emit([report], kw)
-    return report.exit_code
+    return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])
 
 
 class ParamSpec(click.ParamType):
@@ -351,10 +355,8 @@ def func(loss: str, grad: str, params: tuple[tuple[str, tuple[int, ...]], ...], 
     if kw["engine"] == "incremental":
         raise click.BadParameter("the incremental engine is only for mlp; use auto or loop", param_hint="'--engine'")
     spec = FuncSpec(loss, grad, params, None if init is None else str(init), kw["seed"])
-    progress = _progress(kw)
-    report = check_function(spec, _settings(kw), progress=progress)
-    _emit([report], kw)
-    return report.exit_code
+    report = check_function(spec, _settings(kw), progress=_progress(kw["as_json"], kw["quiet"]))
+    return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])
 
 
 @cli.command()
@@ -369,19 +371,8 @@ def run(config: Path, as_json: bool, junit: Path | None, quiet: bool) -> int:
     Example: gradcheck run configs/ci.toml --junit gradcheck.xml
     """
     checks = load_suite(config)
-    kw = {"as_json": as_json, "quiet": quiet, "junit": None}
-    reports = [run_check(c, _progress(kw)) for c in checks]
-    if as_json:
-        click.echo(json.dumps(suite_to_dict(reports), indent=2))
-    else:
-        console = _stdout_console()
-        for report in reports:
-            console.print(render_summary(report) if quiet else report)
-            console.print()
-        console.print(render_suite_summary(reports))
-    if junit is not None:
-        junit.write_text(reports_to_junit(reports), encoding="utf-8")
-    return 0 if all(r.passed for r in reports) else EXIT_FAIL
+    reports = [run_check(c, _progress(as_json, quiet)) for c in checks]
+    return _emit(reports, as_json, quiet, junit, suite=True)
 
 
 def main(args: list[str] | None = None, prog_name: str = "gradcheck") -> None:
