@@ -1,12 +1,13 @@
 """gradcheck: check hand-derived gradients against finite differences."""
 
-__version__ = "0.1.0"
-
-from .check import (  # noqa: E402
-    InputError, ParameterResult, Report, Settings, assert_gradients, check_gradients, check_model,
-)
+from ._version import __version__
+from .check import check_gradients, check_model
+from .errors import BadValueError, ConfigError, GradcheckError, InputError, SpecError, UserCodeError
+from .options import Settings
+from .result import ParameterResult, Report
+from .testing import assert_gradients
 
 __all__ = [
     "__version__", "check_gradients", "assert_gradients", "check_model", "Report", "ParameterResult", "Settings",
-    "InputError",
+    "GradcheckError", "InputError", "SpecError", "ConfigError", "BadValueError", "UserCodeError",
 ]

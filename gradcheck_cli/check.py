@@ -1,195 +1,32 @@
-"""Compare analytic gradients with numerical ones; the Report and its verdict.
+"""Orchestration: check a gradient against finite differences and build the Report.
 
-The pass rule, per checked entry (or direction), with ``a`` analytic and ``n``
-numerical::
-
-    |a - n| <= atol + rtol * max(|a|, |n|) + noise + analytic_floor
-
-``noise`` is the numerical estimate's own round-off bound (see ``numeric``);
-``analytic_floor = 1000 * eps(dtype) * max|n|`` over the parameter is the rounding
-a correct gradient computed in ``dtype`` may carry (it only matters for float32).
-At a kink (a step that crosses or starts on a non-differentiable point) ``n`` is
-replaced by the interval between the two one-sided derivatives and the error is
-the distance of ``a`` to that interval: any subgradient passes.
-
-A parameter FAILs when any entry breaks the rule (or its Taylor order is below
-1.5 with ``--taylor``), WARNs when any entry comes within a factor 100 of its
-limit, and PASSes otherwise.
+``check_gradients`` takes any loss and gradient; ``check_model`` a built-in model
+(``models.Model``), whose fast evaluator, if it offers one, is chosen here once.
+The numerics live in ``numeric`` (and the engines), the pass rule in ``rule``, the
+result data in ``result``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from . import numeric
-from .engine import DEFAULT_MAX_MEMORY, IncrementalProbe
-from .models import MLP
-from .numeric import METHODS, Derivatives, Evaluation, LoopProbe, TaylorResult
+from .engine import EVALUATORS
+from .errors import InputError, UserCodeError
+from .indexing import entry_index
+from .models.base import Model
+from .numeric import Derivatives, Evaluation, LoopProbe, Probe, TaylorResult
+from .options import ENGINE_OPTIONS, Settings
+from .result import ParameterResult, Report
+from .rule import PassRule
 
-Array = np.ndarray
+Array = npt.NDArray[Any]
 Params = dict[str, Array]
-
-MODES = ("full", "sample", "directional")
-DTYPES = ("float64", "float32")
-ANALYTIC_ROUNDOFF = 1000.0
-WARN_FACTOR = 100.0
-
-# Default tolerances per dtype (and method where the method is the limit).
-TOLERANCES: dict[str, dict[str, tuple[float, float]]] = {
-    "float64": {
-        "central": (1e-6, 1e-9),
-        "richardson": (1e-6, 1e-9),
-        "complex": (1e-6, 1e-9),
-        "forward": (1e-4, 1e-7),
-    },
-    "float32": {method: (1e-3, 1e-6) for method in METHODS},
-}
-
-
-class InputError(ValueError):
-    """Parameters or gradients that cannot be checked; the message says what would be right."""
-
-
-def default_tolerances(dtype: str, method: str) -> tuple[float, float]:
-    """``(rtol, atol)`` for a dtype and method, from ``TOLERANCES``."""
-    return TOLERANCES[dtype][method]
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How to check: every option the command line offers."""
-
-    method: str = "central"
-    mode: str = "full"
-    dtype: str = "float64"
-    eps: float | None = None  # relative step; None picks it per method
-    rtol: float | None = None  # None: from TOLERANCES
-    atol: float | None = None
-    samples: int = 16
-    directions: int = 8
-    taylor: bool = False
-    seed: int = 0
-
-    def resolved(self) -> "Settings":
-        """The same settings with the defaults filled in."""
-        rtol, atol = default_tolerances(self.dtype, self.method)
-        return replace(
-            self,
-            eps=numeric._eps_for_method(self.method) if self.eps is None else self.eps,
-            rtol=rtol if self.rtol is None else self.rtol,
-            atol=atol if self.atol is None else self.atol,
-        )
-
-
-@dataclass
-class ParameterResult:
-    """The comparison for one parameter tensor."""
-
-    name: str
-    shape: tuple[int, ...]
-    coverage: str  # "entries" or "directions"
-    positions: Array  # flat indices checked, or direction numbers
-    analytic: Array
-    numerical: Array
-    abs_error: Array  # |a - n|, or the distance of a to the one-sided interval at kinks
-    limit: Array
-    kinks: Array
-    steps: Array
-    noise: Array  # round-off bound of each numerical value
-    taylor: TaylorResult | None = None
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
-    def checked(self) -> int:
-        return len(self.positions)
-
-    @property
-    def rel_error(self) -> Array:
-        scale = np.maximum(np.abs(self.analytic), np.abs(self.numerical))
-        return np.divide(self.abs_error, scale, out=np.zeros_like(self.abs_error), where=scale > 0)
-
-    @property
-    def failures(self) -> int:
-        return int(np.count_nonzero(self.abs_error > self.limit))
-
-    @property
-    def worst(self) -> int:
-        """Position (in the checked arrays) closest to, or furthest past, its limit."""
-        return int(np.argmax(self.abs_error / self.limit))
-
-    @property
-    def worst_label(self) -> str:
-        if self.coverage == "directions":
-            return f"direction {int(self.positions[self.worst])}"
-        index = np.unravel_index(int(self.positions[self.worst]), self.shape) if self.shape else ()
-        return "[" + ", ".join(str(int(i)) for i in index) + "]"
-
-    @property
-    def status(self) -> str:
-        if self.failures or (self.taylor is not None and not self.taylor.passed):
-            return "FAIL"
-        if np.any(self.abs_error * WARN_FACTOR > self.limit):
-            return "WARN"
-        return "PASS"
-
-
-STATUS_ORDER = {"PASS": 0, "WARN": 1, "FAIL": 2}
-
-
-@dataclass
-class Report:
-    """Everything a check found; renders itself with rich (``__rich__``)."""
-
-    title: str
-    model: dict[str, Any]
-    settings: Settings
-    parameters: list[ParameterResult]
-    elapsed: float
-    evaluations: int
-    engine: str = "loop"
-    name: str = ""
-
-    @property
-    def status(self) -> str:
-        worst = max((p.status for p in self.parameters), key=STATUS_ORDER.__getitem__, default="PASS")
-        return worst
-
-    @property
-    def passed(self) -> bool:
-        return self.status != "FAIL"
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every parameter passes (WARN included), 1 when any fails."""
-        return 0 if self.passed else 1
-
-    def to_dict(self) -> dict[str, Any]:
-        from .report import report_to_dict
-
-        return report_to_dict(self)
-
-    def to_json(self) -> str:
-        from .report import report_to_json
-
-        return report_to_json(self)
-
-    def to_text(self, width: int = 120) -> str:
-        from .report import report_to_text
-
-        return report_to_text(self, width)
-
-    def __rich_console__(self, console: Any, options: Any) -> Any:
-        from .report import render_report
-
-        yield render_report(self, options.max_width)
 
 
 # ---- inputs ----------------------------------------------------------------------------------
@@ -202,8 +39,8 @@ def _as_params(params: Mapping[str, Any]) -> Params:
     for name, value in params.items():
         arr = np.asarray(value, dtype=np.float64)
         if not np.all(np.isfinite(arr)):
-            bad = np.unravel_index(int(np.flatnonzero(~np.isfinite(arr))[0]), arr.shape) if arr.ndim else ()
-            raise InputError(f"parameter {name} is not finite at {list(map(int, bad))}; give finite starting values")
+            bad = entry_index(arr.shape, int(np.flatnonzero(~np.isfinite(arr))[0]))
+            raise InputError(f"parameter {name} is not finite at {bad}; give finite starting values")
         out[name] = arr
     return out
 
@@ -243,8 +80,9 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient") -> Pa
             )
         bad = ~np.isfinite(g)
         if bad.any():
-            at = np.unravel_index(int(np.flatnonzero(bad)[0]), g.shape) if g.ndim else ()
-            raise InputError(f"{where}: {n} is {g[at]} at {list(map(int, at))}; gradients must be finite")
+            first = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{where}: {n} is {g.reshape(-1)[first]} at {entry_index(g.shape, first)}; "
+                             f"gradients must be finite")
         out[n] = g
     return out
 
@@ -264,27 +102,8 @@ def _positions(size: int, settings: Settings, rng: np.random.Generator) -> Array
 
 def _unit_directions(k: int, size: int, rng: np.random.Generator) -> Array:
     v = rng.standard_normal((k, size))
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def _judge(
-    analytic: Array, d: Derivatives, settings: Settings, dtype_eps: float
-) -> tuple[Array, Array]:
-    """Absolute errors and limits under the pass rule (module docstring)."""
-    n = d.values
-    err = np.abs(analytic - n)
-    scale = np.maximum(np.abs(analytic), np.abs(n))
-    noise = d.noise.copy()
-    k = d.kinks & np.isfinite(d.lower) & np.isfinite(d.upper)
-    if k.any():
-        lo, hi = d.lower[k], d.upper[k]
-        a = analytic[k]
-        err[k] = np.maximum(0.0, np.maximum(lo - a, a - hi))
-        scale[k] = np.maximum.reduce([np.abs(a), np.abs(lo), np.abs(hi)])
-        noise[k] = 2 * noise[k]  # one-sided estimates carry twice the central round-off
-    analytic_floor = ANALYTIC_ROUNDOFF * dtype_eps * (np.max(np.abs(n)) if n.size else 0.0)
-    limit = settings.atol + settings.rtol * scale + noise + analytic_floor
-    return err, limit
+    unit: Array = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit
 
 
 EVALUATIONS_PER_ENTRY = {"forward": 1, "central": 2, "richardson": 4, "complex": 1}
@@ -300,26 +119,27 @@ class ProgressSink(Protocol):
     def stop(self) -> None: ...
 
 
-class Probe(Protocol):
-    """What ``check_gradients`` needs from a loss evaluator (``LoopProbe`` or the engine)."""
-
-    base: float
-    evaluations: int
-    progress: Callable[[int], None] | None
-
-    def entries(self, name: str, flat: Array, steps: Array) -> Evaluation: ...
-
-    def along(self, name: str, directions: Array, steps: Array) -> Evaluation: ...
+ProbeFactory = Callable[[Params], Probe]
 
 
 def check_gradients(
-    loss: Callable[[Params], float],
+    loss: Callable[[Params], Any],
     gradients: Callable[[Params], Any],
     params: Mapping[str, Any],
     settings: Settings | None = None,
     *,
+    method: str | None = None,
+    mode: str | None = None,
+    dtype: Any = None,
+    eps: float | str | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    samples: int | None = None,
+    directions: int | None = None,
+    taylor: bool | None = None,
+    seed: int | None = None,
     kink_pattern: Callable[[Params], Array | None] | None = None,
-    probe_factory: Callable[[Params], Probe] | None = None,
+    probe_factory: ProbeFactory | None = None,
     progress: ProgressSink | None = None,
     smooth: bool = False,
     loss_name: str = "loss",
@@ -327,33 +147,34 @@ def check_gradients(
     title: str = "gradient check",
     model: dict[str, Any] | None = None,
     name: str = "",
-    **options: Any,
 ) -> Report:
     """Check ``gradients`` against finite differences of ``loss`` at ``params``.
 
     ``loss(params) -> float`` and ``gradients(params) -> dict`` (or a tuple in
-    parameter order) take a dict of arrays.  Options are the fields of
-    ``Settings`` (``method``, ``mode``, ``dtype``, ``eps``, ``rtol``, ``atol``,
-    ``samples``, ``directions``, ``taylor``, ``seed``), given either as a
-    ``Settings`` or as keywords.  ``probe_factory(reference_params)`` supplies a
-    faster evaluator than the plain loop (the built-in MLP's engine); ``progress``
-    is told how far the check has come.  ``kink_pattern`` (a model that reports
-    its kinks) or ``smooth=True`` (a function known to have none) turn off the
-    black-box kink search.  Returns the ``Report``.
+    parameter order) take a dict of arrays.  How to check is a ``Settings``, or
+    its fields as keywords (``method``, ``mode``, ``dtype``, ``eps``, ``rtol``,
+    ``atol``, ``samples``, ``directions``, ``taylor``, ``seed``; keywords given
+    override the ``Settings``).  ``probe_factory(reference_params)`` supplies a
+    faster evaluator than the plain loop; ``progress`` is told how far the check
+    has come.  ``kink_pattern`` (a model that reports its kinks) or
+    ``smooth=True`` (a function known to have none) turn off the black-box kink
+    search.  Returns the ``Report``; raises ``InputError`` for options or values
+    that cannot be checked, ``UserCodeError`` when ``loss`` or ``gradients`` raise.
     """
-    settings = replace(settings or Settings(), **options).resolved()
-    _validate_settings(settings)
+    given = dict(method=method, mode=mode, dtype=dtype, eps=eps, rtol=rtol, atol=atol, samples=samples,
+                 directions=directions, taylor=taylor, seed=seed)
+    settings = (settings or Settings()).updated(**given).resolved()
     start = time.perf_counter()
     base_params = _as_params(params)
-    dtype = np.dtype(settings.dtype)
+    dtype_ = np.dtype(settings.dtype)
     # The analytic side runs in the chosen dtype; the reference uses the very same
     # values, held in float64.
-    typed = {k: v.astype(dtype) for k, v in base_params.items()}
+    typed = {k: v.astype(dtype_) for k, v in base_params.items()}
     reference = {k: v.astype(np.float64) for k, v in typed.items()}
     try:
         raw = gradients({k: v.copy() for k, v in typed.items()})
     except Exception as exc:
-        raise numeric.UserCodeError(grad_name, exc) from exc
+        raise UserCodeError(grad_name, exc) from exc
     analytic = {k: v.astype(np.float64) for k, v in normalise_gradients(raw, typed, grad_name).items()}
     probe = probe_factory(reference) if probe_factory else LoopProbe(loss, reference, kink_pattern, loss_name)
     # Unless the function is known smooth or reports its own kinks, entries whose
@@ -364,6 +185,7 @@ def check_gradients(
 
     rng = np.random.default_rng(settings.seed)
     pick_rng, direction_rng, taylor_rng = rng.spawn(3)
+    rule = PassRule(*settings.tolerances, settings.dtype)
     results: list[ParameterResult] = []
     try:
         for pname, x in reference.items():
@@ -371,29 +193,28 @@ def check_gradients(
                 count = {"directional": settings.directions, "sample": min(settings.samples, x.size)}.get(
                     settings.mode, x.size)
                 progress.start(pname, count * EVALUATIONS_PER_ENTRY[settings.method])
-            results.append(_check_parameter(probe, pname, x, analytic[pname], settings, black_box,
+            results.append(_check_parameter(probe, pname, x, analytic[pname], settings, rule, black_box,
                                             pick_rng, direction_rng, taylor_rng))
     finally:
         if progress is not None:
             progress.stop()
     elapsed = time.perf_counter() - start
     return Report(title, model or {}, settings, results, elapsed, probe.evaluations,
-                  engine=getattr(probe, "engine_name", "loop"), name=name)
+                  engine=probe.engine_name, name=name)
 
 
 def _check_parameter(
-    probe: Probe, name: str, x: Array, analytic: Array, settings: Settings, black_box: bool,
+    probe: Probe, name: str, x: Array, analytic: Array, settings: Settings, rule: PassRule, black_box: bool,
     pick_rng: np.random.Generator, direction_rng: np.random.Generator, taylor_rng: np.random.Generator,
 ) -> ParameterResult:
     """Numerical derivatives of one parameter (entries or directions), judged."""
     dtype = np.dtype(settings.dtype)
-    dtype_eps = float(np.finfo(dtype).eps)
     a = analytic.reshape(-1)
     flat_x = x.reshape(-1)
     if settings.mode == "directional":
         V = _unit_directions(settings.directions, flat_x.size, direction_rng)
         positions = np.arange(len(V))
-        step = numeric._compute_absolute_step(np.max(np.abs(flat_x), initial=0.0), settings.eps, settings.method,
+        step = numeric._compute_absolute_step(np.max(np.abs(flat_x), initial=0.0), settings.step, settings.method,
                                               dtype)
         h = np.full(len(V), step[()])
 
@@ -403,7 +224,7 @@ def _check_parameter(
         a_checked = V @ a
     else:
         positions = _positions(flat_x.size, settings, pick_rng)
-        h = numeric._compute_absolute_step(flat_x[positions], settings.eps, settings.method, dtype)
+        h = numeric._compute_absolute_step(flat_x[positions], settings.step, settings.method, dtype)
 
         def evaluate(steps: Array, subset: Array | None) -> Evaluation:
             return probe.entries(name, positions if subset is None else positions[subset], steps)
@@ -411,9 +232,9 @@ def _check_parameter(
         a_checked = a[positions]
     d = numeric.numerical_derivatives(evaluate, h, settings.method)
     if black_box:
-        _settle_black_box(evaluate, d, a_checked, h, flat_x, positions, settings, dtype_eps, dtype)
-    err, limit = _judge(a_checked, d, settings, dtype_eps)
-    taylor = _taylor(probe, name, flat_x, a, settings, taylor_rng) if settings.taylor else None
+        _settle_black_box(evaluate, d, a_checked, h, flat_x, positions, settings, rule)
+    err, limit = rule.judge(a_checked, d)
+    taylor = _taylor(probe, name, flat_x, a, rule, taylor_rng) if settings.taylor else None
     return ParameterResult(
         name, x.shape, "directions" if settings.mode == "directional" else "entries",
         positions, a_checked, d.values, err, limit, d.kinks, d.steps, d.noise, taylor,
@@ -422,11 +243,11 @@ def _check_parameter(
 
 def _settle_black_box(
     evaluate: numeric.Evaluate, d: Derivatives, analytic: Array, h: Array, flat_x: Array, positions: Array,
-    settings: Settings, dtype_eps: float, dtype: np.dtype,
+    settings: Settings, rule: PassRule,
 ) -> None:
     """A user's function cannot report its kinks: look again at every entry whose sides
     disagree sharply, and at every entry that fails (``numeric.settle_hidden_kinks``)."""
-    err, limit = _judge(analytic, d, settings, dtype_eps)
+    err, limit = rule.judge(analytic, d)
     idx = np.union1d(numeric.hidden_kink_suspects(d), np.flatnonzero(err > limit))
     if idx.size == 0:
         return
@@ -435,19 +256,20 @@ def _settle_black_box(
         # The complex step is far too small to halve from: start at a real central step.
         values = np.full(idx.size, np.max(np.abs(flat_x))) if settings.mode == "directional" else \
             flat_x[positions[idx]]
-        start = numeric._compute_absolute_step(values, numeric._eps_for_method("central"), "central", dtype)
-    floor = ANALYTIC_ROUNDOFF * dtype_eps * (np.max(np.abs(d.values)) if d.values.size else 0.0)
+        start = numeric._compute_absolute_step(values, numeric._eps_for_method("central"), "central",
+                                               np.dtype(settings.dtype))
+    floor = rule.analytic_floor(float(np.max(np.abs(d.values), initial=0.0)))
 
     def passes(sub: Array, values: Array, noise: Array) -> Array:
         a = analytic[sub]
-        scale = np.maximum(np.abs(a), np.abs(values))
-        return np.abs(a - values) <= settings.atol + settings.rtol * scale + noise + floor
+        passed: Array = np.abs(a - values) <= rule.limit(np.maximum(np.abs(a), np.abs(values)), noise, floor)
+        return passed
 
     numeric.settle_hidden_kinks(evaluate, d, idx, start, passes)
 
 
 def _taylor(
-    probe: Probe, name: str, flat_x: Array, a: Array, settings: Settings, rng: np.random.Generator
+    probe: Probe, name: str, flat_x: Array, a: Array, rule: PassRule, rng: np.random.Generator
 ) -> TaylorResult:
     v = _unit_directions(1, flat_x.size, rng)[0]
     slope = float(v @ a)
@@ -455,8 +277,7 @@ def _taylor(
     # adds a first-order term to a correct gradient's remainder: remainders it
     # could explain are not used to read the order.
     scale = max(abs(slope), float(np.max(np.abs(a), initial=0.0)))
-    tolerance = settings.atol + settings.rtol * abs(slope)
-    tolerance += ANALYTIC_ROUNDOFF * float(np.finfo(np.dtype(settings.dtype)).eps) * scale
+    tolerance = float(rule.limit(abs(slope), floor=rule.analytic_floor(scale)))
     h0 = 0.1 * max(1.0, float(np.max(np.abs(flat_x))))
 
     def along(steps: Array) -> Evaluation:
@@ -465,65 +286,64 @@ def _taylor(
     return numeric.taylor_test(along, slope, tolerance, h0)
 
 
-def _validate_settings(s: Settings) -> None:
-    if s.method not in METHODS:
-        raise InputError(f"method must be one of {', '.join(METHODS)}; got {s.method!r}")
-    if s.mode not in MODES:
-        raise InputError(f"mode must be one of {', '.join(MODES)}; got {s.mode!r}")
-    if s.dtype not in DTYPES:
-        raise InputError(f"dtype must be one of {', '.join(DTYPES)}; got {s.dtype!r}")
-    for field_name in ("rtol", "atol"):
-        value = getattr(s, field_name)
-        if not (isinstance(value, (int, float)) and value >= 0 and np.isfinite(value)):
-            raise InputError(f"{field_name} must be a finite number >= 0; got {value!r}")
-    if not (s.eps > 0 and np.isfinite(s.eps)):
-        raise InputError(f"eps must be a positive number; got {s.eps!r}")
-    if s.samples < 1:
-        raise InputError(f"samples must be >= 1; got {s.samples}")
-    if s.directions < 1:
-        raise InputError(f"directions must be >= 1; got {s.directions}")
+def _probe_factory(model: Model, engine: str, max_memory: float) -> ProbeFactory | None:
+    """The evaluator for ``model``: the fastest it offers (``auto``), the one named, or
+    None for the plain loop.  Chosen once, here."""
+    if engine == "loop":
+        return None
+    offered = [e for e in model.evaluators if e in EVALUATORS]
+    if engine == "auto":
+        if not offered:
+            return None
+        engine = offered[0]
+    elif engine not in offered:
+        valid = ", ".join(["auto", *offered, "loop"])
+        raise InputError(f"{engine!r} is not offered by this model; valid: {valid}", option="engine")
+    factory = EVALUATORS[engine]
+    budget = max(1, int(max_memory * 2**20))
 
+    def make(reference: Params) -> Probe:
+        probe: Probe = factory(model, reference, budget)
+        return probe
 
-def assert_gradients(
-    loss: Callable[[Params], float], gradients: Callable[[Params], Any], params: Mapping[str, Any], **options: Any
-) -> Report:
-    """``check_gradients`` for a test suite: returns the Report when every parameter
-    passes, raises ``AssertionError`` whose message is the plain-text table otherwise."""
-    report = check_gradients(loss, gradients, params, **options)
-    if not report.passed:
-        raise AssertionError("gradient check failed\n" + report.to_text())
-    return report
-
-
-ENGINES = ("auto", "incremental", "loop")
+    return make
 
 
 def check_model(
-    model: Any,
+    model: Model,
     settings: Settings | None = None,
     *,
+    method: str | None = None,
+    mode: str | None = None,
+    dtype: Any = None,
+    eps: float | str | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    samples: int | None = None,
+    directions: int | None = None,
+    taylor: bool | None = None,
+    seed: int | None = None,
     engine: str = "auto",
-    max_memory: int | None = None,
+    max_memory: float | None = None,
     progress: ProgressSink | None = None,
-    **options: Any,
 ) -> Report:
     """Check a built-in model's ``gradients`` against its ``loss`` at its seeded start.
 
-    ``engine``: ``incremental`` (the MLP's incremental engine), ``loop`` (one forward
-    pass per perturbation, the reference path) or ``auto`` (incremental where the
-    model has one).  ``max_memory`` bounds the engine's scratch space in bytes.
+    Settings as for ``check_gradients``.  ``engine``: ``auto`` (the fastest
+    evaluator the model offers, e.g. the MLP's incremental engine), one it offers
+    by name, or ``loop`` (one forward pass per perturbation, the reference path).
+    ``max_memory`` bounds the engine's scratch space, in MiB.
     """
-    if engine not in ENGINES:
-        raise InputError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
-    factory = None
-    if engine in ("auto", "incremental") and isinstance(model, MLP):
-        budget = DEFAULT_MAX_MEMORY if max_memory is None else max_memory
-        factory = lambda reference: IncrementalProbe(model, reference, max_memory=budget)  # noqa: E731
-    elif engine == "incremental":
-        raise InputError("engine incremental is only for the mlp model; use --engine loop or auto")
+    engine_option, memory_option = ENGINE_OPTIONS
+    factory = _probe_factory(
+        model, engine_option.convert(engine),
+        memory_option.convert(memory_option.default if max_memory is None else max_memory),
+    )
     spec = model.spec
     return check_gradients(
         model.loss, model.gradients, model.initial_parameters(), settings,
+        method=method, mode=mode, dtype=dtype, eps=eps, rtol=rtol, atol=atol, samples=samples,
+        directions=directions, taylor=taylor, seed=seed,
         kink_pattern=model.kink_pattern if model.has_kinks else None, smooth=not model.has_kinks,
-        probe_factory=factory, progress=progress, title=spec.title(), model=spec.describe(), **options,
+        probe_factory=factory, progress=progress, title=spec.title(), model=spec.describe(),
     )

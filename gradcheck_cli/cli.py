@@ -1,7 +1,10 @@
 """The command line: parse options, call the library, render, exit with ``Report.exit_code``.
 
+Every check option comes from the tables in ``options.py``; this module only
+turns them into click options and maps the library's errors to the flags.
+
 Exit codes: 0 every parameter passes, 1 any parameter fails, 2 bad usage or input
-(one line on stderr, never a traceback).
+(one line on stderr, never a traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,102 +13,60 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
-from . import __version__
-from .check import DTYPES, ENGINES, MODES, InputError, Report, Settings, check_model
-from .config import load_suite, run_check
-from .engine import DEFAULT_MAX_MEMORY, tune_allocator
-from .models import ACTIVATIONS, LOSSES, MLP, LinearRegression, LinRegSpec, MLPSpec, SpecError
-from .numeric import METHODS, BadValueError, UserCodeError
-from .report import RichProgress, render_suite_summary, render_summary, reports_to_junit, suite_to_dict
-from .userfunc import FuncSpec, check_function, parse_param
+from ._version import __version__
+from .check import check_model
+from .config import build_spec, load_suite, run_check
+from .engine import tune_allocator
+from .errors import InputError, UserCodeError
+from .models import MLP, LinearRegression
+from .options import (
+    CHECK_OPTIONS, FUNC_OPTIONS, LINREG_OPTIONS, MLP_OPTIONS, Option, parse_param, settings_from,
+)
+from .report import (
+    RichProgress, render_report, render_suite_summary, render_summary, reports_to_junit,
+)
+from .result import EXIT_FAIL, EXIT_PASS, Report, suite_exit_code, suite_to_dict
+from .userfunc import FuncSpec, check_function
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-class SizeList(click.ParamType):
-    """Comma-separated layer sizes, e.g. ``4,8,3``: at least two whole numbers >= 1."""
+class OptionType(click.ParamType):
+    """A click type that parses with the option's own parser (``options.py``)."""
 
-    name = "n0,n1,...,nL"
+    def __init__(self, option: Option) -> None:
+        self.option = option
+        self.name = option.metavar or option.name
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self.option.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class ParamSpec(click.ParamType):
+    """``NAME=SHAPE``: ``W=4x3``, ``b=3``, ``s=`` (a scalar)."""
+
+    name = "NAME=SHAPE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, tuple):
             return value
-        parts = str(value).split(",")
-        sizes = []
-        for position, part in enumerate(parts, start=1):
-            text = part.strip()
-            if not text:
-                self.fail(f"size {position} of {value!r} is empty; give comma-separated whole numbers, e.g. 4,8,3",
-                          param, ctx)
-            try:
-                size = int(text)
-            except ValueError:
-                self.fail(f"{text!r} is not a whole number; give comma-separated layer sizes, e.g. 4,8,3", param, ctx)
-            if size < 1:
-                self.fail(f"size {position} is {size}; every layer needs at least 1 unit, e.g. 4,8,3", param, ctx)
-            sizes.append(size)
-        if len(sizes) < 2:
-            self.fail(f"{value!r} has one size; give at least two (input,...,output), e.g. 4,8,3", param, ctx)
-        return tuple(sizes)
-
-
-class NameList(click.ParamType):
-    """Comma-separated names, each from a fixed set."""
-
-    name = "a1,...,aL"
-
-    def __init__(self, choices: list[str]) -> None:
-        self.choices = choices
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
-        if isinstance(value, tuple):
-            return value
-        names = tuple(part.strip() for part in str(value).split(","))
-        for name in names:
-            if name not in self.choices:
-                self.fail(f"{name!r} is not one of {', '.join(self.choices)}", param, ctx)
-        return names
-
-
-class Step(click.ParamType):
-    """``auto`` or a positive relative step."""
-
-    name = "auto|FLOAT"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float | None:
-        if value is None or value == "auto":
-            return None
         try:
-            step = float(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither 'auto' nor a number; e.g. --eps auto or --eps 1e-6", param, ctx)
-        if not step > 0 or step == float("inf"):
-            self.fail(f"{value!r} is not a positive finite number; e.g. --eps 1e-6", param, ctx)
-        return step
-
-
-class Tolerance(click.ParamType):
-    """A finite number >= 0."""
-
-    name = "FLOAT>=0"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            number = float(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a number; give a number >= 0, e.g. 1e-6", param, ctx)
-        if not 0 <= number < float("inf"):
-            self.fail(f"{value!r} is not >= 0; give a finite number >= 0, e.g. 1e-6", param, ctx)
-        return number
+            return parse_param(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class OutputPath(click.ParamType):
@@ -125,46 +86,56 @@ class OutputPath(click.ParamType):
         return path
 
 
-def _check_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every checking command shares."""
-    options = [
-        click.option("--method", type=click.Choice(METHODS), default="central", show_default=True,
-                     help="Difference method: central, forward, richardson (4th order) or complex step."),
-        click.option("--eps", type=Step(), default="auto", show_default=True,
-                     help="Relative step h = eps*max(1,|x|); auto picks it per method."),
-        click.option("--dtype", type=click.Choice(DTYPES), default="float64", show_default=True,
-                     help="dtype of the model and its analytic gradients (the reference is float64)."),
-        click.option("--rtol", type=Tolerance(), default=None,
-                     help="Relative tolerance [default: per dtype and method, see README]."),
-        click.option("--atol", type=Tolerance(), default=None,
-                     help="Absolute tolerance [default: per dtype and method, see README]."),
-        click.option("--mode", type=click.Choice(MODES), default="full", show_default=True,
-                     help="full: every entry; sample: --samples entries per parameter; "
-                          "directional: --directions random directions per parameter."),
-        click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True,
-                     help="Entries per parameter with --mode sample."),
-        click.option("--directions", type=click.IntRange(min=1), default=8, show_default=True,
-                     help="Directions per parameter with --mode directional."),
-        click.option("--taylor", is_flag=True, help="Also run the Taylor test (order 2 = correct)."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed for data, weights and sampling."),
-        click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
-                     help="Numerical side for built-in models: incremental (fast), loop (one forward pass "
-                          "per perturbation) or auto."),
-        click.option("--max-memory", type=click.IntRange(min=1), default=DEFAULT_MAX_MEMORY // 2**20,
-                     show_default=True, help="MiB of scratch space the incremental engine may use."),
+def _click_option(option: Option) -> Callable[[F], F]:
+    """The click option for one table entry."""
+    if option.flag:
+        return click.option(option.flag_name, is_flag=True, default=option.default, help=option.help)
+    if option.negatable:
+        return click.option(f"{option.flag_name}/--no-{option.flag_name[2:]}", default=option.default,
+                            show_default=True, help=option.help)
+    # No default at all rather than None: click 8.3+ treats an explicit None as a given default.
+    default = {} if option.default is None else {"default": option.default}
+    return click.option(option.flag_name, type=OptionType(option), required=option.required,
+                        metavar=option.metavar, help=option.help,
+                        show_default=option.shown_default or option.default is not None, **default)
+
+
+def _options(options: Sequence[Option]) -> Callable[[F], F]:
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = _click_option(option)(command)
+        return command
+
+    return decorate
+
+
+def _output_options(command: F) -> F:
+    """How to show the result: options of the command line alone (not suite keys)."""
+    for option in reversed([
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table: the verdict line only."),
         click.option("--junit", type=OutputPath(), default=None, help="Also write a JUnit XML report to this path."),
-    ]
-    for option in reversed(options):
+    ]):
         command = option(command)
     return command
 
 
-def _settings(kw: dict[str, Any]) -> Settings:
-    return Settings(method=kw["method"], mode=kw["mode"], dtype=kw["dtype"], eps=kw["eps"], rtol=kw["rtol"],
-                    atol=kw["atol"], samples=kw["samples"], directions=kw["directions"], taylor=kw["taylor"],
-                    seed=kw["seed"])
+def _input_errors(command: F) -> F:
+    """An ``InputError`` about an option of this command becomes click's usage error
+    naming the flag (``Invalid value for '--engine': ...``)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except InputError as exc:
+            ctx = click.get_current_context()
+            param = next((p for p in ctx.command.params if p.name == exc.option), None)
+            if param is None:
+                raise
+            raise click.BadParameter(exc.message, ctx=ctx, param=param) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _progress(as_json: bool, quiet: bool) -> RichProgress | None:
@@ -173,28 +144,6 @@ def _progress(as_json: bool, quiet: bool) -> RichProgress | None:
     if as_json or quiet or not console.is_terminal:
         return None
     return RichProgress(console)
-
-
-def _engine_options(kw: dict[str, Any]) -> dict[str, Any]:
-    return {"engine": kw["engine"], "max_memory": kw["max_memory"] * 2**20,
-            "progress": _progress(kw["as_json"], kw["quiet"])}
-
-
-def _emit(reports: list[Report], as_json: bool, quiet: bool, junit: Path | None, suite: bool = False) -> int:
-    """Print the report(s) (tables or JSON), write JUnit, return the exit code."""
-    if as_json:
-        click.echo(json.dumps(suite_to_dict(reports), indent=2) if suite else reports[0].to_json())
-    else:
-        console = _stdout_console()
-        for report in reports:
-            console.print(render_summary(report) if quiet else report)
-            if suite:
-                console.print()
-        if suite:
-            console.print(render_suite_summary(reports))
-    if junit is not None:
-        junit.write_text(reports_to_junit(reports), encoding="utf-8")
-    return EXIT_PASS if all(r.passed for r in reports) else EXIT_FAIL
 
 
 def _stdout_console() -> Console:
@@ -206,17 +155,30 @@ def _stdout_console() -> Console:
     return console
 
 
-def _spec_errors(command: Callable[..., int]) -> Callable[..., int]:
-    """Turn a spec the model rejects into the same one-line usage error as a bad option."""
+def _emit(reports: list[Report], as_json: bool, quiet: bool, junit: Path | None, suite: bool = False) -> int:
+    """Print the report(s) (tables or JSON), write JUnit, return the exit code."""
+    if as_json:
+        click.echo(json.dumps(suite_to_dict(reports), indent=2) if suite else reports[0].to_json())
+    else:
+        console = _stdout_console()
+        for report in reports:
+            console.print(render_summary(report) if quiet else render_report(report, console.width))
+            if suite:
+                console.print()
+        if suite:
+            console.print(render_suite_summary(reports))
+    if junit is not None:
+        junit.write_text(reports_to_junit(reports), encoding="utf-8")
+    return suite_exit_code(reports)
 
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> int:
-        try:
-            return command(*args, **kwargs)
-        except SpecError as exc:
-            raise click.BadParameter(exc.message, param_hint=f"'--{exc.field}'") from None
 
-    return wrapper
+def _check_builtin(model_name: str, kw: dict[str, Any]) -> int:
+    """Build a built-in model from the parsed options, check it, print, return the exit code."""
+    spec = build_spec(model_name, kw)
+    model = MLP(spec) if model_name == "mlp" else LinearRegression(spec)  # type: ignore[arg-type]
+    report = check_model(model, settings_from(kw), engine=kw["engine"], max_memory=kw["max_memory"],
+                         progress=_progress(kw["as_json"], kw["quiet"]))
+    return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])
 
 
 class _Cli(click.Group):
@@ -232,7 +194,7 @@ class _Cli(click.Group):
         except click.ClickException as exc:
             _error_line(exc.format_message())
             rv = EXIT_USAGE
-        except (InputError, BadValueError) as exc:
+        except InputError as exc:
             _error_line(str(exc))
             rv = EXIT_USAGE
         except UserCodeError as exc:
@@ -253,10 +215,7 @@ def _error_line(message: str) -> None:
 
 def _user_traceback(exc: UserCodeError) -> None:
     """Show only the frames of the user's own code, then the error line."""
-    import traceback
-
-    tb = exc.original.__traceback__
-    frames = [f for f in traceback.extract_tb(tb) if not _is_ours(f.filename)]
+    frames = [f for f in traceback.extract_tb(exc.original.__traceback__) if not _is_ours(f.filename)]
     if frames:
         click.echo("Traceback (user code, most recent call last):", err=True)
         click.echo("".join(traceback.format_list(frames)).rstrip("\n"), err=True)
@@ -273,76 +232,48 @@ def cli() -> None:
 
     Matching dimensions do not prove a gradient right: gradcheck compares the
     analytic matrix-form gradient of every parameter with a numerical one and
-    prints a per-parameter table. Exit code 0 = pass, 1 = fail, 2 = bad input.
+    prints a per-parameter table. Exit code 0 = pass, 1 = fail, 2 = bad input,
+    130 = interrupted.
 
     Example: gradcheck mlp --layers 4,8,3
     """
 
 
 @cli.command()
-@click.option("--layers", type=SizeList(), required=True, help="Layer sizes n0,n1,...,nL, e.g. 4,8,3.")
-@click.option("--activation", type=click.Choice(list(ACTIVATIONS)), default="tanh", show_default=True,
-              help="Activation of every hidden layer.")
-@click.option("--activations", type=NameList(list(ACTIVATIONS) + ["softmax"]), default=None,
-              help="One activation per layer (hidden and output), e.g. relu,tanh,identity.")
-@click.option("--loss", type=click.Choice(list(LOSSES)), default="mse", show_default=True,
-              help="mse (identity output), bce (sigmoid output) or softmax-ce (softmax output, integer labels).")
-@click.option("--bias/--no-bias", default=True, show_default=True, help="--no-bias is the seed's exact model.")
-@click.option("--m", type=click.IntRange(min=1), default=32, show_default=True, help="Number of samples.")
-@_check_options
-@_spec_errors
-def mlp(layers: tuple[int, ...], activation: str, activations: tuple[str, ...] | None, loss: str, bias: bool,
-        m: int, **kw: Any) -> int:
+@_options(MLP_OPTIONS + CHECK_OPTIONS["mlp"])
+@_output_options
+@_input_errors
+def mlp(**kw: Any) -> int:
     """Check the backward pass of an MLP (matrix form, vectorised over the batch).
 
     Example: gradcheck mlp --layers 4,8,3 --activation relu --loss softmax-ce
     """
-    spec = MLPSpec.build(layers, activation, activations, loss, bias, m, kw["seed"])
-    report = check_model(MLP(spec), _settings(kw), **_engine_options(kw))
-    return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])
+    return _check_builtin("mlp", kw)
 
 
 @cli.command()
-@click.option("--m", type=click.IntRange(min=1), default=100, show_default=True, help="Number of samples.")
-@click.option("--n", type=click.IntRange(min=1), default=3, show_default=True, help="Number of features.")
-@click.option("--l2", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Ridge strength: adds l2/(2m)*||theta[1:]||^2 (the bias is not penalised).")
-@_check_options
-@_spec_errors
-def linreg(m: int, n: int, l2: float, **kw: Any) -> int:
+@_options(LINREG_OPTIONS + CHECK_OPTIONS["linreg"])
+@_output_options
+@_input_errors
+def linreg(**kw: Any) -> int:
     """Check the linear-regression gradient (1/m) X^T (X theta - y).
 
     Example: gradcheck linreg --m 100 --n 3 --l2 0.1
     """
-    spec = LinRegSpec.build(m, n, l2, kw["seed"])
-    report = check_model(LinearRegression(spec), _settings(kw), **_engine_options(kw))
-    return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])
+    return _check_builtin("linreg", kw)
 
 
-class ParamSpec(click.ParamType):
-    """``NAME=SHAPE``: ``W=4x3``, ``b=3``, ``s=`` (a scalar)."""
-
-    name = "NAME=SHAPE"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, tuple]:
-        if isinstance(value, tuple):
-            return value
-        try:
-            return parse_param(str(value))
-        except InputError as exc:
-            self.fail(str(exc), param, ctx)
+_FUNC = {o.name: o for o in FUNC_OPTIONS}
 
 
 @cli.command()
-@click.argument("loss", metavar="FILE.py:LOSS")
-@click.option("--grad", required=True, metavar="FILE.py:GRAD", help="Your gradient: GRAD(**params) -> dict.")
-@click.option("--param", "params", type=ParamSpec(), multiple=True,
-              help="A parameter and its shape, e.g. W=4x3, b=3, s= (scalar); repeat for each.")
-@click.option("--init", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Start from the arrays of this .npz instead of drawing them from --seed.")
-@_check_options
-def func(loss: str, grad: str, params: tuple[tuple[str, tuple[int, ...]], ...], init: Path | None,
-         **kw: Any) -> int:
+@click.argument("loss", metavar=_FUNC["loss"].metavar, type=OptionType(_FUNC["loss"]))
+@_options([_FUNC["grad"]])
+@click.option("--param", "params", type=ParamSpec(), multiple=True, help=_FUNC["params"].help)
+@_options([_FUNC["init"]] + list(CHECK_OPTIONS["func"]))
+@_output_options
+@_input_errors
+def func(**kw: Any) -> int:
     """Check your own gradient: LOSS(**params) -> float against GRAD(**params) -> dict.
 
     Parameters are drawn from --seed (standard normal) with the shapes of --param,
@@ -352,21 +283,21 @@ def func(loss: str, grad: str, params: tuple[tuple[str, tuple[int, ...]], ...], 
     Example: gradcheck func examples/two_layer.py:loss --grad examples/two_layer.py:grad
     --param W1=4x8 --param b1=8 --param W2=8x2 --param b2=2
     """
-    if kw["engine"] == "incremental":
-        raise click.BadParameter("the incremental engine is only for mlp; use auto or loop", param_hint="'--engine'")
-    spec = FuncSpec(loss, grad, params, None if init is None else str(init), kw["seed"])
-    report = check_function(spec, _settings(kw), progress=_progress(kw["as_json"], kw["quiet"]))
+    kw["params"] = _FUNC["params"].convert(kw["params"])
+    spec = build_spec("func", kw)
+    assert isinstance(spec, FuncSpec)
+    report = check_function(spec, settings_from(kw), progress=_progress(kw["as_json"], kw["quiet"]))
     return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])
 
 
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG.toml")
-@click.option("--json", "as_json", is_flag=True, help="Print the suite's reports as JSON instead of tables.")
-@click.option("--junit", type=OutputPath(), default=None,
-              help="Also write a JUnit XML report (one testcase per parameter per check).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar, no tables: verdict lines and the summary.")
+@_output_options
 def run(config: Path, as_json: bool, junit: Path | None, quiet: bool) -> int:
     """Run every [[check]] of a TOML suite; exit 1 if any check fails.
+
+    Every check takes the options of its command as keys (max_memory for
+    --max-memory); see the README for the list.
 
     Example: gradcheck run configs/ci.toml --junit gradcheck.xml
     """
@@ -379,3 +310,6 @@ def main(args: list[str] | None = None, prog_name: str = "gradcheck") -> None:
     """Console-script entry point."""
     tune_allocator()  # the whole process is ours: keep the engine's scratch memory warm
     cli.main(args=args, prog_name=prog_name)
+
+
+__all__ = ["EXIT_FAIL", "EXIT_INTERRUPTED", "EXIT_PASS", "EXIT_USAGE", "cli", "main"]

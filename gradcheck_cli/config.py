@@ -20,81 +20,18 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .check import DTYPES, ENGINES, MODES, InputError, ProgressSink, Report, Settings, check_model
-from .models import ACTIVATIONS, LOSSES, MLP, LinearRegression, LinRegSpec, MLPSpec, SpecError
-from .numeric import METHODS
-from .userfunc import FuncSpec, check_function, parse_param, parse_shape
+from .check import ProgressSink, check_model
+from .errors import ConfigError, InputError, SpecError
+from .models import MLP, LinearRegression, LinRegSpec, MLPSpec
+from .options import MODEL_OPTIONS, MODELS, Settings, options_for, settings_from
+from .result import Report
+from .userfunc import FuncSpec, check_function
 
-
-class ConfigError(InputError):
-    """A suite that cannot be run; the message starts with ``file:line:``."""
-
-
-# ---- the schema: key -> (type name, validator) -----------------------------------------
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-
-def _choice(options: tuple[str, ...] | list[str]) -> tuple[str, Callable[[Any], bool]]:
-    return f"one of {', '.join(map(repr, options))}", lambda v: v in options
-
-
-def _int_at_least(low: int) -> tuple[str, Callable[[Any], bool]]:
-    return f"an integer >= {low}", lambda v: _is_int(v) and v >= low
-
-
-def _number_at_least(low: float) -> tuple[str, Callable[[Any], bool]]:
-    return f"a number >= {low:g}", lambda v: _is_number(v) and v >= low
-
-
-COMMON: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "name": ("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip())),
-    "model": _choice(("mlp", "linreg", "func")),
-    "method": _choice(METHODS),
-    "eps": ('"auto" or a number > 0', lambda v: v == "auto" or (_is_number(v) and v > 0)),
-    "dtype": _choice(DTYPES),
-    "rtol": _number_at_least(0),
-    "atol": _number_at_least(0),
-    "mode": _choice(MODES),
-    "samples": _int_at_least(1),
-    "directions": _int_at_least(1),
-    "taylor": ("true or false", lambda v: isinstance(v, bool)),
-    "seed": ("an integer", _is_int),
-    "engine": _choice(ENGINES),
-    "max_memory": _int_at_least(1),
-}
-MODEL_KEYS: dict[str, dict[str, tuple[str, Callable[[Any], bool]]]] = {
-    "mlp": {
-        "layers": ('a list of sizes like [4, 8, 3] or a string "4,8,3"',
-                   lambda v: isinstance(v, str) or (isinstance(v, list) and all(_is_int(n) for n in v))),
-        "activation": _choice(list(ACTIVATIONS)),
-        "activations": ('a list of activation names, one per layer',
-                        lambda v: isinstance(v, list) and all(isinstance(a, str) for a in v)),
-        "loss": _choice(list(LOSSES)),
-        "bias": ("true or false", lambda v: isinstance(v, bool)),
-        "m": _int_at_least(1),
-    },
-    "linreg": {"m": _int_at_least(1), "n": _int_at_least(1), "l2": _number_at_least(0)},
-    "func": {
-        "loss": ('a string "FILE.py:FUNCTION"', lambda v: isinstance(v, str)),
-        "grad": ('a string "FILE.py:FUNCTION"', lambda v: isinstance(v, str)),
-        "params": ('a table like {W = "4x3", b = "3"}',
-                   lambda v: isinstance(v, dict) and all(isinstance(s, str) for s in v.values())),
-        "init": ('a path to an .npz file', lambda v: isinstance(v, str)),
-    },
-}
-REQUIRED = {"mlp": ("layers",), "linreg": (), "func": ("loss", "grad")}
+Spec = MLPSpec | LinRegSpec | FuncSpec
 
 
 def _toml_type(v: Any) -> str:
@@ -134,10 +71,10 @@ class CheckConfig:
 
     name: str
     model: str
-    spec: MLPSpec | LinRegSpec | FuncSpec
+    spec: Spec
     settings: Settings
     engine: str
-    max_memory: int  # bytes
+    max_memory: float | None  # MiB; None for func checks, which have no engine
 
 
 def load_suite(path: str | Path) -> list[CheckConfig]:
@@ -186,69 +123,57 @@ def _one_check(path: Path, lines: list[str], index: int, table: dict[str, Any]) 
         return ConfigError(f"{path}:{_line_of(lines, index, key)}: {message}")
 
     label = f"check {index + 1}"
-    if "name" in table and isinstance(table["name"], str):
-        label = f"check {table['name']!r}"
+    name = table.get("name")
+    if isinstance(name, str):
+        label = f"check {name!r}"
     for key in ("name", "model"):
         if key not in table:
-            raise fail(None, f"{label} has no {key!r}; every check needs name and model (mlp, linreg or func)")
+            raise fail(None, f"{label} has no {key!r}; every check needs name and model ({', '.join(MODELS)})")
+    if not isinstance(name, str) or not name.strip():
+        raise fail("name", f"key 'name' in {label} must be a non-empty string; got {name!r} ({_toml_type(name)})")
     model = table["model"]
-    kind, valid = COMMON["model"]
-    if not valid(model):
-        raise fail("model", f"key 'model' in {label} must be {kind}; got {model!r}")
-    schema = {**COMMON, **MODEL_KEYS[model]}
+    if model not in MODELS:
+        raise fail("model", f"key 'model' in {label}: {model!r} is not one of {', '.join(MODELS)}")
+    schema = options_for(model)
+    values: dict[str, Any] = {}
     for key, value in table.items():
-        if key not in schema:
-            raise fail(key, f"unknown key {key!r} in {label} (model {model}); valid keys: {', '.join(schema)}")
-        expected, is_valid = schema[key]
-        if not is_valid(value):
-            shown = repr(value) if not isinstance(value, (dict, list)) else _toml_type(value)
-            raise fail(key, f"key {key!r} in {label} must be {expected}; got {shown} ({_toml_type(value)})")
-    for key in REQUIRED[model]:
-        if key not in table:
-            raise fail(None, f"{label} (model {model}) needs the key {key!r}")
-    if model != "mlp" and table.get("engine") == "incremental":
-        raise fail("engine", f"key 'engine' in {label}: the incremental engine is only for model mlp; "
-                             f"use \"auto\" or \"loop\"")
-    if model == "func" and "params" not in table and "init" not in table:
-        raise fail(None, f"{label} (model func) needs 'params' (e.g. {{W = \"4x3\"}}) or 'init' (an .npz file)")
-
-    seed = table.get("seed", 0)
-    eps = table.get("eps", "auto")
-    settings = Settings(
-        method=table.get("method", "central"), mode=table.get("mode", "full"), dtype=table.get("dtype", "float64"),
-        eps=None if eps == "auto" else float(eps), rtol=table.get("rtol"), atol=table.get("atol"),
-        samples=table.get("samples", 16), directions=table.get("directions", 8),
-        taylor=table.get("taylor", False), seed=seed,
-    )
+        if key in ("name", "model"):
+            continue
+        option = schema.get(key)
+        if option is None:
+            valid = ", ".join(["name", "model", *schema])
+            raise fail(key, f"unknown key {key!r} in {label} (model {model}); valid keys: {valid}")
+        try:
+            values[key] = option.convert(value)
+        except InputError as exc:
+            raise fail(key, f"key {key!r} in {label}: {exc.message}") from None
+    for option in MODEL_OPTIONS[model]:
+        if option.required and option.name not in values:
+            raise fail(None, f"{label} (model {model}) needs the key {option.name!r}")
+    values = {**{o.name: o.default for o in schema.values()}, **values}
+    if model == "func":
+        values["loss"], values["grad"] = (_relative(values[k], path.parent) for k in ("loss", "grad"))
+        if values["init"] is not None:
+            values["init"] = str(path.parent / values["init"])
     try:
-        spec = _spec(model, table, seed, path.parent)
-    except SpecError as exc:
-        raise fail(exc.field, f"key {exc.field!r} in {label}: {exc.message}") from None
+        settings = settings_from(values)
+        spec = build_spec(model, values)
     except InputError as exc:
-        raise fail("params", f"{label}: {exc}") from None
-    return CheckConfig(table["name"], model, spec, settings, table.get("engine", "auto"),
-                       table.get("max_memory", 512) * 2**20)
+        key = exc.option if exc.option in schema else None
+        raise fail(key, f"key {key!r} in {label}: {exc.message}" if key else f"{label}: {exc}") from None
+    return CheckConfig(name, model, spec, settings, values.get("engine", "auto"), values.get("max_memory"))
 
 
-def _spec(model: str, t: dict[str, Any], seed: int, base: Path) -> MLPSpec | LinRegSpec | FuncSpec:
+def build_spec(model: str, values: dict[str, Any]) -> Spec:
+    """The model spec from parsed option values (every option of the model, and seed)."""
     if model == "mlp":
-        layers = t["layers"]
-        if isinstance(layers, str):
-            try:
-                layers = [int(n) for n in layers.split(",")]
-            except ValueError:
-                raise SpecError("layers", f"{t['layers']!r} is not comma-separated whole numbers, e.g. \"4,8,3\"") \
-                    from None
-        return MLPSpec.build(layers, t.get("activation", "tanh"), t.get("activations"), t.get("loss", "mse"),
-                             t.get("bias", True), t.get("m", 32), seed)
+        return MLPSpec.build(values["layers"], values["activation"], values["activations"], values["loss"],
+                             values["bias"], values["m"], values["seed"])
     if model == "linreg":
-        return LinRegSpec.build(t.get("m", 100), t.get("n", 3), t.get("l2", 0.0), seed)
-    params = tuple((name, parse_shape(shape)) for name, shape in t.get("params", {}).items())
-    for name, _ in params:
-        parse_param(f"{name}=")  # the name must be an identifier
-    init = t.get("init")
-    return FuncSpec(_relative(t["loss"], base), _relative(t["grad"], base), params,
-                    None if init is None else str(base / init), seed)
+        return LinRegSpec.build(values["m"], values["n"], values["l2"], values["seed"])
+    if model == "func":
+        return FuncSpec(values["loss"], values["grad"], values["params"], values["init"], values["seed"])
+    raise SpecError("model", f"{model!r} is not one of {', '.join(MODELS)}")
 
 
 def _relative(target: str, base: Path) -> str:
@@ -261,15 +186,14 @@ def _relative(target: str, base: Path) -> str:
 
 def run_check(config: CheckConfig, progress: ProgressSink | None = None) -> Report:
     """Run one configured check; the report carries the check's name."""
-    if config.model == "func":
-        assert isinstance(config.spec, FuncSpec)
+    if isinstance(config.spec, FuncSpec):
         try:
-            report = check_function(config.spec, config.settings, progress=progress)
+            return check_function(config.spec, config.settings, progress=progress, name=config.name)
         except InputError as exc:
             raise InputError(f"check {config.name!r}: {exc}") from None
-    else:
-        model = MLP(config.spec) if config.model == "mlp" else LinearRegression(config.spec)  # type: ignore[arg-type]
-        report = check_model(model, config.settings, engine=config.engine, max_memory=config.max_memory,
-                             progress=progress)
+    model = MLP(config.spec) if isinstance(config.spec, MLPSpec) else LinearRegression(config.spec)
+    report = check_model(model, config.settings, engine=config.engine, max_memory=config.max_memory,
+                         progress=progress)
     report.name = config.name
     return report
+

@@ -36,13 +36,15 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .models.mlp import MLP
 from .numeric import Evaluation, LoopProbe, loss_roundoff
 
-Array = np.ndarray
+Array = npt.NDArray[Any]
 Params = dict[str, Array]
 
 DEFAULT_MAX_MEMORY = 512 * 2**20  # bytes of scratch space for one chunk of perturbations
@@ -75,7 +77,7 @@ def tune_allocator() -> bool:
 
 @dataclass
 class _Layer:
-    A: Array  # (m, n) pre-activation, float64
+    A: Array  # (m, n) pre-activation, float64 (empty for layer 0, the input)
     Z: Array  # (m, n) output
     AT: Array  # (n, m) transposed copies, for column-wise access
     ZT: Array
@@ -109,7 +111,7 @@ class IncrementalProbe:
         cache = model.forward(self.params)
         self.L = model.depth
         self.m = model.spec.m
-        self.layers = [_Layer(None, cache.Z[0], None, np.ascontiguousarray(cache.Z[0].T), (), ())]
+        self.layers = [_Layer(cache.A[0], cache.Z[0], cache.A[0], np.ascontiguousarray(cache.Z[0].T), (), ())]
         for l in range(1, self.L + 1):
             act = model.activations[l - 1]
             prep = act.prepare(cache.A[l], cache.Z[l]) if act.prepare is not None else ()
@@ -121,11 +123,10 @@ class IncrementalProbe:
         self.loss_fn = model.loss_fn
         self.fused = model.loss_fn.fused
         self.out = cache.A[self.L] if self.fused else cache.Z[self.L]
-        # Losses that are a sum over output columns of column-local terms.
-        self.column_local = model.loss_fn.name in ("mse", "bce")
-        self.rank1_mse = model.loss_fn.name == "mse" and model.activations[-1].name == "identity"
+        self.column_local = model.loss_fn.column_local
+        self.rank1_mse = model.loss_fn.quadratic and model.activations[-1].linear
         if self.rank1_mse and self.L >= 2:
-            W = self.params[f"W{self.L}"]
+            W = self._weight(self.L)
             residual = self.out - self.targets
             self.U_T = np.ascontiguousarray((residual @ W.T).T)  # (n_{L-1}, m): R W^T, per column j
             self.w_sq = np.einsum("jo,jo->j", W, W)  # |W^L[j, :]|^2
@@ -142,7 +143,7 @@ class IncrementalProbe:
         """``J(x + steps[b] e_{flat[b]}) - J(x)`` for each b, without a forward pass each."""
         flat = np.asarray(flat)
         steps = np.asarray(steps)
-        kind, l = name[0], int(name[1:])
+        kind, l = self.model.roles[name]
         change = np.empty(len(flat), dtype=np.result_type(steps, np.float64))
         crossed = np.zeros(len(flat), dtype=bool)
         n_in, n_out = self.model.spec.layers[l - 1], self.model.spec.layers[l]
@@ -164,6 +165,9 @@ class IncrementalProbe:
         return Evaluation(change, loss_roundoff(self.base, change), crossed)
 
     # ---- internals ----------------------------------------------------------------------
+
+    def _weight(self, l: int) -> Array:
+        return self.params[self.model.weight_name(l)]
 
     def _tick(self, count: int) -> None:
         if self.progress is not None:
@@ -275,7 +279,7 @@ class IncrementalProbe:
         if l == self.L - 1 and self.rank1_mse:
             first = np.einsum("bk,bk->b", dZ, self.U_T[j])
             return (first + 0.5 * self.w_sq[j] * np.einsum("bk,bk->b", dZ, dZ)) / m, None
-        W = self.params[f"W{l + 1}"]
+        W = self._weight(l + 1)
         dA_up = dZ[:, :, None] * W[j][:, None, :]  # rank-1 per perturbation: (B, m, n_{l+1})
         return self._above_full(l + 1, dA_up)
 
@@ -294,6 +298,11 @@ class IncrementalProbe:
                 d = dA if self.fused else act.change(layer.A[None], layer.Z[None], dA, prepared)
                 return self.loss_fn.change(self.out, self.targets, d), crossed
             dZ = act.change(layer.A[None], layer.Z[None], dA, prepared)
-            W = self.params[f"W{k + 1}"]
+            W = self._weight(k + 1)
             dA = (dZ.reshape(B * m, -1) @ W).reshape(B, m, W.shape[1])
             k += 1
+
+
+# The fast evaluators a model may name in its ``evaluators``: name -> factory
+# ``(model, reference parameters, max_memory in bytes) -> probe``.
+EVALUATORS: dict[str, Callable[[Any, Params, int], Any]] = {"incremental": IncrementalProbe}

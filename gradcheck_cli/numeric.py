@@ -29,10 +29,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
-Array = np.ndarray
+from .errors import BadValueError, UserCodeError
+from .indexing import format_index
+
+Array = npt.NDArray[Any]
 Params = dict[str, Array]
 
 METHODS = ("central", "forward", "richardson", "complex")
@@ -41,19 +46,6 @@ EPS64 = float(np.finfo(np.float64).eps)
 # Round-off of one loss evaluation, in units of eps * |J|.  Losses are sums of many
 # terms and pass through several matrix products; 64 covers that with room.
 LOSS_ROUNDOFF = 64.0
-
-
-class UserCodeError(Exception):
-    """The function under test raised; carries the original exception."""
-
-    def __init__(self, where: str, original: BaseException) -> None:
-        super().__init__(f"{where} raised {type(original).__name__}: {original}")
-        self.where = where
-        self.original = original
-
-
-class BadValueError(ValueError):
-    """The function under test returned something unusable (not a scalar, NaN, inf)."""
 
 
 def _eps_for_method(method: str) -> float:
@@ -69,7 +61,7 @@ def _eps_for_method(method: str) -> float:
     raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
 
 
-def _compute_absolute_step(x: Array, rel_step: float, method: str, dtype: np.dtype = np.float64) -> Array:
+def _compute_absolute_step(x: Any, rel_step: float, method: str, dtype: npt.DTypeLike = np.float64) -> Array:
     """Absolute steps ``rel_step * max(1, |x|)``, never zero, re-measured for real steps.
 
     A real step is at least the spacing of ``dtype`` at the value (so float32
@@ -82,7 +74,8 @@ def _compute_absolute_step(x: Array, rel_step: float, method: str, dtype: np.dty
     if method == "complex":
         return h
     h = np.maximum(h, np.spacing(scale.astype(dtype)).astype(np.float64))
-    return (x + h) - x
+    measured: Array = (x + h) - x
+    return measured
 
 
 @dataclass
@@ -99,9 +92,28 @@ class Evaluation:
 Evaluate = Callable[[Array, "Array | None"], Evaluation]
 
 
+class Probe(Protocol):
+    """A loss evaluator: what the check needs to take finite differences.
+
+    ``LoopProbe`` (below) works for any loss; a model may offer a faster one (the
+    MLP's incremental engine).  ``entries`` moves single entries of a parameter,
+    ``along`` moves a whole parameter along unit directions.
+    """
+
+    base: float
+    evaluations: int
+    progress: Callable[[int], None] | None
+    engine_name: str
+
+    def entries(self, name: str, flat: Array, steps: Array) -> Evaluation: ...
+
+    def along(self, name: str, directions: Array, steps: Array) -> Evaluation: ...
+
+
 def loss_roundoff(base: float, change: Array) -> Array:
     """Round-off bound of ``J(x + step) - J(x)`` computed as a difference of two losses."""
-    return LOSS_ROUNDOFF * EPS64 * np.maximum(abs(base), np.abs(base + np.real(change)))
+    bound: Array = LOSS_ROUNDOFF * EPS64 * np.maximum(abs(base), np.abs(base + np.real(change)))
+    return bound
 
 
 def _finite_scalar(value: object, who: str, context: str) -> complex | float:
@@ -123,9 +135,11 @@ class LoopProbe:
     given, returns an array that changes whenever a perturbation crosses a kink.
     """
 
+    engine_name = "loop"
+
     def __init__(
         self,
-        loss: Callable[[Params], float],
+        loss: Callable[[Params], Any],
         params: Params,
         kink_pattern: Callable[[Params], Array | None] | None = None,
         where: str = "loss",
@@ -152,12 +166,12 @@ class LoopProbe:
             raise BadValueError(
                 f"{self._where} dropped the imaginary part of its complex input (float(), abs, .real or a real "
                 f"array do that), so the complex step cannot see its derivative; keep the loss complex-safe or "
-                f"use --method central"
+                f"use the central method"
             )
         return _finite_scalar(value, self._where, context)
 
-
     def _crossed(self, params: Params) -> bool:
+        assert self._kink_pattern is not None
         return bool(np.any(self._kink_pattern(params) != self._base_pattern))
 
     def entries(self, name: str, flat: Array, steps: Array) -> Evaluation:
@@ -172,7 +186,8 @@ class LoopProbe:
         for k, (i, s) in enumerate(zip(flat, steps)):
             old = view[i]
             view[i] = old + s
-            change[k] = self._call(params, f"with {name}{_index(x.shape, i)} moved") - self.base
+            where = name + (format_index(x.shape, i) if x.shape else "")
+            change[k] = self._call(params, f"with {where} moved") - self.base
             if crossed is not None and not np.iscomplexobj(steps):
                 crossed[k] = self._crossed(params)
             view[i] = old
@@ -194,11 +209,6 @@ class LoopProbe:
                 crossed[k] = self._crossed(params)
         self.evaluations += len(steps)
         return Evaluation(change, loss_roundoff(self.base, change), crossed)
-
-
-def _index(shape: tuple[int, ...], flat: int) -> str:
-    """``[i, j]`` of a flat index, as a user reads it (empty for a scalar)."""
-    return "[" + ", ".join(str(int(i)) for i in np.unravel_index(flat, shape)) + "]" if shape else ""
 
 
 @dataclass
@@ -301,15 +311,27 @@ def _resolve_kinks(evaluate: Evaluate, d: Derivatives, richardson: bool = False)
         idx, hk, values, noise = idx[keep], hk[keep], values[keep], noise[keep]
         if idx.size == 0:
             return d
-    # Still crossing: on the kink.  Extrapolate each side from h and 2h.
+    # Still crossing: on the kink.
     (right2, left2), (right, left) = history
+    _set_kink_interval(d, idx, values, hk, noise, (right, left), (right2, left2))
+    return d
+
+
+def _set_kink_interval(
+    d: Derivatives, where: Array, values: Array, steps: Array, noise: Array,
+    sides: tuple[Array, Array], sides_2h: tuple[Array, Array],
+) -> None:
+    """Judge entries ``where`` by the subgradient rule: each one-sided derivative
+    (right, left) is extrapolated from steps ``h`` and ``2h`` (``2 D(h) - D(2h)``
+    cancels a one-sided quotient's first-order error), and the extrapolation's size
+    is added to the noise as the uncertainty of the interval's ends."""
+    (right, left), (right2, left2) = sides, sides_2h
     right_x, left_x = 2 * right - right2, 2 * left - left2
     spread = np.maximum(np.abs(right_x - right), np.abs(left_x - left))
-    d.values[idx], d.steps[idx] = values, hk
-    d.lower[idx] = np.minimum(right_x, left_x)
-    d.upper[idx] = np.maximum(right_x, left_x)
-    d.noise[idx] = 4 * noise + spread
-    return d
+    d.values[where], d.steps[where], d.kinks[where] = values, steps, True
+    d.lower[where] = np.minimum(right_x, left_x)
+    d.upper[where] = np.maximum(right_x, left_x)
+    d.noise[where] = 4 * noise + spread
 
 
 def hidden_kink_suspects(d: Derivatives) -> Array:
@@ -365,14 +387,9 @@ def settle_hidden_kinks(
             ratio = spread / np.maximum(spread_before, np.finfo(float).tiny)
             on_kink = audible & (ratio > 0.8) & (ratio < 1.25)
             if on_kink.any():
-                right_x = 2 * right[on_kink] - sides_before[0][on_kink]
-                left_x = 2 * left[on_kink] - sides_before[1][on_kink]
-                where = idx[on_kink]
-                d.lower[where] = np.minimum(right_x, left_x)
-                d.upper[where] = np.maximum(right_x, left_x)
-                d.noise[where] = 4 * noise[on_kink] + np.maximum(
-                    np.abs(right_x - right[on_kink]), np.abs(left_x - left[on_kink]))
-                d.values[where], d.steps[where], d.kinks[where] = values[on_kink], hk[on_kink], True
+                _set_kink_interval(d, idx[on_kink], values[on_kink], hk[on_kink], noise[on_kink],
+                                   (right[on_kink], left[on_kink]),
+                                   (sides_before[0][on_kink], sides_before[1][on_kink]))
             smooth_streak = np.where((ratio > 0.35) & (ratio < 0.65), smooth_streak + 1, 0)
             keep = ~on_kink & (smooth_streak < 2)
         if level:

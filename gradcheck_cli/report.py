@@ -8,7 +8,6 @@ import json
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich import box
@@ -19,10 +18,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
-
-if TYPE_CHECKING:
-    from .check import ParameterResult, Report
+from .result import ParameterResult, Report
 
 STATUS_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red"}
 METHOD_LABEL = {
@@ -43,7 +39,7 @@ def _err(x: float) -> str:
     return "0" if x == 0 else f"{x:.1e}"
 
 
-def _coverage(p: "ParameterResult") -> str:
+def _coverage(p: ParameterResult) -> str:
     if p.coverage == "directions":
         return f"{p.checked} dir"
     return f"{p.checked}/{p.size}" if p.checked < p.size else f"all {p.size}"
@@ -52,7 +48,7 @@ def _coverage(p: "ParameterResult") -> str:
 WIDE = 118  # narrower consoles get the compact table
 
 
-def render_report(report: "Report", width: int = WIDE) -> Group:
+def render_report(report: Report, width: int = WIDE) -> Group:
     """The table (one row per parameter) with a title and a summary line under it.
 
     Below ``WIDE`` columns the median relative and maximum absolute errors are left
@@ -94,7 +90,7 @@ def render_report(report: "Report", width: int = WIDE) -> Group:
     return Group(table, render_summary(report))
 
 
-def _taylor_cell(p: "ParameterResult") -> str:
+def _taylor_cell(p: ParameterResult) -> str:
     if p.taylor is None:
         return "-"
     if p.taylor.order is None:
@@ -102,9 +98,9 @@ def _taylor_cell(p: "ParameterResult") -> str:
     return f"{p.taylor.order:.2f}" + (" (kink)" if p.taylor.kink else "")
 
 
-def render_summary(report: "Report") -> Text:
+def render_summary(report: Report) -> Text:
     s = report.settings
-    failed = sum(p.status == "FAIL" for p in report.parameters)
+    failed = report.failed_parameters
     text = Text()
     text.append(report.status, style=STATUS_STYLE[report.status])
     text.append(
@@ -116,102 +112,31 @@ def render_summary(report: "Report") -> Text:
     return text
 
 
-def report_to_text(report: "Report", width: int = 120) -> str:
+def report_to_text(report: Report, width: int = 120) -> str:
     """The rendered table as plain text (no colour), e.g. for an assertion message."""
     buffer = io.StringIO()
-    Console(file=buffer, width=width, color_system=None, force_terminal=False).print(report)
+    Console(file=buffer, width=width, color_system=None, force_terminal=False).print(render_report(report, width))
     return buffer.getvalue()
 
 
-def _float(x: Any) -> float | None:
-    x = float(x)
-    return x if np.isfinite(x) else None
-
-
-def parameter_to_dict(p: "ParameterResult") -> dict[str, Any]:
-    rel = p.rel_error
-    w = p.worst
-    worst: dict[str, Any] = {
-        "analytic": _float(p.analytic[w]), "numerical": _float(p.numerical[w]),
-        "abs_error": _float(p.abs_error[w]), "limit": _float(p.limit[w]),
-    }
-    if p.coverage == "directions":
-        worst["direction"] = int(p.positions[w])
-    else:
-        worst["index"] = [int(i) for i in np.unravel_index(int(p.positions[w]), p.shape)] if p.shape else []
-    return {
-        "name": p.name,
-        "shape": list(p.shape),
-        "size": p.size,
-        "coverage": p.coverage,
-        "checked": p.checked,
-        "max_rel_error": _float(rel.max()),
-        "median_rel_error": _float(np.median(rel)),
-        "max_abs_error": _float(p.abs_error.max()),
-        "failures": p.failures,
-        "kink_entries": int(np.count_nonzero(p.kinks)),
-        "worst": worst,
-        "taylor_order": None if p.taylor is None or p.taylor.order is None else round(p.taylor.order, 4),
-        "status": p.status,
-    }
-
-
-def report_to_dict(report: "Report") -> dict[str, Any]:
-    s = report.settings
-    return {
-        "gradcheck_version": __version__,
-        "name": report.name,
-        "title": report.title,
-        "model": report.model,
-        "settings": {
-            "method": s.method, "mode": s.mode, "dtype": s.dtype, "eps": s.eps,
-            "rtol": s.rtol, "atol": s.atol, "samples": s.samples, "directions": s.directions,
-            "taylor": s.taylor, "seed": s.seed,
-        },
-        "engine": report.engine,
-        "status": report.status,
-        "passed": report.passed,
-        "exit_code": report.exit_code,
-        "elapsed_seconds": round(report.elapsed, 6),
-        "loss_evaluations": report.evaluations,
-        "parameters": [parameter_to_dict(p) for p in report.parameters],
-    }
-
-
-def report_to_json(report: "Report") -> str:
-    return json.dumps(report_to_dict(report), indent=2)
-
-
-def suite_to_dict(reports: Sequence["Report"]) -> dict[str, Any]:
-    failed = [r.name for r in reports if not r.passed]
-    return {
-        "gradcheck_version": __version__,
-        "checks": [report_to_dict(r) for r in reports],
-        "passed": not failed,
-        "failed_checks": failed,
-        "exit_code": 1 if failed else 0,
-    }
-
-
-def render_suite_summary(reports: Sequence["Report"]) -> Table:
+def render_suite_summary(reports: Sequence[Report]) -> Table:
     table = Table(title=Text("suite summary", style="bold"), title_justify="left", header_style="bold",
                   box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
     for header in ("check", "model", "parameters", "failed", "seconds", "status"):
         table.add_column(header)
     for r in reports:
-        failed = sum(p.status == "FAIL" for p in r.parameters)
-        table.add_row(r.name, r.title, str(len(r.parameters)), str(failed), f"{r.elapsed:.3f}",
+        table.add_row(r.name, r.title, str(len(r.parameters)), str(r.failed_parameters), f"{r.elapsed:.3f}",
                       Text(r.status, style=STATUS_STYLE[r.status]))
     return table
 
 
-def reports_to_junit(reports: Sequence["Report"]) -> str:
+def reports_to_junit(reports: Sequence[Report]) -> str:
     """JUnit XML: one testsuite per check, one testcase per parameter."""
     root = ET.Element("testsuites", name="gradcheck")
     total = failures = 0
     for r in reports:
         suite = ET.SubElement(root, "testsuite", name=r.name or r.title, tests=str(len(r.parameters)),
-                              failures=str(sum(p.status == "FAIL" for p in r.parameters)),
+                              failures=str(r.failed_parameters),
                               errors="0", skipped="0", time=f"{r.elapsed:.6f}")
         for p in r.parameters:
             case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{r.name or 'check'}", name=p.name,
@@ -219,7 +144,7 @@ def reports_to_junit(reports: Sequence["Report"]) -> str:
             total += 1
             if p.status == "FAIL":
                 failures += 1
-                d = parameter_to_dict(p)
+                d = p.to_dict()
                 w = d["worst"]
                 where = w.get("index", w.get("direction"))
                 message = (f"{p.name}: {p.failures} of {p.checked} {p.coverage} outside tolerance; worst at "
@@ -230,7 +155,7 @@ def reports_to_junit(reports: Sequence["Report"]) -> str:
                 failure = ET.SubElement(case, "failure", message=message, type="GradientMismatch")
                 failure.text = message
             case_out = ET.SubElement(case, "system-out")
-            case_out.text = json.dumps(parameter_to_dict(p))
+            case_out.text = json.dumps(p.to_dict())
     root.set("tests", str(total))
     root.set("failures", str(failures))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)

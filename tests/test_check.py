@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gradcheck_cli import InputError, check_gradients, check_model
-from gradcheck_cli.check import TOLERANCES, Settings
+from gradcheck_cli import Settings
+from gradcheck_cli.rule import TOLERANCES
 from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, LinearRegression, LinRegSpec, MLPSpec
 from gradcheck_cli.numeric import METHODS
 

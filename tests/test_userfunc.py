@@ -94,7 +94,7 @@ def helper(W):
     ("loss_vector", "grad",
      "Error: {path}:loss_vector must return a scalar; got an array of shape (3,) at the starting point"),
     ("loss_nan", "grad", "Error: {path}:loss_nan returned nan at the starting point; the loss must be a finite number"),
-    ("loss", "nothere", "Error: --grad: {path} has no function 'nothere'; functions defined there: grad, grad_extra, "
+    ("loss", "nothere", "Error: Invalid value for '--grad': {path} has no function 'nothere'; functions defined there: grad, grad_extra, "
                         "grad_missing, grad_nan, grad_shape, grad_tuple, helper, loss, loss_nan, loss_raises, "
                         "loss_vector"),
 ])
@@ -112,8 +112,8 @@ def test_param_names_must_match_the_function_arguments(runner, tmp_path):
     result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "W=2x3",
                                  "--param", "c=3"])
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: {path}:loss takes (W, b) but the parameters are W, c (missing a required "
-                             f"argument: 'b'); name each --param after an argument\n")
+    assert result.stderr == (f"Error: Invalid value for '--param': {path}:loss takes (W, b) but the parameters are W, c (missing a required "
+                             f"argument: 'b'); name each parameter after an argument\n")
 
 
 def test_nan_at_a_moved_entry_says_which_entry(runner, tmp_path):
@@ -136,7 +136,7 @@ def test_nan_at_a_moved_entry_says_which_entry(runner, tmp_path):
 def test_missing_file(runner, tmp_path):
     result = runner.invoke(cli, ["func", "nowhere.py:loss", "--grad", "nowhere.py:grad", "--param", "W=2"])
     assert result.exit_code == 2
-    assert result.stderr == "Error: loss: file 'nowhere.py' not found; give an existing FILE.py:FUNCTION\n"
+    assert result.stderr == "Error: Invalid value for 'FILE.py:LOSS': file 'nowhere.py' not found; give an existing FILE.py:FUNCTION\n"
 
 
 @pytest.mark.parametrize("param, message", [
@@ -174,7 +174,7 @@ def test_tuple_gradient_and_init_file(runner, tmp_path):
     bad = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--init", str(init),
                               "--param", "W=3x2", "--param", "b=3"])
     assert bad.exit_code == 2
-    assert bad.stderr == f"Error: --init: W in {init} has shape (2, 3), but --param says (3, 2)\n"
+    assert bad.stderr == f"Error: Invalid value for '--init': W in {init} has shape (2, 3), but it is declared (3, 2)\n"
 
 
 def test_abs_sum_at_exact_zeros_uses_the_subgradient_rule(runner, tmp_path):
@@ -206,7 +206,7 @@ def test_complex_step_on_a_loss_that_drops_the_imaginary_part_is_an_input_error(
     assert result.exit_code == 2
     assert result.stderr == (f"Error: {ABS}:loss dropped the imaginary part of its complex input (float(), abs, "
                              f".real or a real array do that), so the complex step cannot see its derivative; keep "
-                             f"the loss complex-safe or use --method central\n")
+                             f"the loss complex-safe or use the central method\n")
 
 
 def test_smooth_wrong_gradient_is_not_excused_as_a_kink():

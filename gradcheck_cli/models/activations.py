@@ -1,4 +1,4 @@
-"""Elementwise activations, each forward next to its derivative.
+"""Elementwise activations: each one's forward, derivative and engine kernels together.
 
 Every ``derivative`` takes the *pre-activation* ``A = Z W + b``: it is the seed's
 ``sigma'(Z^l W^{l+1})``.  The seed writes ``sigma'(Z^{l+1})`` as a shorthand; that
@@ -11,16 +11,23 @@ classic bug that keeps every dimension right.
 Forward functions accept complex arrays so the complex-step method can run the
 built-in models: functions with a kink branch on the real part, so a tiny
 imaginary step never changes the branch taken.
+
+The engine kernels (``prepare``, ``exact_change``) compute ``forward(a + d) -
+forward(a)`` without subtracting two nearly equal values; they evaluate the
+function, never its derivative, so the numerical side stays independent of the
+analytic one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-Array = np.ndarray
+Array = npt.NDArray[Any]
 
 LEAKY_SLOPE = 0.01
 ELU_ALPHA = 1.0
@@ -38,7 +45,8 @@ class Activation:
     ``kink`` is True when the function is not smooth at ``A = 0``: relu and
     leaky_relu are not differentiable there, elu not twice differentiable.  The
     checker shrinks the step of any entry whose finite-difference steps cross that
-    point, and judges an entry sitting on it by the subgradient rule.
+    point, and judges an entry sitting on it by the subgradient rule.  ``linear``
+    marks the identity, whose change is the input change itself.
     """
 
     name: str
@@ -46,6 +54,7 @@ class Activation:
     derivative: Callable[[Array], Array]
     derivative_from_output: Callable[[Array], Array]
     kink: bool = False
+    linear: bool = False
     exact_change: Callable[..., Array] | None = None
     prepare: Callable[[Array, Array], tuple[Array, ...]] | None = None
 
@@ -64,6 +73,9 @@ class Activation:
         return self.forward(a + d) - z
 
 
+# ---- identity ---------------------------------------------------------------------------
+
+
 def _identity(a: Array) -> Array:
     return a
 
@@ -72,16 +84,21 @@ def _ones(a: Array) -> Array:
     return np.ones_like(a)
 
 
-def _sigmoid(a: Array) -> Array:
-    # exp of a non-positive real part only: no overflow for any input.
-    pos = _positive(a)
-    e = np.exp(np.where(pos, -a, a))
-    return np.where(pos, 1.0 / (1.0 + e), e / (1.0 + e))
+def _identity_change(a: Array, z: Array, d: Array) -> Array:
+    return d
 
 
-def _sigmoid_derivative(a: Array) -> Array:
-    s = _sigmoid(a)
-    return s * (1.0 - s)
+IDENTITY = Activation(
+    "identity", _identity, _ones, derivative_from_output=_ones, linear=True, exact_change=_identity_change
+)
+
+
+# ---- tanh -------------------------------------------------------------------------------
+
+
+def _tanh_derivative(a: Array) -> Array:
+    t = np.tanh(a)
+    return 1.0 - t * t
 
 
 def _tanh_prepare(a: Array, z: Array) -> tuple[Array, ...]:
@@ -100,6 +117,28 @@ def _tanh_change(a: Array, z: Array, d: Array, q: Array) -> Array:
     return change
 
 
+TANH = Activation(
+    "tanh", np.tanh, _tanh_derivative,
+    derivative_from_output=lambda z: 1.0 - z * z,  # tanh' = 1 - t^2: valid from the output
+    exact_change=_tanh_change, prepare=_tanh_prepare,
+)
+
+
+# ---- sigmoid ----------------------------------------------------------------------------
+
+
+def sigmoid(a: Array) -> Array:
+    # exp of a non-positive real part only: no overflow for any input.
+    pos = _positive(a)
+    e = np.exp(np.where(pos, -a, a))
+    return np.where(pos, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _sigmoid_derivative(a: Array) -> Array:
+    s = sigmoid(a)
+    return s * (1.0 - s)
+
+
 def _sigmoid_prepare(a: Array, z: Array) -> tuple[Array, ...]:
     u = 2.0 * z - 1.0  # tanh(a / 2)
     return u, 1.0 - u * u
@@ -110,13 +149,14 @@ def _sigmoid_change(a: Array, z: Array, d: Array, u: Array, q: Array) -> Array:
     return 0.5 * _tanh_change(0.5 * a, u, 0.5 * d, q)
 
 
-def _identity_change(a: Array, z: Array, d: Array) -> Array:
-    return d
+SIGMOID = Activation(
+    "sigmoid", sigmoid, _sigmoid_derivative,
+    derivative_from_output=lambda z: z * (1.0 - z),  # sigma' = s (1 - s): valid from the output
+    exact_change=_sigmoid_change, prepare=_sigmoid_prepare,
+)
 
 
-def _tanh_derivative(a: Array) -> Array:
-    t = np.tanh(a)
-    return 1.0 - t * t
+# ---- relu -------------------------------------------------------------------------------
 
 
 def _relu(a: Array) -> Array:
@@ -128,6 +168,17 @@ def _relu_derivative(a: Array) -> Array:
     return (a > 0).astype(a.dtype)
 
 
+RELU = Activation(
+    "relu", _relu, _relu_derivative,
+    # relu(a) > 0 exactly when a > 0: valid from the output.
+    derivative_from_output=lambda z: (z > 0).astype(z.dtype),
+    kink=True,
+)
+
+
+# ---- leaky_relu -------------------------------------------------------------------------
+
+
 def _leaky_relu(a: Array) -> Array:
     return np.where(_positive(a), a, LEAKY_SLOPE * a)
 
@@ -136,10 +187,31 @@ def _leaky_relu_derivative(a: Array) -> Array:
     return np.where(a > 0, 1.0, LEAKY_SLOPE).astype(a.dtype)
 
 
-def _softplus(a: Array) -> Array:
+LEAKY_RELU = Activation(
+    "leaky_relu", _leaky_relu, _leaky_relu_derivative,
+    # the sign is preserved: valid from the output.
+    derivative_from_output=lambda z: np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype),
+    kink=True,
+)
+
+
+# ---- softplus ---------------------------------------------------------------------------
+
+
+def softplus(a: Array) -> Array:
     # log(1 + e^a) = max(a, 0) + log1p(e^{-|a|}), with |.| read on the real part.
     pos = _positive(a)
     return np.where(pos, a, 0.0 * a) + np.log1p(np.exp(np.where(pos, -a, a)))
+
+
+SOFTPLUS = Activation(
+    "softplus", softplus, sigmoid,
+    # softplus' = sigmoid(a) = 1 - e^{-z}: valid from the output.
+    derivative_from_output=lambda z: -np.expm1(-z),
+)
+
+
+# ---- elu --------------------------------------------------------------------------------
 
 
 def _elu(a: Array) -> Array:
@@ -152,51 +224,18 @@ def _elu_derivative(a: Array) -> Array:
     return np.where(pos, 1.0, ELU_ALPHA * np.exp(np.where(pos, 0.0, a))).astype(a.dtype)
 
 
+ELU = Activation(
+    "elu", _elu, _elu_derivative,
+    # for a <= 0, elu' = alpha e^a = z + alpha: valid from the output.
+    derivative_from_output=lambda z: np.where(z > 0, 1.0, z + ELU_ALPHA).astype(z.dtype),
+    # elu' is continuous but elu'' jumps at 0: a step across 0 spoils the h^2 (and
+    # Richardson's h^4) error terms, so it is treated as a kink.
+    kink=True,
+)
+
+
 ACTIVATIONS: dict[str, Activation] = {
-    act.name: act
-    for act in (
-        Activation(
-            "identity", _identity, _ones, derivative_from_output=_ones,
-            exact_change=_identity_change,
-        ),
-        Activation(
-            "sigmoid", _sigmoid, _sigmoid_derivative,
-            # sigma' = s (1 - s): valid from the output.
-            derivative_from_output=lambda z: z * (1.0 - z),
-            exact_change=_sigmoid_change, prepare=_sigmoid_prepare,
-        ),
-        Activation(
-            "tanh", np.tanh, _tanh_derivative,
-            # tanh' = 1 - t^2: valid from the output.
-            derivative_from_output=lambda z: 1.0 - z * z,
-            exact_change=_tanh_change, prepare=_tanh_prepare,
-        ),
-        Activation(
-            "relu", _relu, _relu_derivative,
-            # relu(a) > 0 exactly when a > 0: valid from the output.
-            derivative_from_output=lambda z: (z > 0).astype(z.dtype),
-            kink=True,
-        ),
-        Activation(
-            "leaky_relu", _leaky_relu, _leaky_relu_derivative,
-            # sign is preserved: valid from the output.
-            derivative_from_output=lambda z: np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype),
-            kink=True,
-        ),
-        Activation(
-            "softplus", _softplus, _sigmoid,
-            # softplus' = sigmoid(a) = 1 - e^{-z}: valid from the output.
-            derivative_from_output=lambda z: -np.expm1(-z),
-        ),
-        Activation(
-            "elu", _elu, _elu_derivative,
-            # for a <= 0, elu' = alpha e^a = z + alpha: valid from the output.
-            derivative_from_output=lambda z: np.where(z > 0, 1.0, z + ELU_ALPHA).astype(z.dtype),
-            # elu' is continuous but elu'' jumps at 0: a step across 0 spoils the
-            # h^2 (and Richardson's h^4) error terms, so it is treated as a kink.
-            kink=True,
-        ),
-    )
+    act.name: act for act in (IDENTITY, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTPLUS, ELU)
 }
 
 
@@ -206,7 +245,3 @@ def get_activation(name: str) -> Activation:
         return ACTIVATIONS[name]
     except KeyError:
         raise KeyError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}") from None
-
-
-sigmoid = _sigmoid
-softplus = _softplus

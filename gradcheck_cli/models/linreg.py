@@ -14,13 +14,12 @@ matching the shape (n+1, 1) puts ``X^T`` in front.  The bias is not penalised.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .mlp import SpecError
-
-Array = np.ndarray
-Params = dict[str, Array]
+from ..errors import SpecError
+from .base import Array, Params
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,7 @@ class LinearRegression:
     _theta: Array = field(init=False, repr=False)
 
     has_kinks = False
+    evaluators: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.spec.seed)
@@ -75,7 +75,7 @@ class LinearRegression:
     def kink_pattern(self, params: Params) -> None:
         return None
 
-    def loss(self, params: Params) -> float:
+    def loss(self, params: Params) -> Any:
         """J(theta), a scalar (complex when theta is complex)."""
         theta = params["theta"]
         X = self.X.astype(theta.dtype, copy=False)

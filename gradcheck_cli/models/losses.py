@@ -18,17 +18,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .activations import sigmoid, softplus
 
-Array = np.ndarray
+Array = npt.NDArray[Any]
 
 
 @dataclass(frozen=True)
 class Loss:
-    """A scalar loss of the network output and the targets."""
+    """A scalar loss of the network output and the targets.
+
+    Its structure, which the incremental engine exploits, is stated here rather
+    than recognised from the name: ``column_local`` when the loss is a sum over
+    output columns of terms that each see only their own column (a change of one
+    output column is scored from that column alone); ``quadratic`` when it is
+    ``1/(2m) ||out - Y||^2`` (a rank-1 change of the output has a closed-form
+    effect).
+    """
 
     name: str
     output_activation: str
@@ -38,6 +48,8 @@ class Loss:
     change: Callable[[Array, Array, Array], Array]
     make_targets: Callable[[np.random.Generator, int, int], Array]
     min_outputs: int = 1
+    column_local: bool = False
+    quadratic: bool = False
 
 
 # ---- mse:  J = 1/(2m) ||Z - Y||_F^2 ------------------------------------------------------
@@ -136,8 +148,9 @@ def _ce_targets(rng: np.random.Generator, m: int, k: int) -> Array:
 LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in (
-        Loss("mse", "identity", False, _mse_value, _mse_gradient, _mse_change, _mse_targets),
-        Loss("bce", "sigmoid", True, _bce_value, _bce_gradient, _bce_change, _bce_targets),
+        Loss("mse", "identity", False, _mse_value, _mse_gradient, _mse_change, _mse_targets,
+             column_local=True, quadratic=True),
+        Loss("bce", "sigmoid", True, _bce_value, _bce_gradient, _bce_change, _bce_targets, column_local=True),
         Loss("softmax-ce", "softmax", True, _ce_value, _ce_gradient, _ce_change, _ce_targets,
              min_outputs=2),
     )

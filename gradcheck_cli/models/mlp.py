@@ -25,24 +25,16 @@ and each is a seam where a subclass can put a mistake for the checker to find.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from ..errors import SpecError
 from .activations import ACTIVATIONS, Activation, get_activation
+from .base import Array, Params
 from .losses import LOSSES, Loss, get_loss
-
-Array = np.ndarray
-Params = dict[str, Array]
-
-
-class SpecError(ValueError):
-    """A model specification that cannot be built; the message says what would be right."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -59,9 +51,9 @@ class MLPSpec:
     @classmethod
     def build(
         cls,
-        layers: tuple[int, ...] | list[int],
+        layers: Sequence[int],
         activation: str = "tanh",
-        activations: tuple[str, ...] | list[str] | None = None,
+        activations: Sequence[str] | None = None,
         loss: str = "mse",
         bias: bool = True,
         m: int = 32,
@@ -97,14 +89,14 @@ class MLPSpec:
             if LOSSES[loss].fused:
                 if last != out_act:
                     raise SpecError(
-                        "activations", f"--loss {loss} computes its {out_act} output from the logits, "
+                        "activations", f"loss {loss} computes its {out_act} output from the logits, "
                         f"so the last activation must be {out_act!r}; got {last!r}"
                     )
             elif last not in ACTIVATIONS:
                 raise SpecError("activations", f"unknown activation {last!r}; valid: {', '.join(ACTIVATIONS)}")
         min_out = LOSSES[loss].min_outputs
         if layers[-1] < min_out:
-            raise SpecError("layers", f"--loss {loss} needs an output width of at least {min_out}; got {layers[-1]}")
+            raise SpecError("layers", f"loss {loss} needs an output width of at least {min_out}; got {layers[-1]}")
         return cls(layers, acts, loss, bias, m, seed)
 
     def describe(self) -> dict[str, object]:
@@ -132,9 +124,9 @@ class Forward:
     """What the backward pass needs, cached by the forward pass."""
 
     Z: list[Array]  # Z[0] = X, Z[l] = sigma_l(A[l]); Z[L] is the link output for fused losses
-    A: list[Array | None]  # A[0] = None
+    A: list[Array]  # A[0] is an empty placeholder: layer 0 has no pre-activation
     targets: Array  # in the forward dtype (labels stay integers)
-    value: float
+    value: Any  # a float64, float32 or complex scalar
 
 
 @dataclass
@@ -151,7 +143,10 @@ class MLP:
     targets: Array = field(init=False)
     activations: list[Activation] = field(init=False)
     loss_fn: Loss = field(init=False)
+    roles: dict[str, tuple[str, int]] = field(init=False)
     _params: Params = field(init=False, repr=False)
+
+    evaluators = ("incremental",)
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.spec.seed)
@@ -164,13 +159,26 @@ class MLP:
         self.X = rng.standard_normal((self.spec.m, sizes[0]))
         self.targets = self.loss_fn.make_targets(rng, self.spec.m, sizes[-1])
         params: Params = {}
+        self.roles = {}
         for l in range(1, len(sizes)):
             n_in, n_out = sizes[l - 1], sizes[l]
             limit = np.sqrt(6.0 / (n_in + n_out))
-            params[f"W{l}"] = rng.uniform(-limit, limit, size=(n_in, n_out))
+            params[self.weight_name(l)] = rng.uniform(-limit, limit, size=(n_in, n_out))
+            self.roles[self.weight_name(l)] = ("W", l)
             if self.spec.bias:
-                params[f"b{l}"] = 0.1 * rng.standard_normal(n_out)
+                params[self.bias_name(l)] = 0.1 * rng.standard_normal(n_out)
+                self.roles[self.bias_name(l)] = ("b", l)
         self._params = params
+
+    @staticmethod
+    def weight_name(l: int) -> str:
+        """The parameter name of ``W^l``."""
+        return f"W{l}"
+
+    @staticmethod
+    def bias_name(l: int) -> str:
+        """The parameter name of ``b^l``."""
+        return f"b{l}"
 
     @property
     def depth(self) -> int:
@@ -190,11 +198,11 @@ class MLP:
         """Run the network, in the dtype of ``params`` (float32, float64 or complex)."""
         dtype = np.result_type(*params.values())
         Z: list[Array] = [self.X.astype(dtype, copy=False)]
-        A: list[Array | None] = [None]
+        A: list[Array] = [np.empty((0, 0), dtype=dtype)]
         for l in range(1, self.depth + 1):
-            a = Z[-1] @ params[f"W{l}"]
+            a = Z[-1] @ params[self.weight_name(l)]
             if self.spec.bias:
-                a = a + params[f"b{l}"]
+                a = a + params[self.bias_name(l)]
             A.append(a)
             Z.append(self.activations[l - 1].forward(a))
         targets = self.targets
@@ -204,7 +212,7 @@ class MLP:
         value = self.loss_fn.value(out, targets)
         return Forward(Z, A, targets, value)
 
-    def loss(self, params: Params) -> float:
+    def loss(self, params: Params) -> Any:
         """J(params), a scalar (complex when ``params`` are complex)."""
         value = self.forward(params).value
         return value.item() if hasattr(value, "item") else value
@@ -229,11 +237,11 @@ class MLP:
         grads: Params = {}
         delta = self._output_delta(cache)
         for l in range(self.depth, 0, -1):
-            grads[f"W{l}"] = self._weight_gradient(l, delta, cache)
+            grads[self.weight_name(l)] = self._weight_gradient(l, delta, cache)
             if self.spec.bias:
-                grads[f"b{l}"] = self._bias_gradient(l, delta)
+                grads[self.bias_name(l)] = self._bias_gradient(l, delta)
             if l > 1:
-                G = delta @ params[f"W{l}"].T  # G^{l-1} = dJ/dZ^{l-1}: (m, n_{l-1})
+                G = delta @ params[self.weight_name(l)].T  # G^{l-1} = dJ/dZ^{l-1}: (m, n_{l-1})
                 delta = self._hidden_delta(l - 1, G, cache)
         return {name: grads[name] for name in params}
 

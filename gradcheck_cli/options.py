@@ -1,0 +1,415 @@
+"""Every option, defined once: name, parser (type and range), default and help.
+
+The command line (``cli.py``) builds its click options from these tables, config
+suites (``config.py``) take the same names as TOML keys and validate them with
+the same parsers, and ``Settings`` validates its fields with them too, so a value
+the command line refuses is refused everywhere, with the same words.
+
+A parser takes a value as a user may give it (a string from the command line, a
+TOML value, a Python object from the API) and returns it in canonical form, or
+raises ``ValueError`` with the text of the complaint: ``'-1' is not a finite
+number >= 0``.  The front ends prefix it with the option's own spelling.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from .engine import DEFAULT_MAX_MEMORY, EVALUATORS
+from .errors import InputError
+from .models import ACTIVATIONS, LOSSES
+from .numeric import METHODS, _eps_for_method
+from .rule import TOLERANCES
+
+MODES = ("full", "sample", "directional")
+DTYPES = ("float64", "float32")
+ENGINES = ("auto", *EVALUATORS, "loop")
+MODELS = ("mlp", "linreg", "func")
+
+Parser = Callable[[Any], Any]
+
+
+# ---- parsers ------------------------------------------------------------------------------
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def choice(values: Sequence[str]) -> Parser:
+    """One of ``values``, given as a string."""
+
+    def parse(value: Any) -> str:
+        if isinstance(value, str) and value in values:
+            return value
+        raise ValueError(f"{_shown(value)} is not one of {', '.join(values)}")
+
+    return parse
+
+
+def _dtype(value: Any) -> str:
+    """``float64`` or ``float32``, as a name or anything ``numpy.dtype`` reads."""
+    if isinstance(value, str) and value in DTYPES:
+        return value
+    try:
+        name = np.dtype(value).name
+    except TypeError:
+        name = ""
+    if name in DTYPES and not isinstance(value, (bool, int, float)):
+        return name
+    raise ValueError(f"{_shown(value)} is not one of {', '.join(DTYPES)}")
+
+
+def _real(value: Any) -> float:
+    """A number from a string or a real number; bools are not numbers."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (str, numbers.Real)):
+        raise TypeError
+    return float(value)
+
+
+def number(minimum: float = -math.inf, *, above: bool = False, example: str = "1e-6") -> Parser:
+    """A finite real number ``>= minimum`` (``> minimum`` with ``above``)."""
+    what = f"a finite number {'>' if above else '>='} {minimum:g}"
+
+    def parse(value: Any) -> float:
+        try:
+            x = _real(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{_shown(value)} is not a number; give {what}, e.g. {example}") from None
+        if not math.isfinite(x) or x < minimum or (above and x == minimum):
+            raise ValueError(f"{_shown(value)} is not {what}; e.g. {example}")
+        return x
+
+    return parse
+
+
+def optional(parse: Parser) -> Parser:
+    """``parse``, or None (the default decides)."""
+
+    def parse_optional(value: Any) -> Any:
+        return None if value is None else parse(value)
+
+    return parse_optional
+
+
+def integer(minimum: int | None = None) -> Parser:
+    """A whole number (``>= minimum``), from a string or an integer."""
+    what = "a whole number" + ("" if minimum is None else f" >= {minimum}")
+
+    def parse(value: Any) -> int:
+        if isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{value} is not {what}")
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not {what}") from None
+        if not isinstance(value, numbers.Integral):
+            raise ValueError(f"{_shown(value)} is not {what}")
+        n = int(value)
+        if minimum is not None and n < minimum:
+            raise ValueError(f"{n} is not {what}")
+        return n
+
+    return parse
+
+
+def _step(value: Any) -> float | None:
+    """``auto`` (None) or a finite relative step > 0."""
+    if value is None or value == "auto":
+        return None
+    try:
+        x = _real(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{_shown(value)} is neither 'auto' nor a number; e.g. auto or 1e-6") from None
+    if not (math.isfinite(x) and x > 0):
+        raise ValueError(f"{_shown(value)} is not a finite number > 0; e.g. auto or 1e-6")
+    return x
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{_shown(value)} is not true or false")
+
+
+def _sizes(value: Any) -> tuple[int, ...]:
+    """Layer sizes: ``"4,8,3"`` or a sequence of whole numbers, at least two, each >= 1."""
+    if isinstance(value, str):
+        parts: list[Any] = []
+        for position, part in enumerate(value.split(","), start=1):
+            text = part.strip()
+            if not text:
+                raise ValueError(f"size {position} of {value!r} is empty; give comma-separated whole numbers, "
+                                 f"e.g. 4,8,3")
+            try:
+                parts.append(int(text))
+            except ValueError:
+                raise ValueError(f"{text!r} is not a whole number; give comma-separated layer sizes, "
+                                 f"e.g. 4,8,3") from None
+    elif isinstance(value, Sequence) and all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in value):
+        parts = list(value)
+    else:
+        raise ValueError(f"{_shown(value)} is not a list of layer sizes; e.g. 4,8,3")
+    for position, size in enumerate(parts, start=1):
+        if size < 1:
+            raise ValueError(f"size {position} is {size}; every layer needs at least 1 unit, e.g. 4,8,3")
+    if len(parts) < 2:
+        raise ValueError(f"{_shown(value)} has one size; give at least two (input,...,output), e.g. 4,8,3")
+    return tuple(int(n) for n in parts)
+
+
+def names(valid: Sequence[str]) -> Parser:
+    """Names from ``valid``: ``"relu,tanh"`` or a sequence of strings."""
+
+    def parse(value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            items = [part.strip() for part in value.split(",")]
+        elif isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+            items = list(value)
+        else:
+            raise ValueError(f"{_shown(value)} is not a list of names from {', '.join(valid)}")
+        for item in items:
+            if item not in valid:
+                raise ValueError(f"{item!r} is not one of {', '.join(valid)}")
+        return tuple(items)
+
+    return parse
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str) and value.strip():
+        return value
+    raise ValueError(f"{_shown(value)} is not a non-empty string")
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``4x3`` -> (4, 3); ``3`` -> (3,); the empty string -> () (a scalar)."""
+    text = text.strip()
+    if not text:
+        return ()
+    dims = []
+    for part in text.lower().split("x"):
+        try:
+            dim = int(part)
+        except ValueError:
+            raise ValueError(f"shape {text!r}: {part!r} is not a whole number; e.g. W=4x3, b=3, s= (a scalar)") \
+                from None
+        if dim < 1:
+            raise ValueError(f"shape {text!r}: every dimension must be >= 1; e.g. W=4x3")
+        dims.append(dim)
+    return tuple(dims)
+
+
+def parse_param(text: str) -> tuple[str, tuple[int, ...]]:
+    """``W=4x3`` -> ("W", (4, 3))."""
+    name, sep, shape = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ValueError(f"{text!r} is not NAME=SHAPE; e.g. W=4x3, b=3, s= (a scalar)")
+    return name, parse_shape(shape)
+
+
+ParamShapes = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+def _params(value: Any) -> ParamShapes:
+    """Parameter shapes: a table ``{W = "4x3"}``, or ``NAME=SHAPE`` strings (or pairs)."""
+    if isinstance(value, Mapping):
+        pairs = []
+        for name, shape in value.items():
+            if not isinstance(shape, str):
+                raise ValueError(f"the shape of {name} is {_shown(shape)}; write it as a string, e.g. W = \"4x3\"")
+            pairs.append(parse_param(f"{name}={shape}"))
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        pairs = [parse_param(v) if isinstance(v, str) else (str(v[0]), tuple(v[1])) for v in value]
+    else:
+        raise ValueError(f"{_shown(value)} is not a table of shapes; e.g. {{W = \"4x3\", b = \"3\"}}")
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            raise ValueError(f"parameter {name} is given twice; name each parameter once")
+        seen.add(name)
+    return tuple(pairs)
+
+
+# ---- the option tables --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its name (``max_memory``; on the command line ``--max-memory``),
+    its parser, its default and its help."""
+
+    name: str
+    parse: Parser
+    default: Any
+    help: str
+    metavar: str = ""
+    flag: bool = False  # an on/off switch: --taylor
+    negatable: bool = False  # --bias/--no-bias
+    required: bool = False
+    shown_default: str | None = None  # the default as --help shows it, when not the value itself
+
+    @property
+    def flag_name(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def convert(self, value: Any) -> Any:
+        """The canonical value; raises ``InputError`` naming this option."""
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            raise InputError(str(exc), option=self.name) from None
+
+
+def _tolerance_help(kind: int) -> str:
+    f64 = TOLERANCES["float64"]
+    return (f"default {f64['central'][kind]:g} (float64), {f64['forward'][kind]:g} (float64, forward), "
+            f"{TOLERANCES['float32']['central'][kind]:g} (float32)")
+
+
+SETTINGS_OPTIONS: tuple[Option, ...] = (
+    Option("method", choice(METHODS), "central",
+           "Difference method: central, forward, richardson (4th order) or complex step.",
+           metavar="[" + "|".join(METHODS) + "]"),
+    Option("mode", choice(MODES), "full",
+           "full: every entry; sample: --samples entries per parameter; "
+           "directional: --directions random directions per parameter.",
+           metavar="[" + "|".join(MODES) + "]"),
+    Option("dtype", _dtype, "float64",
+           "dtype of the model and its analytic gradients (the reference is float64).",
+           metavar="[" + "|".join(DTYPES) + "]"),
+    Option("eps", _step, None, "Relative step h = eps*max(1,|x|); auto picks it per method.",
+           metavar="auto|FLOAT", shown_default="auto"),
+    Option("rtol", optional(number(0)), None, "Relative tolerance of the pass rule.", metavar="FLOAT>=0",
+           shown_default=_tolerance_help(0)),
+    Option("atol", optional(number(0)), None, "Absolute tolerance of the pass rule.", metavar="FLOAT>=0",
+           shown_default=_tolerance_help(1)),
+    Option("samples", integer(1), 16, "Entries per parameter with --mode sample.", metavar="N"),
+    Option("directions", integer(1), 8, "Directions per parameter with --mode directional.", metavar="K"),
+    Option("taylor", _boolean, False, "Also run the Taylor test (order 2 = correct).", flag=True),
+    Option("seed", integer(0), 0, "Seed for data, weights and sampling (a whole number >= 0).", metavar="N"),
+)
+
+ENGINE_OPTIONS: tuple[Option, ...] = (
+    Option("engine", choice(ENGINES), "auto",
+           "Numerical side for built-in models: incremental (fast, mlp), loop (one forward pass per "
+           "perturbation) or auto (the fastest the model offers).",
+           metavar="[" + "|".join(ENGINES) + "]"),
+    Option("max_memory", number(0, above=True, example="512"), DEFAULT_MAX_MEMORY / 2**20,
+           "MiB of scratch space the incremental engine may use.", metavar="MIB",
+           shown_default=f"{DEFAULT_MAX_MEMORY // 2**20}"),
+)
+
+MLP_OPTIONS: tuple[Option, ...] = (
+    Option("layers", _sizes, None, "Layer sizes n0,n1,...,nL, e.g. 4,8,3.", metavar="n0,n1,...,nL",
+           required=True),
+    Option("activation", choice(list(ACTIVATIONS)), "tanh", "Activation of every hidden layer.",
+           metavar="[" + "|".join(ACTIVATIONS) + "]"),
+    Option("activations", optional(names([*ACTIVATIONS, "softmax"])), None,
+           "One activation per layer (hidden and output), e.g. relu,tanh,identity.", metavar="a1,...,aL",
+           shown_default="from --activation and --loss"),
+    Option("loss", choice(list(LOSSES)), "mse",
+           "mse (identity output), bce (sigmoid output) or softmax-ce (softmax output, integer labels).",
+           metavar="[" + "|".join(LOSSES) + "]"),
+    Option("bias", _boolean, True, "--no-bias is the seed's exact model.", negatable=True),
+    Option("m", integer(1), 32, "Number of samples.", metavar="M"),
+)
+
+LINREG_OPTIONS: tuple[Option, ...] = (
+    Option("m", integer(1), 100, "Number of samples.", metavar="M"),
+    Option("n", integer(1), 3, "Number of features (the bias column is added).", metavar="N"),
+    Option("l2", number(0, example="0.1"), 0.0,
+           "Ridge strength: adds l2/(2m)*||theta[1:]||^2 (the bias is not penalised).", metavar="FLOAT>=0"),
+)
+
+FUNC_OPTIONS: tuple[Option, ...] = (
+    Option("loss", _text, None, "Your loss: LOSS(**params) -> float.", metavar="FILE.py:LOSS", required=True),
+    Option("grad", _text, None, "Your gradient: GRAD(**params) -> dict.", metavar="FILE.py:GRAD", required=True),
+    Option("params", _params, (), "A parameter and its shape, e.g. W=4x3, b=3, s= (scalar); repeat for each.",
+           metavar="NAME=SHAPE"),
+    Option("init", optional(_text), None, "Start from the arrays of this .npz instead of drawing them from --seed.",
+           metavar="FILE.npz"),
+)
+
+MODEL_OPTIONS: dict[str, tuple[Option, ...]] = {"mlp": MLP_OPTIONS, "linreg": LINREG_OPTIONS, "func": FUNC_OPTIONS}
+# Options a check of each model takes besides its own: the engine only serves built-in models.
+CHECK_OPTIONS: dict[str, tuple[Option, ...]] = {
+    "mlp": SETTINGS_OPTIONS + ENGINE_OPTIONS,
+    "linreg": SETTINGS_OPTIONS + ENGINE_OPTIONS,
+    "func": SETTINGS_OPTIONS,
+}
+
+
+def options_for(model: str) -> dict[str, Option]:
+    """Every option a check of ``model`` takes, by name."""
+    return {o.name: o for o in CHECK_OPTIONS[model] + MODEL_OPTIONS[model]}
+
+
+# ---- Settings -----------------------------------------------------------------------------
+
+_SETTING = {o.name: o for o in SETTINGS_OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to check: the options of ``SETTINGS_OPTIONS``, validated by their parsers.
+
+    ``eps``, ``rtol`` and ``atol`` may be None: ``resolved()`` fills them in per
+    method and dtype.  ``dtype`` accepts numpy dtypes (``np.float32``) and stores
+    the name.
+    """
+
+    method: str = _SETTING["method"].default
+    mode: str = _SETTING["mode"].default
+    dtype: str = _SETTING["dtype"].default
+    eps: float | None = _SETTING["eps"].default
+    rtol: float | None = _SETTING["rtol"].default
+    atol: float | None = _SETTING["atol"].default
+    samples: int = _SETTING["samples"].default
+    directions: int = _SETTING["directions"].default
+    taylor: bool = _SETTING["taylor"].default
+    seed: int = _SETTING["seed"].default
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _SETTING[f.name].convert(getattr(self, f.name)))
+
+    def updated(self, **given: Any) -> Settings:
+        """A copy with the options that were given (not None) replaced."""
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    def resolved(self) -> Settings:
+        """The same settings with the defaults filled in."""
+        rtol, atol = TOLERANCES[self.dtype][self.method]
+        return replace(
+            self,
+            eps=_eps_for_method(self.method) if self.eps is None else self.eps,
+            rtol=rtol if self.rtol is None else self.rtol,
+            atol=atol if self.atol is None else self.atol,
+        )
+
+    @property
+    def step(self) -> float:
+        """The relative step of resolved settings."""
+        assert self.eps is not None, "resolved() fills eps in"
+        return self.eps
+
+    @property
+    def tolerances(self) -> tuple[float, float]:
+        """``(rtol, atol)`` of resolved settings."""
+        assert self.rtol is not None and self.atol is not None, "resolved() fills the tolerances in"
+        return self.rtol, self.atol
+
+
+def settings_from(values: Mapping[str, Any]) -> Settings:
+    """``Settings`` from a mapping that holds (at least) every settings option."""
+    return Settings(**{o.name: values[o.name] for o in SETTINGS_OPTIONS})
