@@ -148,8 +148,8 @@ def _torch_check(model: MLP, step: float, fast: bool) -> Callable[[], bool] | No
     names = list(params)
     tensors = tuple(torch.from_numpy(params[n]).clone().requires_grad_(True) for n in names)
 
-    def loss(*values: "torch.Tensor") -> "torch.Tensor":
-        p = dict(zip(names, values))
+    def loss(*values: torch.Tensor) -> torch.Tensor:
+        p = dict(zip(names, values, strict=False))
         z = X
         for l in range(1, model.depth + 1):
             a = z @ p[f"W{l}"] + p[f"b{l}"]
@@ -157,15 +157,18 @@ def _torch_check(model: MLP, step: float, fast: bool) -> Callable[[], bool] | No
         r = z - Y
         return (r * r).sum() / (2 * X.shape[0])
 
-    return lambda: torch.autograd.gradcheck(loss, tensors, eps=step, atol=1e-5, rtol=1e-3,
-                                           fast_mode=fast, raise_exception=False)
+    return lambda: torch.autograd.gradcheck(
+        loss, tensors, eps=step, atol=1e-5, rtol=1e-3, fast_mode=fast, raise_exception=False
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--repeats", type=int, default=5, help="runs of the engine (and of small loops)")
-    parser.add_argument("--loop-repeats", type=int, default=1, help="runs of the loop and torch slow mode on large sizes")
+    parser.add_argument(
+        "--loop-repeats", type=int, default=1, help="runs of the loop and torch slow mode on large sizes"
+    )
     parser.add_argument("--no-torch", action="store_true", help="skip torch even when installed")
     args = parser.parse_args()
 
@@ -173,8 +176,21 @@ def main() -> None:
     tuned = tune_allocator()  # as the command line does; it affects every contender alike
     step = _eps_for_method("central")  # every |x| <= 1 here, so h = step for every entry
     table = Table(title="full check, central differences, every entry (median seconds)", header_style="bold")
-    for header in ("size", "m", "entries", "engine s", "loop s", "loop/engine", "torch slow s", "torch/engine",
-                   "torch fast s", "max |engine-loop|", "engine peak MiB", "floor s", "engine/floor"):
+    for header in (
+        "size",
+        "m",
+        "entries",
+        "engine s",
+        "loop s",
+        "loop/engine",
+        "torch slow s",
+        "torch/engine",
+        "torch fast s",
+        "max |engine-loop|",
+        "engine peak MiB",
+        "floor s",
+        "engine/floor",
+    ):
         table.add_column(header, justify="right")
     notes = []
     for size in args.sizes:
@@ -187,7 +203,8 @@ def main() -> None:
 
         engine_s, fast = _median_time(lambda: check_model(model, engine="incremental"), args.repeats)
         loop_s, slow = _median_time(lambda: check_model(model, engine="loop"), slow_repeats)
-        diff = max(float(np.max(np.abs(f.numerical - s.numerical))) for f, s in zip(fast.parameters, slow.parameters))
+        pairs = zip(fast.parameters, slow.parameters, strict=True)
+        diff = max(float(np.max(np.abs(f.numerical - s.numerical))) for f, s in pairs)
         assert fast.passed and slow.passed
         peak = _peak_memory(lambda: check_model(model, engine="incremental"))
         floor = _floor_seconds(layers, m, _throughput(m))
@@ -205,21 +222,35 @@ def main() -> None:
             if not (ok_slow and ok_fast):
                 notes.append(f"{size}: torch.autograd.gradcheck reported a mismatch")
         table.add_row(
-            size, str(m), f"{entries:,}", f"{engine_s:.4f}", f"{loop_s:.3f}", f"{loop_s / engine_s:.0f}x",
-            torch_slow, torch_ratio, torch_fast, f"{diff:.1e}", f"{peak / 2**20:.1f}", f"{floor:.4f}",
+            size,
+            str(m),
+            f"{entries:,}",
+            f"{engine_s:.4f}",
+            f"{loop_s:.3f}",
+            f"{loop_s / engine_s:.0f}x",
+            torch_slow,
+            torch_ratio,
+            torch_fast,
+            f"{diff:.1e}",
+            f"{peak / 2**20:.1f}",
+            f"{floor:.4f}",
             f"{engine_s / floor:.1f}x",
         )
         console.print(f"done {size}")
     console.print(table)
     if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps:
         engine_noise, loop_noise = _noise_floors()
-        console.print(f"measured noise floor of a central difference (64-128-10, m=100, 400 entries, against "
-                      f"extended precision): engine {engine_noise:.1e}, loop {loop_noise:.1e}")
+        console.print(
+            f"measured noise floor of a central difference (64-128-10, m=100, 400 entries, against "
+            f"extended precision): engine {engine_noise:.1e}, loop {loop_noise:.1e}"
+        )
     else:
         console.print("noise floor not measured: numpy's longdouble is no wider than float64 on this machine")
-    console.print(f"max-memory bound: {DEFAULT_MAX_MEMORY / 2**20:.0f} MiB; step h = {step:.3g}; loop and torch "
-                  f"slow mode run {args.loop_repeats}x on sizes over {LARGE:,} entries, else {args.repeats}x; "
-                  f"allocator tuned: {tuned}")
+    console.print(
+        f"max-memory bound: {DEFAULT_MAX_MEMORY / 2**20:.0f} MiB; step h = {step:.3g}; loop and torch "
+        f"slow mode run {args.loop_repeats}x on sizes over {LARGE:,} entries, else {args.repeats}x; "
+        f"allocator tuned: {tuned}"
+    )
     for note in dict.fromkeys(notes):
         console.print(note)
 

@@ -1,6 +1,6 @@
 """A kink: J(W) = sum |W|.  At W = 0 any value in [-1, 1] is a valid subgradient.
 
-    gradcheck func examples/abs_sum.py:loss --grad examples/abs_sum.py:grad --init zeros.npz
+gradcheck func examples/abs_sum.py:loss --grad examples/abs_sum.py:grad --init zeros.npz
 """
 
 import numpy as np

@@ -8,6 +8,17 @@ from .result import ParameterResult, Report
 from .testing import assert_gradients
 
 __all__ = [
-    "__version__", "check_gradients", "assert_gradients", "check_model", "Report", "ParameterResult", "Settings",
-    "GradcheckError", "InputError", "SpecError", "ConfigError", "BadValueError", "UserCodeError",
+    "BadValueError",
+    "ConfigError",
+    "GradcheckError",
+    "InputError",
+    "ParameterResult",
+    "Report",
+    "Settings",
+    "SpecError",
+    "UserCodeError",
+    "__version__",
+    "assert_gradients",
+    "check_gradients",
+    "check_model",
 ]

@@ -61,7 +61,7 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient") -> Pa
             raise InputError(
                 f"{where} returned {len(raw)} arrays; expected {len(names)}, one per parameter ({', '.join(names)})"
             )
-        grads = dict(zip(names, raw))
+        grads = dict(zip(names, raw, strict=True))
     else:
         raise InputError(
             f"{where} must return a dict name -> array (or a tuple in parameter order); got {type(raw).__name__}"
@@ -81,8 +81,9 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient") -> Pa
         bad = ~np.isfinite(g)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{where}: {n} is {g.reshape(-1)[first]} at {entry_index(g.shape, first)}; "
-                             f"gradients must be finite")
+            raise InputError(
+                f"{where}: {n} is {g.reshape(-1)[first]} at {entry_index(g.shape, first)}; gradients must be finite"
+            )
         out[n] = g
     return out
 
@@ -161,8 +162,18 @@ def check_gradients(
     search.  Returns the ``Report``; raises ``InputError`` for options or values
     that cannot be checked, ``UserCodeError`` when ``loss`` or ``gradients`` raise.
     """
-    given = dict(method=method, mode=mode, dtype=dtype, eps=eps, rtol=rtol, atol=atol, samples=samples,
-                 directions=directions, taylor=taylor, seed=seed)
+    given = dict(
+        method=method,
+        mode=mode,
+        dtype=dtype,
+        eps=eps,
+        rtol=rtol,
+        atol=atol,
+        samples=samples,
+        directions=directions,
+        taylor=taylor,
+        seed=seed,
+    )
     settings = (settings or Settings()).updated(**given).resolved()
     start = time.perf_counter()
     base_params = _as_params(params)
@@ -191,21 +202,34 @@ def check_gradients(
         for pname, x in reference.items():
             if progress is not None:
                 count = {"directional": settings.directions, "sample": min(settings.samples, x.size)}.get(
-                    settings.mode, x.size)
+                    settings.mode, x.size
+                )
                 progress.start(pname, count * EVALUATIONS_PER_ENTRY[settings.method])
-            results.append(_check_parameter(probe, pname, x, analytic[pname], settings, rule, black_box,
-                                            pick_rng, direction_rng, taylor_rng))
+            results.append(
+                _check_parameter(
+                    probe, pname, x, analytic[pname], settings, rule, black_box, pick_rng, direction_rng, taylor_rng
+                )
+            )
     finally:
         if progress is not None:
             progress.stop()
     elapsed = time.perf_counter() - start
-    return Report(title, model or {}, settings, results, elapsed, probe.evaluations,
-                  engine=probe.engine_name, name=name)
+    return Report(
+        title, model or {}, settings, results, elapsed, probe.evaluations, engine=probe.engine_name, name=name
+    )
 
 
 def _check_parameter(
-    probe: Probe, name: str, x: Array, analytic: Array, settings: Settings, rule: PassRule, black_box: bool,
-    pick_rng: np.random.Generator, direction_rng: np.random.Generator, taylor_rng: np.random.Generator,
+    probe: Probe,
+    name: str,
+    x: Array,
+    analytic: Array,
+    settings: Settings,
+    rule: PassRule,
+    black_box: bool,
+    pick_rng: np.random.Generator,
+    direction_rng: np.random.Generator,
+    taylor_rng: np.random.Generator,
 ) -> ParameterResult:
     """Numerical derivatives of one parameter (entries or directions), judged."""
     dtype = np.dtype(settings.dtype)
@@ -214,8 +238,9 @@ def _check_parameter(
     if settings.mode == "directional":
         V = _unit_directions(settings.directions, flat_x.size, direction_rng)
         positions = np.arange(len(V))
-        step = numeric._compute_absolute_step(np.max(np.abs(flat_x), initial=0.0), settings.step, settings.method,
-                                              dtype)
+        step = numeric._compute_absolute_step(
+            np.max(np.abs(flat_x), initial=0.0), settings.step, settings.method, dtype
+        )
         h = np.full(len(V), step[()])
 
         def evaluate(steps: Array, subset: Array | None) -> Evaluation:
@@ -236,14 +261,30 @@ def _check_parameter(
     err, limit = rule.judge(a_checked, d)
     taylor = _taylor(probe, name, flat_x, a, rule, taylor_rng) if settings.taylor else None
     return ParameterResult(
-        name, x.shape, "directions" if settings.mode == "directional" else "entries",
-        positions, a_checked, d.values, err, limit, d.kinks, d.steps, d.noise, taylor,
+        name,
+        x.shape,
+        "directions" if settings.mode == "directional" else "entries",
+        positions,
+        a_checked,
+        d.values,
+        err,
+        limit,
+        d.kinks,
+        d.steps,
+        d.noise,
+        taylor,
     )
 
 
 def _settle_black_box(
-    evaluate: numeric.Evaluate, d: Derivatives, analytic: Array, h: Array, flat_x: Array, positions: Array,
-    settings: Settings, rule: PassRule,
+    evaluate: numeric.Evaluate,
+    d: Derivatives,
+    analytic: Array,
+    h: Array,
+    flat_x: Array,
+    positions: Array,
+    settings: Settings,
+    rule: PassRule,
 ) -> None:
     """A user's function cannot report its kinks: look again at every entry whose sides
     disagree sharply, and at every entry that fails (``numeric.settle_hidden_kinks``)."""
@@ -254,10 +295,10 @@ def _settle_black_box(
     start = h[idx]
     if settings.method == "complex":
         # The complex step is far too small to halve from: start at a real central step.
-        values = np.full(idx.size, np.max(np.abs(flat_x))) if settings.mode == "directional" else \
-            flat_x[positions[idx]]
-        start = numeric._compute_absolute_step(values, numeric._eps_for_method("central"), "central",
-                                               np.dtype(settings.dtype))
+        values = np.full(idx.size, np.max(np.abs(flat_x))) if settings.mode == "directional" else flat_x[positions[idx]]
+        start = numeric._compute_absolute_step(
+            values, numeric._eps_for_method("central"), "central", np.dtype(settings.dtype)
+        )
     floor = rule.analytic_floor(float(np.max(np.abs(d.values), initial=0.0)))
 
     def passes(sub: Array, values: Array, noise: Array) -> Array:
@@ -268,9 +309,7 @@ def _settle_black_box(
     numeric.settle_hidden_kinks(evaluate, d, idx, start, passes)
 
 
-def _taylor(
-    probe: Probe, name: str, flat_x: Array, a: Array, rule: PassRule, rng: np.random.Generator
-) -> TaylorResult:
+def _taylor(probe: Probe, name: str, flat_x: Array, a: Array, rule: PassRule, rng: np.random.Generator) -> TaylorResult:
     v = _unit_directions(1, flat_x.size, rng)[0]
     slope = float(v @ a)
     # A slope error the pass rule accepts (a float32 gradient's own rounding, say)
@@ -336,14 +375,30 @@ def check_model(
     """
     engine_option, memory_option = ENGINE_OPTIONS
     factory = _probe_factory(
-        model, engine_option.convert(engine),
+        model,
+        engine_option.convert(engine),
         memory_option.convert(memory_option.default if max_memory is None else max_memory),
     )
     spec = model.spec
     return check_gradients(
-        model.loss, model.gradients, model.initial_parameters(), settings,
-        method=method, mode=mode, dtype=dtype, eps=eps, rtol=rtol, atol=atol, samples=samples,
-        directions=directions, taylor=taylor, seed=seed,
-        kink_pattern=model.kink_pattern if model.has_kinks else None, smooth=not model.has_kinks,
-        probe_factory=factory, progress=progress, title=spec.title(), model=spec.describe(),
+        model.loss,
+        model.gradients,
+        model.initial_parameters(),
+        settings,
+        method=method,
+        mode=mode,
+        dtype=dtype,
+        eps=eps,
+        rtol=rtol,
+        atol=atol,
+        samples=samples,
+        directions=directions,
+        taylor=taylor,
+        seed=seed,
+        kink_pattern=model.kink_pattern if model.has_kinks else None,
+        smooth=not model.has_kinks,
+        probe_factory=factory,
+        progress=progress,
+        title=spec.title(),
+        model=spec.describe(),
     )

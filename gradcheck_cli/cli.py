@@ -28,10 +28,20 @@ from .engine import tune_allocator
 from .errors import InputError, UserCodeError
 from .models import MLP, LinearRegression
 from .options import (
-    CHECK_OPTIONS, FUNC_OPTIONS, LINREG_OPTIONS, MLP_OPTIONS, Option, parse_param, settings_from,
+    CHECK_OPTIONS,
+    FUNC_OPTIONS,
+    LINREG_OPTIONS,
+    MLP_OPTIONS,
+    Option,
+    parse_param,
+    settings_from,
 )
 from .report import (
-    RichProgress, render_report, render_suite_summary, render_summary, reports_to_junit,
+    RichProgress,
+    render_report,
+    render_suite_summary,
+    render_summary,
+    reports_to_junit,
 )
 from .result import EXIT_FAIL, EXIT_PASS, Report, suite_exit_code, suite_to_dict
 from .userfunc import FuncSpec, check_function
@@ -41,7 +51,7 @@ EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class OptionType(click.ParamType):
+class OptionType(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
     """A click type that parses with the option's own parser (``options.py``)."""
 
     def __init__(self, option: Option) -> None:
@@ -55,7 +65,7 @@ class OptionType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-class ParamSpec(click.ParamType):
+class ParamSpec(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
     """``NAME=SHAPE``: ``W=4x3``, ``b=3``, ``s=`` (a scalar)."""
 
     name = "NAME=SHAPE"
@@ -69,7 +79,7 @@ class ParamSpec(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-class OutputPath(click.ParamType):
+class OutputPath(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
     """A file to write: its folder must exist and be writable (checked before any work)."""
 
     name = "PATH"
@@ -91,13 +101,23 @@ def _click_option(option: Option) -> Callable[[F], F]:
     if option.flag:
         return click.option(option.flag_name, is_flag=True, default=option.default, help=option.help)
     if option.negatable:
-        return click.option(f"{option.flag_name}/--no-{option.flag_name[2:]}", default=option.default,
-                            show_default=True, help=option.help)
+        return click.option(
+            f"{option.flag_name}/--no-{option.flag_name[2:]}",
+            default=option.default,
+            show_default=True,
+            help=option.help,
+        )
     # No default at all rather than None: click 8.3+ treats an explicit None as a given default.
     default = {} if option.default is None else {"default": option.default}
-    return click.option(option.flag_name, type=OptionType(option), required=option.required,
-                        metavar=option.metavar, help=option.help,
-                        show_default=option.shown_default or option.default is not None, **default)
+    return click.option(
+        option.flag_name,
+        type=OptionType(option),
+        required=option.required,
+        metavar=option.metavar,
+        help=option.help,
+        show_default=option.shown_default or option.default is not None,
+        **default,
+    )
 
 
 def _options(options: Sequence[Option]) -> Callable[[F], F]:
@@ -111,11 +131,15 @@ def _options(options: Sequence[Option]) -> Callable[[F], F]:
 
 def _output_options(command: F) -> F:
     """How to show the result: options of the command line alone (not suite keys)."""
-    for option in reversed([
-        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table: the verdict line only."),
-        click.option("--junit", type=OutputPath(), default=None, help="Also write a JUnit XML report to this path."),
-    ]):
+    for option in reversed(
+        [
+            click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table."),
+            click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table: the verdict line only."),
+            click.option(
+                "--junit", type=OutputPath(), default=None, help="Also write a JUnit XML report to this path."
+            ),
+        ]
+    ):
         command = option(command)
     return command
 
@@ -176,16 +200,27 @@ def _check_builtin(model_name: str, kw: dict[str, Any]) -> int:
     """Build a built-in model from the parsed options, check it, print, return the exit code."""
     spec = build_spec(model_name, kw)
     model = MLP(spec) if model_name == "mlp" else LinearRegression(spec)  # type: ignore[arg-type]
-    report = check_model(model, settings_from(kw), engine=kw["engine"], max_memory=kw["max_memory"],
-                         progress=_progress(kw["as_json"], kw["quiet"]))
+    report = check_model(
+        model,
+        settings_from(kw),
+        engine=kw["engine"],
+        max_memory=kw["max_memory"],
+        progress=_progress(kw["as_json"], kw["quiet"]),
+    )
     return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])
 
 
 class _Cli(click.Group):
     """A group whose errors are one line on stderr with exit code 2, never a traceback."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
             rv = super().main(args, prog_name or "gradcheck", complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -270,7 +305,7 @@ _FUNC = {o.name: o for o in FUNC_OPTIONS}
 @click.argument("loss", metavar=_FUNC["loss"].metavar, type=OptionType(_FUNC["loss"]))
 @_options([_FUNC["grad"]])
 @click.option("--param", "params", type=ParamSpec(), multiple=True, help=_FUNC["params"].help)
-@_options([_FUNC["init"]] + list(CHECK_OPTIONS["func"]))
+@_options([_FUNC["init"], *list(CHECK_OPTIONS["func"])])
 @_output_options
 @_input_errors
 def func(**kw: Any) -> int:

@@ -35,8 +35,9 @@ Spec = MLPSpec | LinRegSpec | FuncSpec
 
 
 def _toml_type(v: Any) -> str:
-    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "array",
-            dict: "table"}.get(type(v), type(v).__name__)
+    return {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}.get(
+        type(v), type(v).__name__
+    )
 
 
 # ---- locating keys in the file -----------------------------------------------------------
@@ -102,8 +103,10 @@ def load_suite(path: str | Path) -> list[CheckConfig]:
     for index, table in enumerate(checks):
         config = _one_check(path, lines, index, table)
         if config.name in seen:
-            raise ConfigError(f"{path}:{_line_of(lines, index, 'name')}: check name {config.name!r} is used twice; "
-                              f"give every check its own name")
+            raise ConfigError(
+                f"{path}:{_line_of(lines, index, 'name')}: check name {config.name!r} is used twice; "
+                f"give every check its own name"
+            )
         seen.add(config.name)
         configs.append(config)
     return configs
@@ -159,16 +162,24 @@ def _one_check(path: Path, lines: list[str], index: int, table: dict[str, Any]) 
         settings = settings_from(values)
         spec = build_spec(model, values)
     except InputError as exc:
-        key = exc.option if exc.option in schema else None
-        raise fail(key, f"key {key!r} in {label}: {exc.message}" if key else f"{label}: {exc}") from None
+        if exc.option in schema:
+            raise fail(exc.option, f"key {exc.option!r} in {label}: {exc.message}") from None
+        raise fail(None, f"{label}: {exc}") from None
     return CheckConfig(name, model, spec, settings, values.get("engine", "auto"), values.get("max_memory"))
 
 
 def build_spec(model: str, values: dict[str, Any]) -> Spec:
     """The model spec from parsed option values (every option of the model, and seed)."""
     if model == "mlp":
-        return MLPSpec.build(values["layers"], values["activation"], values["activations"], values["loss"],
-                             values["bias"], values["m"], values["seed"])
+        return MLPSpec.build(
+            values["layers"],
+            values["activation"],
+            values["activations"],
+            values["loss"],
+            values["bias"],
+            values["m"],
+            values["seed"],
+        )
     if model == "linreg":
         return LinRegSpec.build(values["m"], values["n"], values["l2"], values["seed"])
     if model == "func":
@@ -192,8 +203,6 @@ def run_check(config: CheckConfig, progress: ProgressSink | None = None) -> Repo
         except InputError as exc:
             raise InputError(f"check {config.name!r}: {exc}") from None
     model = MLP(config.spec) if isinstance(config.spec, MLPSpec) else LinearRegression(config.spec)
-    report = check_model(model, config.settings, engine=config.engine, max_memory=config.max_memory,
-                         progress=progress)
+    report = check_model(model, config.settings, engine=config.engine, max_memory=config.max_memory, progress=progress)
     report.name = config.name
     return report
-

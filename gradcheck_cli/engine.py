@@ -36,7 +36,7 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -115,10 +115,16 @@ class IncrementalProbe:
         for l in range(1, self.L + 1):
             act = model.activations[l - 1]
             prep = act.prepare(cache.A[l], cache.Z[l]) if act.prepare is not None else ()
-            self.layers.append(_Layer(
-                cache.A[l], cache.Z[l], np.ascontiguousarray(cache.A[l].T), np.ascontiguousarray(cache.Z[l].T),
-                prep, tuple(np.ascontiguousarray(x.T) for x in prep),
-            ))
+            self.layers.append(
+                _Layer(
+                    cache.A[l],
+                    cache.Z[l],
+                    np.ascontiguousarray(cache.A[l].T),
+                    np.ascontiguousarray(cache.Z[l].T),
+                    prep,
+                    tuple(np.ascontiguousarray(x.T) for x in prep),
+                )
+            )
         self.targets = cache.targets
         self.loss_fn = model.loss_fn
         self.fused = model.loss_fn.fused
@@ -148,8 +154,7 @@ class IncrementalProbe:
         crossed = np.zeros(len(flat), dtype=bool)
         n_in, n_out = self.model.spec.layers[l - 1], self.model.spec.layers[l]
         if kind == "W" and len(flat) == n_in * n_out and np.array_equal(flat, np.arange(len(flat))):
-            self._dense_weight(l, steps.reshape(n_in, n_out), change.reshape(n_in, n_out),
-                               crossed.reshape(n_in, n_out))
+            self._dense_weight(l, steps.reshape(n_in, n_out), change.reshape(n_in, n_out), crossed.reshape(n_in, n_out))
         else:
             for sl in self._chunks(len(flat), l, per_row=1):
                 if kind == "W":
@@ -180,7 +185,7 @@ class IncrementalProbe:
             return sizes[-1]  # the output change and the loss's temporaries
         if l == self.L - 1 and self.rank1_mse:
             return 1  # a few vectors of length m
-        return max(sizes[l + 1:])  # full changes of every layer above
+        return max(sizes[l + 1 :])  # full changes of every layer above
 
     def _bytes_per_perturbation(self, l: int) -> int:
         """Scratch bytes one perturbation of layer ``l`` needs in the path it takes."""
@@ -201,7 +206,7 @@ class IncrementalProbe:
         if not self.model.activations[l - 1].kink or np.iscomplexobj(dA):
             return None
         moved = np.sign(A + dA) != np.sign(A)
-        return moved.any(axis=axis)
+        return cast(Array, moved.any(axis=axis))
 
     def _dense_weight(self, l: int, steps: Array, change: Array, crossed: Array) -> None:
         """Every entry of ``W^l``: rows of perturbations share their input change.

@@ -29,7 +29,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -51,11 +51,11 @@ LOSS_ROUNDOFF = 64.0
 def _eps_for_method(method: str) -> float:
     """The relative step for float64 loss evaluations (see the module Notes)."""
     if method == "forward":
-        return EPS64 ** 0.5
+        return float(EPS64**0.5)
     if method == "central":
-        return EPS64 ** (1 / 3)
+        return float(EPS64 ** (1 / 3))
     if method == "richardson":
-        return EPS64 ** (1 / 5)
+        return float(EPS64 ** (1 / 5))
     if method == "complex":
         return 1e-20
     raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
@@ -72,7 +72,7 @@ def _compute_absolute_step(x: Any, rel_step: float, method: str, dtype: npt.DTyp
     scale = np.maximum(1.0, np.abs(x))
     h = rel_step * scale
     if method == "complex":
-        return h
+        return cast(Array, h)
     h = np.maximum(h, np.spacing(scale.astype(dtype)).astype(np.float64))
     measured: Array = (x + h) - x
     return measured
@@ -161,8 +161,10 @@ class LoopProbe:
                 value = self._loss(params)
         except Exception as exc:  # the user's code: report it, do not crash
             raise UserCodeError(self._where, exc) from exc
-        if complex_input and (not np.iscomplexobj(np.asarray(value)) or any(
-                issubclass(w.category, np.exceptions.ComplexWarning) for w in caught)):
+        if complex_input and (
+            not np.iscomplexobj(np.asarray(value))
+            or any(issubclass(w.category, np.exceptions.ComplexWarning) for w in caught)
+        ):
             raise BadValueError(
                 f"{self._where} dropped the imaginary part of its complex input (float(), abs, .real or a real "
                 f"array do that), so the complex step cannot see its derivative; keep the loss complex-safe or "
@@ -183,7 +185,7 @@ class LoopProbe:
         params[name] = work
         change = np.empty(len(flat), dtype=work.dtype)
         crossed = np.zeros(len(flat), dtype=bool) if self._base_pattern is not None else None
-        for k, (i, s) in enumerate(zip(flat, steps)):
+        for k, (i, s) in enumerate(zip(flat, steps, strict=True)):
             old = view[i]
             view[i] = old + s
             where = name + (format_index(x.shape, i) if x.shape else "")
@@ -202,7 +204,7 @@ class LoopProbe:
         params = dict(self.params)
         change = np.empty(len(steps), dtype=np.result_type(steps, np.float64))
         crossed = np.zeros(len(steps), dtype=bool) if self._base_pattern is not None else None
-        for k, (v, s) in enumerate(zip(directions, steps)):
+        for k, (v, s) in enumerate(zip(directions, steps, strict=True)):
             params[name] = x + s * v.reshape(x.shape)
             change[k] = self._call(params, f"with {name} moved along a direction") - self.base
             if crossed is not None and not np.iscomplexobj(steps):
@@ -318,8 +320,13 @@ def _resolve_kinks(evaluate: Evaluate, d: Derivatives, richardson: bool = False)
 
 
 def _set_kink_interval(
-    d: Derivatives, where: Array, values: Array, steps: Array, noise: Array,
-    sides: tuple[Array, Array], sides_2h: tuple[Array, Array],
+    d: Derivatives,
+    where: Array,
+    values: Array,
+    steps: Array,
+    noise: Array,
+    sides: tuple[Array, Array],
+    sides_2h: tuple[Array, Array],
 ) -> None:
     """Judge entries ``where`` by the subgradient rule: each one-sided derivative
     (right, left) is extrapolated from steps ``h`` and ``2h`` (``2 D(h) - D(2h)``
@@ -387,9 +394,15 @@ def settle_hidden_kinks(
             ratio = spread / np.maximum(spread_before, np.finfo(float).tiny)
             on_kink = audible & (ratio > 0.8) & (ratio < 1.25)
             if on_kink.any():
-                _set_kink_interval(d, idx[on_kink], values[on_kink], hk[on_kink], noise[on_kink],
-                                   (right[on_kink], left[on_kink]),
-                                   (sides_before[0][on_kink], sides_before[1][on_kink]))
+                _set_kink_interval(
+                    d,
+                    idx[on_kink],
+                    values[on_kink],
+                    hk[on_kink],
+                    noise[on_kink],
+                    (right[on_kink], left[on_kink]),
+                    (sides_before[0][on_kink], sides_before[1][on_kink]),
+                )
             smooth_streak = np.where((ratio > 0.35) & (ratio < 0.65), smooth_streak + 1, 0)
             keep = ~on_kink & (smooth_streak < 2)
         if level:
@@ -474,7 +487,7 @@ def _observed_order(steps: Array, remainders: Array, floor: Array) -> tuple[floa
         return None, none
     # The final contiguous run of trustworthy steps: the smallest usable h.
     breaks = np.flatnonzero(np.diff(good) != 1)
-    run = good[breaks[-1] + 1:] if breaks.size else good
+    run = good[breaks[-1] + 1 :] if breaks.size else good
     if run.size < 2:
         return None, none
     end = run[-1]

@@ -62,7 +62,7 @@ def _dtype(value: Any) -> str:
     except TypeError:
         name = ""
     if name in DTYPES and not isinstance(value, (bool, int, float)):
-        return name
+        return str(name)
     raise ValueError(f"{_shown(value)} is not one of {', '.join(DTYPES)}")
 
 
@@ -146,15 +146,18 @@ def _sizes(value: Any) -> tuple[int, ...]:
         for position, part in enumerate(value.split(","), start=1):
             text = part.strip()
             if not text:
-                raise ValueError(f"size {position} of {value!r} is empty; give comma-separated whole numbers, "
-                                 f"e.g. 4,8,3")
+                raise ValueError(
+                    f"size {position} of {value!r} is empty; give comma-separated whole numbers, e.g. 4,8,3"
+                )
             try:
                 parts.append(int(text))
             except ValueError:
-                raise ValueError(f"{text!r} is not a whole number; give comma-separated layer sizes, "
-                                 f"e.g. 4,8,3") from None
+                raise ValueError(
+                    f"{text!r} is not a whole number; give comma-separated layer sizes, e.g. 4,8,3"
+                ) from None
     elif isinstance(value, Sequence) and all(
-            isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in value):
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in value
+    ):
         parts = list(value)
     else:
         raise ValueError(f"{_shown(value)} is not a list of layer sizes; e.g. 4,8,3")
@@ -200,8 +203,9 @@ def parse_shape(text: str) -> tuple[int, ...]:
         try:
             dim = int(part)
         except ValueError:
-            raise ValueError(f"shape {text!r}: {part!r} is not a whole number; e.g. W=4x3, b=3, s= (a scalar)") \
-                from None
+            raise ValueError(
+                f"shape {text!r}: {part!r} is not a whole number; e.g. W=4x3, b=3, s= (a scalar)"
+            ) from None
         if dim < 1:
             raise ValueError(f"shape {text!r}: every dimension must be >= 1; e.g. W=4x3")
         dims.append(dim)
@@ -226,12 +230,12 @@ def _params(value: Any) -> ParamShapes:
         pairs = []
         for name, shape in value.items():
             if not isinstance(shape, str):
-                raise ValueError(f"the shape of {name} is {_shown(shape)}; write it as a string, e.g. W = \"4x3\"")
+                raise ValueError(f'the shape of {name} is {_shown(shape)}; write it as a string, e.g. W = "4x3"')
             pairs.append(parse_param(f"{name}={shape}"))
     elif isinstance(value, Sequence) and not isinstance(value, str):
         pairs = [parse_param(v) if isinstance(v, str) else (str(v[0]), tuple(v[1])) for v in value]
     else:
-        raise ValueError(f"{_shown(value)} is not a table of shapes; e.g. {{W = \"4x3\", b = \"3\"}}")
+        raise ValueError(f'{_shown(value)} is not a table of shapes; e.g. {{W = "4x3", b = "3"}}')
     seen: set[str] = set()
     for name, _ in pairs:
         if name in seen:
@@ -272,27 +276,59 @@ class Option:
 
 def _tolerance_help(kind: int) -> str:
     f64 = TOLERANCES["float64"]
-    return (f"default {f64['central'][kind]:g} (float64), {f64['forward'][kind]:g} (float64, forward), "
-            f"{TOLERANCES['float32']['central'][kind]:g} (float32)")
+    return (
+        f"default {f64['central'][kind]:g} (float64), {f64['forward'][kind]:g} (float64, forward), "
+        f"{TOLERANCES['float32']['central'][kind]:g} (float32)"
+    )
 
 
 SETTINGS_OPTIONS: tuple[Option, ...] = (
-    Option("method", choice(METHODS), "central",
-           "Difference method: central, forward, richardson (4th order) or complex step.",
-           metavar="[" + "|".join(METHODS) + "]"),
-    Option("mode", choice(MODES), "full",
-           "full: every entry; sample: --samples entries per parameter; "
-           "directional: --directions random directions per parameter.",
-           metavar="[" + "|".join(MODES) + "]"),
-    Option("dtype", _dtype, "float64",
-           "dtype of the model and its analytic gradients (the reference is float64).",
-           metavar="[" + "|".join(DTYPES) + "]"),
-    Option("eps", _step, None, "Relative step h = eps*max(1,|x|); auto picks it per method.",
-           metavar="auto|FLOAT", shown_default="auto"),
-    Option("rtol", optional(number(0)), None, "Relative tolerance of the pass rule.", metavar="FLOAT>=0",
-           shown_default=_tolerance_help(0)),
-    Option("atol", optional(number(0)), None, "Absolute tolerance of the pass rule.", metavar="FLOAT>=0",
-           shown_default=_tolerance_help(1)),
+    Option(
+        "method",
+        choice(METHODS),
+        "central",
+        "Difference method: central, forward, richardson (4th order) or complex step.",
+        metavar="[" + "|".join(METHODS) + "]",
+    ),
+    Option(
+        "mode",
+        choice(MODES),
+        "full",
+        "full: every entry; sample: --samples entries per parameter; "
+        "directional: --directions random directions per parameter.",
+        metavar="[" + "|".join(MODES) + "]",
+    ),
+    Option(
+        "dtype",
+        _dtype,
+        "float64",
+        "dtype of the model and its analytic gradients (the reference is float64).",
+        metavar="[" + "|".join(DTYPES) + "]",
+    ),
+    Option(
+        "eps",
+        _step,
+        None,
+        "Relative step h = eps*max(1,|x|); auto picks it per method.",
+        metavar="auto|FLOAT",
+        shown_default="auto",
+    ),
+    Option(
+        "rtol",
+        optional(number(0)),
+        None,
+        "Relative tolerance of the pass rule.",
+        metavar="FLOAT>=0",
+        shown_default=_tolerance_help(0),
+    ),
+    Option(
+        "atol",
+        optional(number(0)),
+        None,
+        "Absolute tolerance of the pass rule.",
+        metavar="FLOAT>=0",
+        shown_default=_tolerance_help(1),
+    ),
     Option("samples", integer(1), 16, "Entries per parameter with --mode sample.", metavar="N"),
     Option("directions", integer(1), 8, "Directions per parameter with --mode directional.", metavar="K"),
     Option("taylor", _boolean, False, "Also run the Taylor test (order 2 = correct).", flag=True),
@@ -300,26 +336,48 @@ SETTINGS_OPTIONS: tuple[Option, ...] = (
 )
 
 ENGINE_OPTIONS: tuple[Option, ...] = (
-    Option("engine", choice(ENGINES), "auto",
-           "Numerical side for built-in models: incremental (fast, mlp), loop (one forward pass per "
-           "perturbation) or auto (the fastest the model offers).",
-           metavar="[" + "|".join(ENGINES) + "]"),
-    Option("max_memory", number(0, above=True, example="512"), DEFAULT_MAX_MEMORY / 2**20,
-           "MiB of scratch space the incremental engine may use.", metavar="MIB",
-           shown_default=f"{DEFAULT_MAX_MEMORY // 2**20}"),
+    Option(
+        "engine",
+        choice(ENGINES),
+        "auto",
+        "Numerical side for built-in models: incremental (fast, mlp), loop (one forward pass per "
+        "perturbation) or auto (the fastest the model offers).",
+        metavar="[" + "|".join(ENGINES) + "]",
+    ),
+    Option(
+        "max_memory",
+        number(0, above=True, example="512"),
+        DEFAULT_MAX_MEMORY / 2**20,
+        "MiB of scratch space the incremental engine may use.",
+        metavar="MIB",
+        shown_default=f"{DEFAULT_MAX_MEMORY // 2**20}",
+    ),
 )
 
 MLP_OPTIONS: tuple[Option, ...] = (
-    Option("layers", _sizes, None, "Layer sizes n0,n1,...,nL, e.g. 4,8,3.", metavar="n0,n1,...,nL",
-           required=True),
-    Option("activation", choice(list(ACTIVATIONS)), "tanh", "Activation of every hidden layer.",
-           metavar="[" + "|".join(ACTIVATIONS) + "]"),
-    Option("activations", optional(names([*ACTIVATIONS, "softmax"])), None,
-           "One activation per layer (hidden and output), e.g. relu,tanh,identity.", metavar="a1,...,aL",
-           shown_default="from --activation and --loss"),
-    Option("loss", choice(list(LOSSES)), "mse",
-           "mse (identity output), bce (sigmoid output) or softmax-ce (softmax output, integer labels).",
-           metavar="[" + "|".join(LOSSES) + "]"),
+    Option("layers", _sizes, None, "Layer sizes n0,n1,...,nL, e.g. 4,8,3.", metavar="n0,n1,...,nL", required=True),
+    Option(
+        "activation",
+        choice(list(ACTIVATIONS)),
+        "tanh",
+        "Activation of every hidden layer.",
+        metavar="[" + "|".join(ACTIVATIONS) + "]",
+    ),
+    Option(
+        "activations",
+        optional(names([*ACTIVATIONS, "softmax"])),
+        None,
+        "One activation per layer (hidden and output), e.g. relu,tanh,identity.",
+        metavar="a1,...,aL",
+        shown_default="from --activation and --loss",
+    ),
+    Option(
+        "loss",
+        choice(list(LOSSES)),
+        "mse",
+        "mse (identity output), bce (sigmoid output) or softmax-ce (softmax output, integer labels).",
+        metavar="[" + "|".join(LOSSES) + "]",
+    ),
     Option("bias", _boolean, True, "--no-bias is the seed's exact model.", negatable=True),
     Option("m", integer(1), 32, "Number of samples.", metavar="M"),
 )
@@ -327,17 +385,32 @@ MLP_OPTIONS: tuple[Option, ...] = (
 LINREG_OPTIONS: tuple[Option, ...] = (
     Option("m", integer(1), 100, "Number of samples.", metavar="M"),
     Option("n", integer(1), 3, "Number of features (the bias column is added).", metavar="N"),
-    Option("l2", number(0, example="0.1"), 0.0,
-           "Ridge strength: adds l2/(2m)*||theta[1:]||^2 (the bias is not penalised).", metavar="FLOAT>=0"),
+    Option(
+        "l2",
+        number(0, example="0.1"),
+        0.0,
+        "Ridge strength: adds l2/(2m)*||theta[1:]||^2 (the bias is not penalised).",
+        metavar="FLOAT>=0",
+    ),
 )
 
 FUNC_OPTIONS: tuple[Option, ...] = (
     Option("loss", _text, None, "Your loss: LOSS(**params) -> float.", metavar="FILE.py:LOSS", required=True),
     Option("grad", _text, None, "Your gradient: GRAD(**params) -> dict.", metavar="FILE.py:GRAD", required=True),
-    Option("params", _params, (), "A parameter and its shape, e.g. W=4x3, b=3, s= (scalar); repeat for each.",
-           metavar="NAME=SHAPE"),
-    Option("init", optional(_text), None, "Start from the arrays of this .npz instead of drawing them from --seed.",
-           metavar="FILE.npz"),
+    Option(
+        "params",
+        _params,
+        (),
+        "A parameter and its shape, e.g. W=4x3, b=3, s= (scalar); repeat for each.",
+        metavar="NAME=SHAPE",
+    ),
+    Option(
+        "init",
+        optional(_text),
+        None,
+        "Start from the arrays of this .npz instead of drawing them from --seed.",
+        metavar="FILE.npz",
+    ),
 )
 
 MODEL_OPTIONS: dict[str, tuple[Option, ...]] = {"mlp": MLP_OPTIONS, "linreg": LINREG_OPTIONS, "func": FUNC_OPTIONS}

@@ -11,9 +11,16 @@ from collections.abc import Sequence
 
 import numpy as np
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, JustifyMethod
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn,
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
 )
 from rich.table import Table
 from rich.text import Text
@@ -58,10 +65,20 @@ def render_report(report: Report, width: int = WIDE) -> Group:
     taylor = report.settings.taylor
     compact = width < WIDE
     any_kinks = any(p.kinks.any() for p in report.parameters)
-    table = Table(title=Text(report.title, style="bold"), title_justify="left", header_style="bold",
-                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    columns: list[tuple[str, str]] = [("param", "left"), ("shape", "left"), ("checked", "right"),
-                                      ("max rel err", "right")]
+    table = Table(
+        title=Text(report.title, style="bold"),
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("param", "left"),
+        ("shape", "left"),
+        ("checked", "right"),
+        ("max rel err", "right"),
+    ]
     if not compact:
         columns += [("median rel err", "right"), ("max abs err", "right")]
     columns += [("worst", "left"), ("analytic", "right"), ("numerical", "right")]
@@ -73,17 +90,27 @@ def render_report(report: Report, width: int = WIDE) -> Group:
     short = {"max rel err": "max rel", "numerical": "numeric"} if compact else {}
     for header, justify in columns:
         name = short.get(header, header)
-        table.add_column(name, justify=justify, no_wrap=True,  # type: ignore[arg-type]
-                         min_width=len(name) if header in ("status", "param", "checked") else None)
+        table.add_column(
+            name,
+            justify=justify,
+            no_wrap=True,
+            min_width=len(name) if header in ("status", "param", "checked") else None,
+        )
     for p in report.parameters:
         rel = p.rel_error
         w = p.worst
-        cells = {
-            "param": p.name, "shape": "x".join(map(str, p.shape)) or "scalar", "checked": _coverage(p),
-            "max rel err": _err(float(rel.max())), "median rel err": _err(float(np.median(rel))),
-            "max abs err": _err(float(p.abs_error.max())), "worst": p.worst_label,
-            "analytic": _num(float(p.analytic[w])), "numerical": _num(float(p.numerical[w])),
-            "kinks": str(int(np.count_nonzero(p.kinks))), "order": _taylor_cell(p),
+        cells: dict[str, str | Text] = {
+            "param": p.name,
+            "shape": "x".join(map(str, p.shape)) or "scalar",
+            "checked": _coverage(p),
+            "max rel err": _err(float(rel.max())),
+            "median rel err": _err(float(np.median(rel))),
+            "max abs err": _err(float(p.abs_error.max())),
+            "worst": p.worst_label,
+            "analytic": _num(float(p.analytic[w])),
+            "numerical": _num(float(p.numerical[w])),
+            "kinks": str(int(np.count_nonzero(p.kinks))),
+            "order": _taylor_cell(p),
             "status": Text(p.status, style=STATUS_STYLE[p.status]),
         }
         table.add_row(*(cells[header] for header, _ in columns))
@@ -120,13 +147,25 @@ def report_to_text(report: Report, width: int = 120) -> str:
 
 
 def render_suite_summary(reports: Sequence[Report]) -> Table:
-    table = Table(title=Text("suite summary", style="bold"), title_justify="left", header_style="bold",
-                  box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table = Table(
+        title=Text("suite summary", style="bold"),
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
     for header in ("check", "model", "parameters", "failed", "seconds", "status"):
         table.add_column(header)
     for r in reports:
-        table.add_row(r.name, r.title, str(len(r.parameters)), str(r.failed_parameters), f"{r.elapsed:.3f}",
-                      Text(r.status, style=STATUS_STYLE[r.status]))
+        table.add_row(
+            r.name,
+            r.title,
+            str(len(r.parameters)),
+            str(r.failed_parameters),
+            f"{r.elapsed:.3f}",
+            Text(r.status, style=STATUS_STYLE[r.status]),
+        )
     return table
 
 
@@ -135,21 +174,35 @@ def reports_to_junit(reports: Sequence[Report]) -> str:
     root = ET.Element("testsuites", name="gradcheck")
     total = failures = 0
     for r in reports:
-        suite = ET.SubElement(root, "testsuite", name=r.name or r.title, tests=str(len(r.parameters)),
-                              failures=str(r.failed_parameters),
-                              errors="0", skipped="0", time=f"{r.elapsed:.6f}")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=r.name or r.title,
+            tests=str(len(r.parameters)),
+            failures=str(r.failed_parameters),
+            errors="0",
+            skipped="0",
+            time=f"{r.elapsed:.6f}",
+        )
         for p in r.parameters:
-            case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{r.name or 'check'}", name=p.name,
-                                 time=f"{r.elapsed / max(1, len(r.parameters)):.6f}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"gradcheck.{r.name or 'check'}",
+                name=p.name,
+                time=f"{r.elapsed / max(1, len(r.parameters)):.6f}",
+            )
             total += 1
             if p.status == "FAIL":
                 failures += 1
                 d = p.to_dict()
                 w = d["worst"]
                 where = w.get("index", w.get("direction"))
-                message = (f"{p.name}: {p.failures} of {p.checked} {p.coverage} outside tolerance; worst at "
-                           f"{where}: analytic {w['analytic']!r}, numerical {w['numerical']!r}, "
-                           f"abs error {w['abs_error']!r} > limit {w['limit']!r}")
+                message = (
+                    f"{p.name}: {p.failures} of {p.checked} {p.coverage} outside tolerance; worst at "
+                    f"{where}: analytic {w['analytic']!r}, numerical {w['numerical']!r}, "
+                    f"abs error {w['abs_error']!r} > limit {w['limit']!r}"
+                )
                 if p.taylor is not None and not p.taylor.passed:
                     message += f"; taylor order {p.taylor.order}"
                 failure = ET.SubElement(case, "failure", message=message, type="GradientMismatch")
@@ -197,8 +250,13 @@ class RichProgress:
             if time.perf_counter() - self._began < self.delay:
                 return
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
-                TimeElapsedColumn(), console=self.console, transient=True,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                _RateColumn(),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
             )
             self._progress.start()
             self.shown = True

@@ -79,8 +79,10 @@ class ParameterResult:
         rel = self.rel_error
         w = self.worst
         worst: dict[str, Any] = {
-            "analytic": _float(self.analytic[w]), "numerical": _float(self.numerical[w]),
-            "abs_error": _float(self.abs_error[w]), "limit": _float(self.limit[w]),
+            "analytic": _float(self.analytic[w]),
+            "numerical": _float(self.numerical[w]),
+            "abs_error": _float(self.abs_error[w]),
+            "limit": _float(self.limit[w]),
         }
         if self.coverage == "directions":
             worst["direction"] = int(self.positions[w])
@@ -147,9 +149,16 @@ class Report:
             "title": self.title,
             "model": self.model,
             "settings": {
-                "method": s.method, "mode": s.mode, "dtype": s.dtype, "eps": s.eps,
-                "rtol": s.rtol, "atol": s.atol, "samples": s.samples, "directions": s.directions,
-                "taylor": s.taylor, "seed": s.seed,
+                "method": s.method,
+                "mode": s.mode,
+                "dtype": s.dtype,
+                "eps": s.eps,
+                "rtol": s.rtol,
+                "atol": s.atol,
+                "samples": s.samples,
+                "directions": s.directions,
+                "taylor": s.taylor,
+                "seed": s.seed,
             },
             "engine": self.engine,
             "status": self.status,

@@ -33,8 +33,21 @@ def assert_gradients(
     passes, raises ``AssertionError`` whose message is the plain-text table otherwise."""
     __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     report = check_gradients(
-        loss, gradients, params, settings, method=method, mode=mode, dtype=dtype, eps=eps, rtol=rtol, atol=atol,
-        samples=samples, directions=directions, taylor=taylor, seed=seed, name=name,
+        loss,
+        gradients,
+        params,
+        settings,
+        method=method,
+        mode=mode,
+        dtype=dtype,
+        eps=eps,
+        rtol=rtol,
+        atol=atol,
+        samples=samples,
+        directions=directions,
+        taylor=taylor,
+        seed=seed,
+        name=name,
     )
     if not report.passed:
         label = f"gradient check {name!r}" if name else "gradient check"

@@ -34,8 +34,7 @@ def parse_target(text: str, option: str) -> tuple[Path, str]:
     if not sep or not path or not name:
         raise InputError(f"{text!r} is not FILE.py:FUNCTION; e.g. examples/two_layer.py:loss", option=option)
     if not name.isidentifier():
-        raise InputError(f"{name!r} in {text!r} is not a function name; e.g. examples/two_layer.py:loss",
-                         option=option)
+        raise InputError(f"{name!r} in {text!r} is not a function name; e.g. examples/two_layer.py:loss", option=option)
     return Path(path), name
 
 
@@ -66,8 +65,9 @@ def load_function(path: Path, name: str, role: str) -> Callable[..., Any]:
         _loaded[resolved] = module
     function = getattr(module, name, None)
     if not callable(function):
-        defined = sorted(k for k, v in vars(module).items() if callable(v) and getattr(v, "__module__", "") ==
-                         module.__name__)
+        defined = sorted(
+            k for k, v in vars(module).items() if callable(v) and getattr(v, "__module__", "") == module.__name__
+        )
         listing = ", ".join(defined) if defined else "none"
         raise InputError(f"{path} has no function {name!r}; functions defined there: {listing}", option=role)
     return function  # type: ignore[no-any-return]
@@ -85,12 +85,12 @@ def load_init(path: Path, shapes: dict[str, tuple[int, ...]]) -> Params:
     if shapes:
         missing = [n for n in shapes if n not in arrays]
         if missing:
-            raise InputError(f"{path} has no array {', '.join(missing)}; it holds {', '.join(arrays)}",
-                             option="init")
+            raise InputError(f"{path} has no array {', '.join(missing)}; it holds {', '.join(arrays)}", option="init")
         for name, shape in shapes.items():
             if arrays[name].shape != shape:
-                raise InputError(f"{name} in {path} has shape {arrays[name].shape}, but it is declared {shape}",
-                                 option="init")
+                raise InputError(
+                    f"{name} in {path} has shape {arrays[name].shape}, but it is declared {shape}", option="init"
+                )
         arrays = {n: arrays[n] for n in shapes}
     if not arrays:
         raise InputError(f"{path} holds no arrays", option="init")
@@ -112,8 +112,11 @@ def _check_signature(target: str, function: Callable[..., Any], names: list[str]
     try:
         signature.bind(**{n: None for n in names})
     except TypeError as exc:
-        raise InputError(f"{target} takes {signature} but the parameters are {', '.join(names)} ({exc}); "
-                         f"name each parameter after an argument", option="params") from None
+        raise InputError(
+            f"{target} takes {signature} but the parameters are {', '.join(names)} ({exc}); "
+            f"name each parameter after an argument",
+            option="params",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -128,30 +131,43 @@ class FuncSpec:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "model": "func", "loss": self.loss, "grad": self.grad,
-            "params": {n: list(s) for n, s in self.params}, "init": self.init, "seed": self.seed,
+            "model": "func",
+            "loss": self.loss,
+            "grad": self.grad,
+            "params": {n: list(s) for n, s in self.params},
+            "init": self.init,
+            "seed": self.seed,
         }
 
     def title(self) -> str:
         return f"func {self.loss} with gradient {self.grad}"
 
 
-def check_function(spec: FuncSpec, settings: Settings | None = None, *, progress: ProgressSink | None = None,
-                   name: str = "") -> Report:
+def check_function(
+    spec: FuncSpec, settings: Settings | None = None, *, progress: ProgressSink | None = None, name: str = ""
+) -> Report:
     """Load and check a user's ``LOSS`` and ``GRAD`` (the ``gradcheck func`` command)."""
     loss_path, loss_name = parse_target(spec.loss, "loss")
     grad_path, grad_name = parse_target(spec.grad, "grad")
     shapes = dict(spec.params)
     if spec.init is None and not shapes:
-        raise InputError("no parameters given; name each with its shape (NAME=SHAPE) or give an init .npz",
-                         option="params")
+        raise InputError(
+            "no parameters given; name each with its shape (NAME=SHAPE) or give an init .npz", option="params"
+        )
     loss_fn = load_function(loss_path, loss_name, "loss")
     grad_fn = load_function(grad_path, grad_name, "grad")
     params = load_init(Path(spec.init), shapes) if spec.init else draw_params(shapes, spec.seed)
     for target, function in ((spec.loss, loss_fn), (spec.grad, grad_fn)):
         _check_signature(target, function, list(params))
     return check_gradients(
-        lambda p: loss_fn(**p), lambda p: grad_fn(**p), params, settings,
-        title=spec.title(), model=spec.describe(), loss_name=spec.loss, grad_name=spec.grad, progress=progress,
+        lambda p: loss_fn(**p),
+        lambda p: grad_fn(**p),
+        params,
+        settings,
+        title=spec.title(),
+        model=spec.describe(),
+        loss_name=spec.loss,
+        grad_name=spec.grad,
+        progress=progress,
         name=name,
     )

@@ -52,8 +52,9 @@ def test_change_equals_difference_of_forward(name, rng):
     act = ACTIVATIONS[name]
     a = rng.uniform(-4, 4, size=100)
     d = rng.uniform(-1e-3, 1e-3, size=100)
-    np.testing.assert_allclose(act.change(a, act.forward(a), d), act.forward(a + d) - act.forward(a),
-                               rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(
+        act.change(a, act.forward(a), d), act.forward(a + d) - act.forward(a), rtol=1e-9, atol=1e-15
+    )
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "softplus", "tanh", "elu"])

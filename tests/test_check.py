@@ -4,14 +4,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mistakes import MISTAKES, OneEntryOff
 
-from gradcheck_cli import InputError, check_gradients, check_model
-from gradcheck_cli import Settings
-from gradcheck_cli.rule import TOLERANCES
+from gradcheck_cli import InputError, Settings, check_gradients, check_model
 from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, LinearRegression, LinRegSpec, MLPSpec
 from gradcheck_cli.numeric import METHODS
-
-from mistakes import MISTAKES, OneEntryOff
+from gradcheck_cli.rule import TOLERANCES
 
 MISTAKE_IDS = [m.name for m in MISTAKES]
 
@@ -42,8 +40,13 @@ def test_correct_mlp_gradients_pass_everywhere(spec, method, dtype):
 
 
 @settings(deadline=None)
-@given(spec=mlp_specs(), mode=st.sampled_from(["sample", "directional"]), taylor=st.booleans(),
-       method=st.sampled_from(METHODS), dtype=st.sampled_from(["float64", "float32"]))
+@given(
+    spec=mlp_specs(),
+    mode=st.sampled_from(["sample", "directional"]),
+    taylor=st.booleans(),
+    method=st.sampled_from(METHODS),
+    dtype=st.sampled_from(["float64", "float32"]),
+)
 def test_correct_mlp_gradients_pass_in_every_mode(spec, mode, taylor, method, dtype):
     report = check_model(MLP(spec), mode=mode, samples=3, directions=3, taylor=taylor, method=method, dtype=dtype)
     assert report.passed, report.to_text()
@@ -110,7 +113,9 @@ def _wrong_entry(model):
 def test_sample_mode_catches_the_one_wrong_entry_when_it_is_sampled():
     model = OneEntryOff(MLPSpec.build([3, 5, 2]))
     wrong = _wrong_entry(model)
-    seeds = [s for s in range(40) if wrong in check_model(model, mode="sample", samples=3, seed=s).parameters[0].positions]
+    seeds = [
+        s for s in range(40) if wrong in check_model(model, mode="sample", samples=3, seed=s).parameters[0].positions
+    ]
     missed = [s for s in range(40) if s not in seeds]
     assert seeds and missed  # the seeded draw does and does not pick it
     assert check_model(model, mode="sample", samples=3, seed=seeds[0]).parameters[0].status == "FAIL"
@@ -187,6 +192,9 @@ def test_bad_gradients_are_input_errors(grad, message):
 
 
 def test_gradient_tuple_in_parameter_order_is_accepted():
-    report = check_gradients(lambda p: float(np.sum(p["a"] ** 2) + np.sum(p["b"] ** 3)),
-                             lambda p: (2 * p["a"], 3 * p["b"] ** 2), {"a": np.ones(2), "b": np.ones(3)})
+    report = check_gradients(
+        lambda p: float(np.sum(p["a"] ** 2) + np.sum(p["b"] ** 3)),
+        lambda p: (2 * p["a"], 3 * p["b"] ** 2),
+        {"a": np.ones(2), "b": np.ones(3)},
+    )
     assert report.passed

@@ -54,19 +54,23 @@ def test_a_suite_with_one_failing_check_exits_1_and_names_it(runner, tmp_path):
     path = _suite(tmp_path, FAILING)
     result = runner.invoke(cli, ["run", str(path)])
     assert result.exit_code == 1
-    summary = result.output[result.output.index("suite summary"):]
+    summary = result.output[result.output.index("suite summary") :]
     assert "too-big-a-forward-step" in summary and "FAIL" in summary
     data = json.loads(runner.invoke(cli, ["run", str(path), "--json"]).stdout)
     assert data["failed_checks"] == ["too-big-a-forward-step"] and data["exit_code"] == 1
 
 
 def test_junit_counts_tests_and_failures(runner, tmp_path):
-    path = _suite(tmp_path, FAILING + """
+    path = _suite(
+        tmp_path,
+        FAILING
+        + """
 [[check]]
 name = "mlp"
 model = "mlp"
 layers = [3, 4, 2]
-""")
+""",
+    )
     junit = tmp_path / "out.xml"
     result = runner.invoke(cli, ["run", str(path), "--junit", str(junit), "--quiet"])
     assert result.exit_code == 1
@@ -84,8 +88,10 @@ def test_junit_path_in_a_missing_folder_is_refused_before_any_work(runner, tmp_p
     target = tmp_path / "missing" / "out.xml"
     result = runner.invoke(cli, ["linreg", "--junit", str(target)])
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr == (f"Error: Invalid value for '--junit': folder '{target.parent}' does not exist; "
-                             f"give a path in an existing folder\n")
+    assert result.stderr == (
+        f"Error: Invalid value for '--junit': folder '{target.parent}' does not exist; "
+        f"give a path in an existing folder\n"
+    )
 
 
 def test_junit_for_a_single_command(runner, tmp_path):
@@ -97,34 +103,49 @@ def test_junit_for_a_single_command(runner, tmp_path):
     assert [c.get("name") for c in root.iter("testcase")] == ["W1", "b1", "W2", "b2"]
 
 
-@pytest.mark.parametrize("body, message", [
-    ("[[check]]\nname = \"a\"\nmodel = \"mlp\"\nlayers = [4, 8, 3\n",
-     "{path}:4: not valid TOML: Unclosed array"),
-    ("[[check]]\nname = \"a\"\nm = = 3\nmodel = \"linreg\"\n",
-     "{path}:3: not valid TOML: Invalid value"),
-    ("[[check]]\nname = \"a\"\nmodel = \"mlp\"\nlayers = [4, 8, 3]\nlyers = 3\n",
-     "{path}:5: unknown key 'lyers' in check 'a' (model mlp); valid keys: name, model, method, mode, dtype, eps, "
-     "rtol, atol, samples, directions, taylor, seed, engine, max_memory, layers, activation, activations, loss, "
-     "bias, m"),
-    ("[[check]]\nname = \"a\"\nmodel = \"linreg\"\n\nm = \"ten\"\n",
-     "{path}:5: key 'm' in check 'a': 'ten' is not a whole number >= 1"),
-    ("[[check]]\nname = \"a\"\nmodel = \"linreg\"\ntaylor = 1\n",
-     "{path}:4: key 'taylor' in check 'a': 1 is not true or false"),
-    ("[[check]]\nname = \"a\"\nmodel = \"mlp\"\nlayers = [4, 0, 3]\n",
-     "{path}:4: key 'layers' in check 'a': size 2 is 0; every layer needs at least 1 unit, e.g. 4,8,3"),
-    ("[[check]]\nname = \"a\"\nmodel = \"mlp\"\n",
-     "{path}:1: check 'a' (model mlp) needs the key 'layers'"),
-    ("[[check]]\nname = \"a\"\nmodel = \"cnn\"\n",
-     "{path}:3: key 'model' in check 'a': 'cnn' is not one of mlp, linreg, func"),
-    ("[[check]]\nmodel = \"linreg\"\n",
-     "{path}:1: check 1 has no 'name'; every check needs name and model (mlp, linreg, func)"),
-    ("title = \"x\"\n",
-     "{path}:1: unknown top-level key 'title'; a suite holds only [[check]] tables"),
-    ("[[check]]\nname = \"a\"\nmodel = \"linreg\"\n[[check]]\nname = \"a\"\nmodel = \"linreg\"\n",
-     "{path}:5: check name 'a' is used twice; give every check its own name"),
-    ("[[check]]\nname = \"a\"\nmodel = \"linreg\"\nmethod = \"secant\"\n",
-     "{path}:4: key 'method' in check 'a': 'secant' is not one of central, forward, richardson, complex"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('[[check]]\nname = "a"\nmodel = "mlp"\nlayers = [4, 8, 3\n', "{path}:4: not valid TOML: Unclosed array"),
+        ('[[check]]\nname = "a"\nm = = 3\nmodel = "linreg"\n', "{path}:3: not valid TOML: Invalid value"),
+        (
+            '[[check]]\nname = "a"\nmodel = "mlp"\nlayers = [4, 8, 3]\nlyers = 3\n',
+            "{path}:5: unknown key 'lyers' in check 'a' (model mlp); valid keys: name, model, method, mode, dtype, eps, "
+            "rtol, atol, samples, directions, taylor, seed, engine, max_memory, layers, activation, activations, loss, "
+            "bias, m",
+        ),
+        (
+            '[[check]]\nname = "a"\nmodel = "linreg"\n\nm = "ten"\n',
+            "{path}:5: key 'm' in check 'a': 'ten' is not a whole number >= 1",
+        ),
+        (
+            '[[check]]\nname = "a"\nmodel = "linreg"\ntaylor = 1\n',
+            "{path}:4: key 'taylor' in check 'a': 1 is not true or false",
+        ),
+        (
+            '[[check]]\nname = "a"\nmodel = "mlp"\nlayers = [4, 0, 3]\n',
+            "{path}:4: key 'layers' in check 'a': size 2 is 0; every layer needs at least 1 unit, e.g. 4,8,3",
+        ),
+        ('[[check]]\nname = "a"\nmodel = "mlp"\n', "{path}:1: check 'a' (model mlp) needs the key 'layers'"),
+        (
+            '[[check]]\nname = "a"\nmodel = "cnn"\n',
+            "{path}:3: key 'model' in check 'a': 'cnn' is not one of mlp, linreg, func",
+        ),
+        (
+            '[[check]]\nmodel = "linreg"\n',
+            "{path}:1: check 1 has no 'name'; every check needs name and model (mlp, linreg, func)",
+        ),
+        ('title = "x"\n', "{path}:1: unknown top-level key 'title'; a suite holds only [[check]] tables"),
+        (
+            '[[check]]\nname = "a"\nmodel = "linreg"\n[[check]]\nname = "a"\nmodel = "linreg"\n',
+            "{path}:5: check name 'a' is used twice; give every check its own name",
+        ),
+        (
+            '[[check]]\nname = "a"\nmodel = "linreg"\nmethod = "secant"\n',
+            "{path}:4: key 'method' in check 'a': 'secant' is not one of central, forward, richardson, complex",
+        ),
+    ],
+)
 def test_config_errors_name_file_line_and_key(runner, tmp_path, body, message):
     path = tmp_path / "bad.toml"
     path.write_text(body)
@@ -140,22 +161,28 @@ def test_config_errors_name_file_line_and_key(runner, tmp_path, body, message):
 def test_missing_config_file(runner, tmp_path):
     result = runner.invoke(cli, ["run", str(tmp_path / "none.toml")])
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {tmp_path / 'none.toml'}: cannot read the config file (No such file or " \
-                            f"directory); give a TOML file\n"
+    assert (
+        result.stderr == f"Error: {tmp_path / 'none.toml'}: cannot read the config file (No such file or "
+        f"directory); give a TOML file\n"
+    )
 
 
 def test_func_paths_are_relative_to_the_config(tmp_path, runner):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "f.py").write_text(
-        "import numpy as np\ndef loss(w):\n    return float(np.sum(w**2))\ndef grad(w):\n    return {'w': 2*w}\n")
-    path = _suite(tmp_path, """
+        "import numpy as np\ndef loss(w):\n    return float(np.sum(w**2))\ndef grad(w):\n    return {'w': 2*w}\n"
+    )
+    path = _suite(
+        tmp_path,
+        """
     [[check]]
     name = "mine"
     model = "func"
     loss = "sub/f.py:loss"
     grad = "sub/f.py:grad"
     params = { w = "3x2" }
-    """)
+    """,
+    )
     result = runner.invoke(cli, ["run", str(path), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["checks"][0]["parameters"][0]["shape"] == [3, 2]

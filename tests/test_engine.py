@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from mistakes import MISTAKES
 from rich.console import Console
 
 from gradcheck_cli import check_model
@@ -14,8 +15,6 @@ from gradcheck_cli.engine import IncrementalProbe
 from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, MLPSpec
 from gradcheck_cli.numeric import METHODS, LoopProbe
 from gradcheck_cli.report import RichProgress
-
-from mistakes import MISTAKES
 
 CASES = [
     (depth, act, loss, bias)
@@ -51,14 +50,15 @@ def test_loss_changes_match_the_loop(depth, act, loss, bias):
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("depth, act, loss", [(d, a, l) for d, a, l in itertools.product(
-    [1, 2, 4], ["tanh", "relu", "softplus"], LOSSES)])
+@pytest.mark.parametrize(
+    "depth, act, loss", [(d, a, l) for d, a, l in itertools.product([1, 2, 4], ["tanh", "relu", "softplus"], LOSSES)]
+)
 def test_numerical_gradients_match_the_loop_for_every_method(depth, act, loss, method):
     model = _model(depth, act, loss, True, m=12)
     fast = check_model(model, engine="incremental", method=method)
     slow = check_model(model, engine="loop", method=method)
     assert fast.engine == "incremental" and slow.engine == "loop"
-    for f, s in zip(fast.parameters, slow.parameters):
+    for f, s in zip(fast.parameters, slow.parameters, strict=False):
         assert np.all(np.abs(f.numerical - s.numerical) <= f.noise + s.noise), f.name
         assert (f.status == "FAIL") == (s.status == "FAIL")
 
@@ -68,7 +68,7 @@ def test_modes_agree_between_engines(mode):
     model = _model(2, "tanh", "mse", True, m=20)
     fast = check_model(model, engine="incremental", mode=mode, samples=5, directions=3, taylor=True)
     slow = check_model(model, engine="loop", mode=mode, samples=5, directions=3, taylor=True)
-    for f, s in zip(fast.parameters, slow.parameters):
+    for f, s in zip(fast.parameters, slow.parameters, strict=False):
         np.testing.assert_array_equal(f.positions, s.positions)
         np.testing.assert_allclose(f.numerical, s.numerical, rtol=1e-6, atol=1e-12)
         assert f.taylor.order == pytest.approx(s.taylor.order, abs=0.05)
@@ -90,12 +90,13 @@ def test_tiny_memory_bound_forces_many_chunks_and_changes_nothing():
     for name, x in params.items():
         flat, steps = np.arange(x.size), np.full(x.size, 1e-4)
         # Same arithmetic per entry; only numpy's summation order may differ with the block shape.
-        np.testing.assert_allclose(small.entries(name, flat, steps).change, big.entries(name, flat, steps).change,
-                                   rtol=1e-13, atol=0)
+        np.testing.assert_allclose(
+            small.entries(name, flat, steps).change, big.entries(name, flat, steps).change, rtol=1e-13, atol=0
+        )
     assert small.peak_chunk_bytes < big.peak_chunk_bytes
     tiny, default = check_model(model, max_memory=1), check_model(model)
     assert [p.status for p in tiny.parameters] == [p.status for p in default.parameters] == ["PASS"] * 6
-    for p, q in zip(tiny.parameters, default.parameters):
+    for p, q in zip(tiny.parameters, default.parameters, strict=False):
         np.testing.assert_allclose(p.numerical, q.numerical, rtol=1e-12, atol=1e-18)
 
 
@@ -113,7 +114,7 @@ def test_engine_is_independent_of_the_backward_pass():
     right = MLP(wrong.spec)
     a = check_model(wrong)
     b = check_model(right)
-    for p, q in zip(a.parameters, b.parameters):
+    for p, q in zip(a.parameters, b.parameters, strict=False):
         np.testing.assert_array_equal(p.numerical, q.numerical)
 
 
@@ -135,8 +136,7 @@ def test_no_progress_bar_for_a_short_check():
 
 
 def test_no_progress_bar_with_json(runner, monkeypatch):
-    monkeypatch.setattr("gradcheck_cli.report.RichProgress.advance",
-                        lambda *a: pytest.fail("progress with --json"))
+    monkeypatch.setattr("gradcheck_cli.report.RichProgress.advance", lambda *a: pytest.fail("progress with --json"))
     monkeypatch.setattr("rich.console.Console.is_terminal", property(lambda self: True))
     result = runner.invoke(cli, ["mlp", "--layers", "4,8,3", "--json"])
     assert result.exit_code == 0

@@ -4,7 +4,12 @@ import pytest
 from gradcheck_cli import check_gradients, check_model
 from gradcheck_cli.models import MLP, LinearRegression, LinRegSpec, MLPSpec
 from gradcheck_cli.numeric import (
-    METHODS, LoopProbe, _compute_absolute_step, _eps_for_method, numerical_derivatives, taylor_test,
+    METHODS,
+    LoopProbe,
+    _compute_absolute_step,
+    _eps_for_method,
+    numerical_derivatives,
+    taylor_test,
 )
 
 
@@ -13,14 +18,15 @@ def _derivatives(f, x, method, rel=None):
     probe = LoopProbe(lambda p: f(p["x"]), {"x": x})
     flat = np.arange(x.size)
     h = _compute_absolute_step(x, rel or _eps_for_method(method), method)
-    return numerical_derivatives(lambda steps, subset: probe.entries("x", flat if subset is None else flat[subset],
-                                                                     steps), h, method)
+    return numerical_derivatives(
+        lambda steps, subset: probe.entries("x", flat if subset is None else flat[subset], steps), h, method
+    )
 
 
 KNOWN = [
     ("sin*exp", lambda x: np.sum(np.sin(x) * np.exp(x)), lambda x: np.cos(x) * np.exp(x) + np.sin(x) * np.exp(x)),
     ("log1p(x^2)", lambda x: np.sum(np.log1p(x * x)), lambda x: 2 * x / (1 + x * x)),
-    ("x^5 big values", lambda x: np.sum(x ** 5), lambda x: 5 * x ** 4),
+    ("x^5 big values", lambda x: np.sum(x**5), lambda x: 5 * x**4),
 ]
 
 
@@ -36,11 +42,16 @@ def test_method_accuracy_ordering_on_known_functions(name, f, df, rng):
     assert errors["central"] < 1e-7 and errors["forward"] < 1e-4
 
 
-@pytest.mark.parametrize("model", [
-    MLP(MLPSpec.build([4, 6, 3])), MLP(MLPSpec.build([3, 5, 4], activation="softplus", loss="softmax-ce")),
-    MLP(MLPSpec.build([3, 5, 2], activation="sigmoid", loss="bce", bias=False)),
-    LinearRegression(LinRegSpec.build(m=50, l2=0.3)),
-], ids=["tanh-mse", "softplus-ce", "sigmoid-bce-nobias", "linreg-ridge"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        MLP(MLPSpec.build([4, 6, 3])),
+        MLP(MLPSpec.build([3, 5, 4], activation="softplus", loss="softmax-ce")),
+        MLP(MLPSpec.build([3, 5, 2], activation="sigmoid", loss="bce", bias=False)),
+        LinearRegression(LinRegSpec.build(m=50, l2=0.3)),
+    ],
+    ids=["tanh-mse", "softplus-ce", "sigmoid-bce-nobias", "linreg-ridge"],
+)
 def test_method_accuracy_on_every_builtin_model(model):
     """Error of each method against the analytic gradient, with the bound each meets."""
     worst = {}
@@ -72,7 +83,7 @@ def test_step_is_never_zero_nor_below_float32_spacing(method):
 
 def test_auto_steps_follow_machine_epsilon():
     eps = np.finfo(np.float64).eps
-    assert _eps_for_method("forward") == pytest.approx(eps ** 0.5)
+    assert _eps_for_method("forward") == pytest.approx(eps**0.5)
     assert _eps_for_method("central") == pytest.approx(eps ** (1 / 3))
     assert _eps_for_method("richardson") > _eps_for_method("central")
     assert _eps_for_method("complex") < 1e-15
@@ -81,8 +92,9 @@ def test_auto_steps_follow_machine_epsilon():
 def test_noise_floor_bounds_the_error_of_a_flat_direction():
     # J depends on y only: the derivative in x is exactly zero, the numerical one is round-off.
     f = lambda p: float(np.sum(np.exp(p["y"])) * 1e3 + 0 * np.sum(p["x"]))
-    report = check_gradients(f, lambda p: {"x": np.zeros(3), "y": 1e3 * np.exp(p["y"])},
-                             {"x": np.ones(3), "y": np.linspace(1, 5, 3)})
+    report = check_gradients(
+        f, lambda p: {"x": np.zeros(3), "y": 1e3 * np.exp(p["y"])}, {"x": np.ones(3), "y": np.linspace(1, 5, 3)}
+    )
     assert report.passed
 
 

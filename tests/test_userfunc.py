@@ -33,8 +33,17 @@ def test_wrong_example_fails_on_the_right_parameters(runner):
     assert status == {"W1": "FAIL", "b1": "FAIL", "W2": "PASS", "b2": "PASS"}
 
 
-@pytest.mark.parametrize("options", [["--method", "complex"], ["--method", "richardson"], ["--mode", "sample"],
-                                     ["--mode", "directional"], ["--taylor"], ["--dtype", "float32"]])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--method", "complex"],
+        ["--method", "richardson"],
+        ["--mode", "sample"],
+        ["--mode", "directional"],
+        ["--taylor"],
+        ["--dtype", "float32"],
+    ],
+)
 def test_every_option_works_for_func(runner, options):
     assert _func(runner, "grad", *options).exit_code == 0
     assert _func(runner, "grad_wrong", *options).exit_code == 1
@@ -86,22 +95,37 @@ def helper(W):
 """
 
 
-@pytest.mark.parametrize("loss, grad, message", [
-    ("loss", "grad_shape", "Error: {path}:grad_shape: W has shape (3, 2), expected (2, 3) (the shape of W)"),
-    ("loss", "grad_missing", "Error: {path}:grad_missing returned no entry for b; expected keys W, b"),
-    ("loss", "grad_extra", "Error: {path}:grad_extra returned unknown keys c; expected keys W, b"),
-    ("loss", "grad_nan", "Error: {path}:grad_nan: W is nan at [1, 2]; gradients must be finite"),
-    ("loss_vector", "grad",
-     "Error: {path}:loss_vector must return a scalar; got an array of shape (3,) at the starting point"),
-    ("loss_nan", "grad", "Error: {path}:loss_nan returned nan at the starting point; the loss must be a finite number"),
-    ("loss", "nothere", "Error: Invalid value for '--grad': {path} has no function 'nothere'; functions defined there: grad, grad_extra, "
-                        "grad_missing, grad_nan, grad_shape, grad_tuple, helper, loss, loss_nan, loss_raises, "
-                        "loss_vector"),
-])
+@pytest.mark.parametrize(
+    "loss, grad, message",
+    [
+        ("loss", "grad_shape", "Error: {path}:grad_shape: W has shape (3, 2), expected (2, 3) (the shape of W)"),
+        ("loss", "grad_missing", "Error: {path}:grad_missing returned no entry for b; expected keys W, b"),
+        ("loss", "grad_extra", "Error: {path}:grad_extra returned unknown keys c; expected keys W, b"),
+        ("loss", "grad_nan", "Error: {path}:grad_nan: W is nan at [1, 2]; gradients must be finite"),
+        (
+            "loss_vector",
+            "grad",
+            "Error: {path}:loss_vector must return a scalar; got an array of shape (3,) at the starting point",
+        ),
+        (
+            "loss_nan",
+            "grad",
+            "Error: {path}:loss_nan returned nan at the starting point; the loss must be a finite number",
+        ),
+        (
+            "loss",
+            "nothere",
+            "Error: Invalid value for '--grad': {path} has no function 'nothere'; functions defined there: grad, grad_extra, "
+            "grad_missing, grad_nan, grad_shape, grad_tuple, helper, loss, loss_nan, loss_raises, "
+            "loss_vector",
+        ),
+    ],
+)
 def test_user_errors_are_one_clear_line_with_exit_2(runner, tmp_path, loss, grad, message):
     path = _write(tmp_path, USER)
-    result = runner.invoke(cli, ["func", f"{path}:{loss}", "--grad", f"{path}:{grad}", "--param", "W=2x3",
-                                 "--param", "b=3"])
+    result = runner.invoke(
+        cli, ["func", f"{path}:{loss}", "--grad", f"{path}:{grad}", "--param", "W=2x3", "--param", "b=3"]
+    )
     assert result.exit_code == 2
     assert result.stderr == message.format(path=path) + "\n"
     assert result.stdout == ""
@@ -109,15 +133,20 @@ def test_user_errors_are_one_clear_line_with_exit_2(runner, tmp_path, loss, grad
 
 def test_param_names_must_match_the_function_arguments(runner, tmp_path):
     path = _write(tmp_path, USER)
-    result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "W=2x3",
-                                 "--param", "c=3"])
+    result = runner.invoke(
+        cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "W=2x3", "--param", "c=3"]
+    )
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: Invalid value for '--param': {path}:loss takes (W, b) but the parameters are W, c (missing a required "
-                             f"argument: 'b'); name each parameter after an argument\n")
+    assert result.stderr == (
+        f"Error: Invalid value for '--param': {path}:loss takes (W, b) but the parameters are W, c (missing a required "
+        f"argument: 'b'); name each parameter after an argument\n"
+    )
 
 
 def test_nan_at_a_moved_entry_says_which_entry(runner, tmp_path):
-    path = _write(tmp_path, """
+    path = _write(
+        tmp_path,
+        """
     import numpy as np
 
     def loss(W):
@@ -125,7 +154,8 @@ def test_nan_at_a_moved_entry_says_which_entry(runner, tmp_path):
 
     def grad(W):
         return {"W": 2 * W}
-    """)
+    """,
+    )
     init = tmp_path / "edge.npz"
     np.savez(init, W=np.array([[0.1, 0.49999999], [0.3, 0.2]]))
     result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--init", str(init)])
@@ -136,14 +166,23 @@ def test_nan_at_a_moved_entry_says_which_entry(runner, tmp_path):
 def test_missing_file(runner, tmp_path):
     result = runner.invoke(cli, ["func", "nowhere.py:loss", "--grad", "nowhere.py:grad", "--param", "W=2"])
     assert result.exit_code == 2
-    assert result.stderr == "Error: Invalid value for 'FILE.py:LOSS': file 'nowhere.py' not found; give an existing FILE.py:FUNCTION\n"
+    assert (
+        result.stderr
+        == "Error: Invalid value for 'FILE.py:LOSS': file 'nowhere.py' not found; give an existing FILE.py:FUNCTION\n"
+    )
 
 
-@pytest.mark.parametrize("param, message", [
-    ("W=2xa", "Error: Invalid value for '--param': shape '2xa': 'a' is not a whole number; e.g. W=4x3, b=3, s= (a scalar)"),
-    ("W", "Error: Invalid value for '--param': 'W' is not NAME=SHAPE; e.g. W=4x3, b=3, s= (a scalar)"),
-    ("W=0x3", "Error: Invalid value for '--param': shape '0x3': every dimension must be >= 1; e.g. W=4x3"),
-])
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        (
+            "W=2xa",
+            "Error: Invalid value for '--param': shape '2xa': 'a' is not a whole number; e.g. W=4x3, b=3, s= (a scalar)",
+        ),
+        ("W", "Error: Invalid value for '--param': 'W' is not NAME=SHAPE; e.g. W=4x3, b=3, s= (a scalar)"),
+        ("W=0x3", "Error: Invalid value for '--param': shape '0x3': every dimension must be >= 1; e.g. W=4x3"),
+    ],
+)
 def test_bad_param_option(runner, tmp_path, param, message):
     path = _write(tmp_path, USER)
     result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--param", param])
@@ -152,8 +191,9 @@ def test_bad_param_option(runner, tmp_path, param, message):
 
 def test_exception_in_user_code_shows_the_users_frames(runner, tmp_path):
     path = _write(tmp_path, USER)
-    result = runner.invoke(cli, ["func", f"{path}:loss_raises", "--grad", f"{path}:grad", "--param", "W=2x3",
-                                 "--param", "b=3"])
+    result = runner.invoke(
+        cli, ["func", f"{path}:loss_raises", "--grad", f"{path}:grad", "--param", "W=2x3", "--param", "b=3"]
+    )
     assert result.exit_code == 2
     err = result.stderr.splitlines()
     assert err[0] == "Traceback (user code, most recent call last):"
@@ -166,13 +206,14 @@ def test_tuple_gradient_and_init_file(runner, tmp_path):
     path = _write(tmp_path, USER)
     init = tmp_path / "start.npz"
     np.savez(init, W=np.arange(6.0).reshape(2, 3), b=np.zeros(3))
-    result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad_tuple", "--init", str(init),
-                                 "--json"])
+    result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad_tuple", "--init", str(init), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert [p["shape"] for p in data["parameters"]] == [[2, 3], [3]]
-    bad = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--init", str(init),
-                              "--param", "W=3x2", "--param", "b=3"])
+    bad = runner.invoke(
+        cli,
+        ["func", f"{path}:loss", "--grad", f"{path}:grad", "--init", str(init), "--param", "W=3x2", "--param", "b=3"],
+    )
     assert bad.exit_code == 2
     assert bad.stderr == f"Error: Invalid value for '--init': W in {init} has shape (2, 3), but it is declared (3, 2)\n"
 
@@ -194,36 +235,44 @@ def test_abs_sum_kinks_for_every_real_method(method):
     W = np.array([0.0, 1.5, 0.0, -2.0])
     loss = lambda p: float(np.sum(np.abs(p["W"])))
     assert check_gradients(loss, lambda p: {"W": np.sign(p["W"])}, {"W": W}, method=method).passed
-    assert check_gradients(loss, lambda p: {"W": np.where(p["W"] == 0, 0.5, np.sign(p["W"]))}, {"W": W},
-                           method=method).passed
-    assert not check_gradients(loss, lambda p: {"W": np.where(p["W"] == 0, -1.5, np.sign(p["W"]))}, {"W": W},
-                               method=method).passed
+    assert check_gradients(
+        loss, lambda p: {"W": np.where(p["W"] == 0, 0.5, np.sign(p["W"]))}, {"W": W}, method=method
+    ).passed
+    assert not check_gradients(
+        loss, lambda p: {"W": np.where(p["W"] == 0, -1.5, np.sign(p["W"]))}, {"W": W}, method=method
+    ).passed
 
 
 def test_complex_step_on_a_loss_that_drops_the_imaginary_part_is_an_input_error(runner):
-    result = runner.invoke(cli, ["func", f"{ABS}:loss", "--grad", f"{ABS}:grad", "--param", "W=3", "--method",
-                                 "complex"])
+    result = runner.invoke(
+        cli, ["func", f"{ABS}:loss", "--grad", f"{ABS}:grad", "--param", "W=3", "--method", "complex"]
+    )
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: {ABS}:loss dropped the imaginary part of its complex input (float(), abs, "
-                             f".real or a real array do that), so the complex step cannot see its derivative; keep "
-                             f"the loss complex-safe or use the central method\n")
+    assert result.stderr == (
+        f"Error: {ABS}:loss dropped the imaginary part of its complex input (float(), abs, "
+        f".real or a real array do that), so the complex step cannot see its derivative; keep "
+        f"the loss complex-safe or use the central method\n"
+    )
 
 
 def test_smooth_wrong_gradient_is_not_excused_as_a_kink():
-    report = check_gradients(lambda p: float(np.sum(np.sin(p["x"]))), lambda p: {"x": np.cos(p["x"]) * 1.001},
-                             {"x": np.linspace(-3, 3, 50)})
+    report = check_gradients(
+        lambda p: float(np.sum(np.sin(p["x"]))), lambda p: {"x": np.cos(p["x"]) * 1.001}, {"x": np.linspace(-3, 3, 50)}
+    )
     assert not report.passed and int(report.parameters[0].kinks.sum()) == 0
 
 
 def test_relu_kink_near_the_point_is_settled_by_a_smaller_step():
     x = np.array([1e-3, -2e-3, 0.5])
-    report = check_gradients(lambda p: float(np.sum(np.maximum(p["x"], 0))), lambda p: {"x": (p["x"] > 0) * 1.0},
-                             {"x": x}, eps=0.01)
+    report = check_gradients(
+        lambda p: float(np.sum(np.maximum(p["x"], 0))), lambda p: {"x": (p["x"] > 0) * 1.0}, {"x": x}, eps=0.01
+    )
     assert report.passed
 
 
 def test_api_matches_the_cli(runner):
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("two_layer_api", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -233,7 +282,7 @@ def test_api_matches_the_cli(runner):
         report = check_gradients(lambda p: module.loss(**p), lambda p: getattr(module, grad)(**p), params)
         cli_data = json.loads(_func(runner, grad, "--json").stdout)
         assert report.passed == cli_data["passed"]
-        for p, q in zip(report.to_dict()["parameters"], cli_data["parameters"]):
+        for p, q in zip(report.to_dict()["parameters"], cli_data["parameters"], strict=False):
             assert p["status"] == q["status"]
             assert p["max_abs_error"] == pytest.approx(q["max_abs_error"], rel=1e-9, abs=1e-15)
             assert p["worst"] == q["worst"]

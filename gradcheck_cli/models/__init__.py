@@ -8,6 +8,17 @@ from .losses import LOSSES, Loss, get_loss
 from .mlp import MLP, MLPSpec
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "get_activation", "LOSSES", "Loss", "get_loss",
-    "MLP", "MLPSpec", "LinearRegression", "LinRegSpec", "SpecError", "Model", "ModelSpec",
+    "ACTIVATIONS",
+    "LOSSES",
+    "MLP",
+    "Activation",
+    "LinRegSpec",
+    "LinearRegression",
+    "Loss",
+    "MLPSpec",
+    "Model",
+    "ModelSpec",
+    "SpecError",
+    "get_activation",
+    "get_loss",
 ]

@@ -118,9 +118,12 @@ def _tanh_change(a: Array, z: Array, d: Array, q: Array) -> Array:
 
 
 TANH = Activation(
-    "tanh", np.tanh, _tanh_derivative,
+    "tanh",
+    np.tanh,
+    _tanh_derivative,
     derivative_from_output=lambda z: 1.0 - z * z,  # tanh' = 1 - t^2: valid from the output
-    exact_change=_tanh_change, prepare=_tanh_prepare,
+    exact_change=_tanh_change,
+    prepare=_tanh_prepare,
 )
 
 
@@ -150,9 +153,12 @@ def _sigmoid_change(a: Array, z: Array, d: Array, u: Array, q: Array) -> Array:
 
 
 SIGMOID = Activation(
-    "sigmoid", sigmoid, _sigmoid_derivative,
+    "sigmoid",
+    sigmoid,
+    _sigmoid_derivative,
     derivative_from_output=lambda z: z * (1.0 - z),  # sigma' = s (1 - s): valid from the output
-    exact_change=_sigmoid_change, prepare=_sigmoid_prepare,
+    exact_change=_sigmoid_change,
+    prepare=_sigmoid_prepare,
 )
 
 
@@ -169,7 +175,9 @@ def _relu_derivative(a: Array) -> Array:
 
 
 RELU = Activation(
-    "relu", _relu, _relu_derivative,
+    "relu",
+    _relu,
+    _relu_derivative,
     # relu(a) > 0 exactly when a > 0: valid from the output.
     derivative_from_output=lambda z: (z > 0).astype(z.dtype),
     kink=True,
@@ -188,7 +196,9 @@ def _leaky_relu_derivative(a: Array) -> Array:
 
 
 LEAKY_RELU = Activation(
-    "leaky_relu", _leaky_relu, _leaky_relu_derivative,
+    "leaky_relu",
+    _leaky_relu,
+    _leaky_relu_derivative,
     # the sign is preserved: valid from the output.
     derivative_from_output=lambda z: np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype),
     kink=True,
@@ -205,7 +215,9 @@ def softplus(a: Array) -> Array:
 
 
 SOFTPLUS = Activation(
-    "softplus", softplus, sigmoid,
+    "softplus",
+    softplus,
+    sigmoid,
     # softplus' = sigmoid(a) = 1 - e^{-z}: valid from the output.
     derivative_from_output=lambda z: -np.expm1(-z),
 )
@@ -225,7 +237,9 @@ def _elu_derivative(a: Array) -> Array:
 
 
 ELU = Activation(
-    "elu", _elu, _elu_derivative,
+    "elu",
+    _elu,
+    _elu_derivative,
     # for a <= 0, elu' = alpha e^a = z + alpha: valid from the output.
     derivative_from_output=lambda z: np.where(z > 0, 1.0, z + ELU_ALPHA).astype(z.dtype),
     # elu' is continuous but elu'' jumps at 0: a step across 0 spoils the h^2 (and

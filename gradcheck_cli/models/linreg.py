@@ -32,7 +32,7 @@ class LinRegSpec:
     seed: int = 0
 
     @classmethod
-    def build(cls, m: int = 100, n: int = 3, l2: float = 0.0, seed: int = 0) -> "LinRegSpec":
+    def build(cls, m: int = 100, n: int = 3, l2: float = 0.0, seed: int = 0) -> LinRegSpec:
         if m < 1:
             raise SpecError("m", f"the number of samples must be >= 1; got {m}")
         if n < 1:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -54,20 +54,21 @@ class Loss:
 
 # ---- mse:  J = 1/(2m) ||Z - Y||_F^2 ------------------------------------------------------
 
+
 def _mse_value(z: Array, y: Array) -> Array:
     r = z - y
     # r * r, not |r|^2: the square must stay analytic for complex step.
-    return (r * r).sum(axis=(-2, -1)) / (2 * z.shape[-2])
+    return cast(Array, (r * r).sum(axis=(-2, -1)) / (2 * z.shape[-2]))
 
 
 def _mse_gradient(z: Array, y: Array) -> Array:
     """dJ/dZ: (m, k)."""
-    return (z - y) / z.shape[-2]
+    return cast(Array, (z - y) / z.shape[-2])
 
 
 def _mse_change(z: Array, y: Array, d: Array) -> Array:
     # (r + d)^2 - r^2 = d (2 r + d): exact, no large common part.
-    return (d * (2.0 * (z - y) + d)).sum(axis=(-2, -1)) / (2 * z.shape[-2])
+    return cast(Array, (d * (2.0 * (z - y) + d)).sum(axis=(-2, -1)) / (2 * z.shape[-2]))
 
 
 def _mse_targets(rng: np.random.Generator, m: int, k: int) -> Array:
@@ -76,21 +77,22 @@ def _mse_targets(rng: np.random.Generator, m: int, k: int) -> Array:
 
 # ---- bce:  J = 1/m sum softplus(s A),  s = 1 - 2Y  (= -y log p - (1-y) log(1-p)) ---------
 
+
 def _bce_value(a: Array, y: Array) -> Array:
     # For y in {0, 1}: -log sigmoid(a) = softplus(-a), -log(1 - sigmoid(a)) = softplus(a).
     # Every term is non-negative, so no cancellation between terms.
-    return softplus((1.0 - 2.0 * y) * a).sum(axis=(-2, -1)) / a.shape[-2]
+    return cast(Array, softplus((1.0 - 2.0 * y) * a).sum(axis=(-2, -1)) / a.shape[-2])
 
 
 def _bce_gradient(a: Array, y: Array) -> Array:
     """dJ/dA^L: (m, k)."""
-    return (sigmoid(a) - y) / a.shape[-2]
+    return cast(Array, (sigmoid(a) - y) / a.shape[-2])
 
 
 def _bce_change(a: Array, y: Array, d: Array) -> Array:
     # softplus(x + e) - softplus(x) = log1p(sigmoid(x) expm1(e)).
     s = 1.0 - 2.0 * y
-    return np.log1p(sigmoid(s * a) * np.expm1(s * d)).sum(axis=(-2, -1)) / a.shape[-2]
+    return cast(Array, np.log1p(sigmoid(s * a) * np.expm1(s * d)).sum(axis=(-2, -1)) / a.shape[-2])
 
 
 def _bce_targets(rng: np.random.Generator, m: int, k: int) -> Array:
@@ -99,9 +101,10 @@ def _bce_targets(rng: np.random.Generator, m: int, k: int) -> Array:
 
 # ---- softmax-ce:  J = 1/m sum_i (logsumexp(A_i) - A_i[y_i]),  y integer labels ---------
 
+
 def _pick(x: Array, labels: Array) -> Array:
     """``x[..., i, labels[i]]`` for every row ``i``, batch axes kept."""
-    index = np.broadcast_to(labels[:, None], x.shape[:-1] + (1,))
+    index = np.broadcast_to(labels[:, None], (*x.shape[:-1], 1))
     return np.take_along_axis(x, index, axis=-1)[..., 0]
 
 
@@ -110,16 +113,16 @@ def _log_softmax_at(a: Array, labels: Array) -> Array:
     shift = np.real(a).max(axis=-1, keepdims=True)
     e = np.exp(a - shift)
     lse = np.log(e.sum(axis=-1)) + shift[..., 0]
-    return lse - _pick(a, labels)
+    return cast(Array, lse - _pick(a, labels))
 
 
 def _softmax(a: Array) -> Array:
     e = np.exp(a - np.real(a).max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    return cast(Array, e / e.sum(axis=-1, keepdims=True))
 
 
 def _ce_value(a: Array, labels: Array) -> Array:
-    return _log_softmax_at(a, labels).sum(axis=-1) / a.shape[-2]
+    return cast(Array, _log_softmax_at(a, labels).sum(axis=-1) / a.shape[-2])
 
 
 def _one_hot(labels: Array, k: int, dtype: np.dtype) -> Array:
@@ -130,7 +133,7 @@ def _one_hot(labels: Array, k: int, dtype: np.dtype) -> Array:
 
 def _ce_gradient(a: Array, labels: Array) -> Array:
     """dJ/dA^L: (m, k) = (softmax(A) - onehot(y)) / m."""
-    return (_softmax(a) - _one_hot(labels, a.shape[-1], a.dtype)) / a.shape[-2]
+    return cast(Array, (_softmax(a) - _one_hot(labels, a.shape[-1], a.dtype)) / a.shape[-2])
 
 
 def _ce_change(a: Array, labels: Array, d: Array) -> Array:
@@ -138,7 +141,7 @@ def _ce_change(a: Array, labels: Array, d: Array) -> Array:
     #                            = log1p(sum_j p_j expm1(d_j)) - d[y].
     p = _softmax(a)
     grown = np.log1p((p * np.expm1(d)).sum(axis=-1))
-    return (grown - _pick(d, labels)).sum(axis=-1) / a.shape[-2]
+    return cast(Array, (grown - _pick(d, labels)).sum(axis=-1) / a.shape[-2])
 
 
 def _ce_targets(rng: np.random.Generator, m: int, k: int) -> Array:
@@ -148,11 +151,19 @@ def _ce_targets(rng: np.random.Generator, m: int, k: int) -> Array:
 LOSSES: dict[str, Loss] = {
     loss.name: loss
     for loss in (
-        Loss("mse", "identity", False, _mse_value, _mse_gradient, _mse_change, _mse_targets,
-             column_local=True, quadratic=True),
+        Loss(
+            "mse",
+            "identity",
+            False,
+            _mse_value,
+            _mse_gradient,
+            _mse_change,
+            _mse_targets,
+            column_local=True,
+            quadratic=True,
+        ),
         Loss("bce", "sigmoid", True, _bce_value, _bce_gradient, _bce_change, _bce_targets, column_local=True),
-        Loss("softmax-ce", "softmax", True, _ce_value, _ce_gradient, _ce_change, _ce_targets,
-             min_outputs=2),
+        Loss("softmax-ce", "softmax", True, _ce_value, _ce_gradient, _ce_change, _ce_targets, min_outputs=2),
     )
 }
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class MLPSpec:
         bias: bool = True,
         m: int = 32,
         seed: int = 0,
-    ) -> "MLPSpec":
+    ) -> MLPSpec:
         """Validate and complete a spec; the output activation follows from the loss
         unless ``activations`` gives one per layer."""
         layers = tuple(int(n) for n in layers)
@@ -80,7 +80,8 @@ class MLPSpec:
             acts = tuple(activations)
             if len(acts) != depth:
                 raise SpecError(
-                    "activations", f"need one per layer, {depth} for layers {','.join(map(str, layers))}; got {len(acts)}"
+                    "activations",
+                    f"need one per layer, {depth} for layers {','.join(map(str, layers))}; got {len(acts)}",
                 )
             for a in acts[:-1]:
                 if a not in ACTIVATIONS:
@@ -89,8 +90,9 @@ class MLPSpec:
             if LOSSES[loss].fused:
                 if last != out_act:
                     raise SpecError(
-                        "activations", f"loss {loss} computes its {out_act} output from the logits, "
-                        f"so the last activation must be {out_act!r}; got {last!r}"
+                        "activations",
+                        f"loss {loss} computes its {out_act} output from the logits, "
+                        f"so the last activation must be {out_act!r}; got {last!r}",
                     )
             elif last not in ACTIVATIONS:
                 raise SpecError("activations", f"unknown activation {last!r}; valid: {', '.join(ACTIVATIONS)}")
@@ -262,4 +264,4 @@ class MLP:
 
     def _bias_gradient(self, l: int, delta: Array) -> Array:
         """dJ/db^l = column sums of D^l: (n_l,); each sample adds its own share."""
-        return delta.sum(axis=0)
+        return cast(Array, delta.sum(axis=0))
