@@ -238,6 +238,12 @@ def _combine_sides(plus: Evaluation, minus: Evaluation, h: Array) -> tuple[Array
     return values, noise, kinks, np.minimum(left, right), np.maximum(left, right)
 
 
+def complex_step_noise(values: Array) -> Array:
+    """Round-off bound of complex-step derivatives: no subtraction, so only the loss's
+    own relative round-off, on terms as large as the batch's largest derivative."""
+    return cast(Array, LOSS_ROUNDOFF * EPS64 * np.maximum(np.abs(values), np.max(np.abs(values), initial=0.0)))
+
+
 def numerical_derivatives(evaluate: Evaluate, h: Array, method: str) -> Derivatives:
     """Derivatives along a batch of perturbations, each with step ``h[k]``.
 
@@ -249,10 +255,7 @@ def numerical_derivatives(evaluate: Evaluate, h: Array, method: str) -> Derivati
     if method == "complex":
         ev = evaluate(1j * h, None)
         values = np.imag(ev.change) / h
-        # No subtraction: the only error is the loss's own relative round-off, on
-        # terms as large as the batch's largest derivative.
-        noise = LOSS_ROUNDOFF * EPS64 * np.maximum(np.abs(values), np.max(np.abs(values), initial=0.0))
-        return Derivatives(values, h, noise, np.zeros(len(h), dtype=bool), nan, nan.copy())
+        return Derivatives(values, h, complex_step_noise(values), np.zeros(len(h), dtype=bool), nan, nan.copy())
     if method == "forward":
         plus = evaluate(h, None)
         values = np.real(plus.change) / h

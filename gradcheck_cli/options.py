@@ -103,18 +103,20 @@ def integer(minimum: int | None = None) -> Parser:
     what = "a whole number" + ("" if minimum is None else f" >= {minimum}")
 
     def parse(value: Any) -> int:
+        refusal = ValueError(f"{_shown(value)} is not {what}")
         if isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"{value} is not {what}")
+            raise refusal
         if isinstance(value, str):
             try:
-                value = int(value.strip())
+                n = int(value.strip())
             except ValueError:
-                raise ValueError(f"{value!r} is not {what}") from None
-        if not isinstance(value, numbers.Integral):
-            raise ValueError(f"{_shown(value)} is not {what}")
-        n = int(value)
+                raise refusal from None
+        elif isinstance(value, numbers.Integral):
+            n = int(value)
+        else:
+            raise refusal
         if minimum is not None and n < minimum:
-            raise ValueError(f"{n} is not {what}")
+            raise refusal
         return n
 
     return parse

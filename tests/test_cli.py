@@ -55,8 +55,8 @@ def test_exit_code_1_when_a_parameter_fails(runner):
             ["mlp", "--layers", "-1,3"],
             "Error: Invalid value for '--layers': size 1 is -1; every layer needs at least 1 unit, e.g. 4,8,3",
         ),
-        (["mlp", "--layers", "4,3", "--m", "0"], "Error: Invalid value for '--m': 0 is not a whole number >= 1"),
-        (["mlp", "--layers", "4,3", "--m", "-5"], "Error: Invalid value for '--m': -5 is not a whole number >= 1"),
+        (["mlp", "--layers", "4,3", "--m", "0"], "Error: Invalid value for '--m': '0' is not a whole number >= 1"),
+        (["mlp", "--layers", "4,3", "--m", "-5"], "Error: Invalid value for '--m': '-5' is not a whole number >= 1"),
         (
             ["mlp", "--layers", "4,3", "--activation", "swish"],
             "Error: Invalid value for '--activation': 'swish' is not one of identity, sigmoid, tanh, relu, "
@@ -91,7 +91,7 @@ def test_exit_code_1_when_a_parameter_fails(runner):
             ["mlp", "--layers", "4,8,3", "--atol", "x"],
             "Error: Invalid value for '--atol': 'x' is not a number; give a finite number >= 0, e.g. 1e-6",
         ),
-        (["linreg", "--n", "0"], "Error: Invalid value for '--n': 0 is not a whole number >= 1"),
+        (["linreg", "--n", "0"], "Error: Invalid value for '--n': '0' is not a whole number >= 1"),
         (["linreg", "--l2", "-1"], "Error: Invalid value for '--l2': '-1' is not a finite number >= 0; e.g. 0.1"),
         (
             ["linreg", "--eps", "zero"],

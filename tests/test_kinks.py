@@ -6,6 +6,7 @@ import pytest
 from gradcheck_cli import check_model
 from gradcheck_cli.models import MLP, MLPSpec
 from gradcheck_cli.numeric import METHODS
+from gradcheck_cli.report import report_to_text
 
 
 def _on_kinks(cls=MLP, activation="relu", zero_rows=3):
@@ -41,7 +42,7 @@ class HalfSubgradient(WrongSubgradient):
 @pytest.mark.parametrize("method", METHODS)
 def test_correct_network_on_kinks_passes(activation, method):
     report = check_model(_on_kinks(activation=activation), method=method)
-    assert report.passed, report.to_text()
+    assert report.passed, report_to_text(report)
     if method != "complex":
         assert sum(int(p.kinks.sum()) for p in report.parameters) > 0
 
@@ -64,11 +65,10 @@ def test_wrong_subgradient_fails(method):
     assert "b1" in failing
 
 
-@pytest.mark.parametrize("seed", range(10))
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu"])
 def test_random_kinked_networks_pass_with_large_steps(activation, seed):
     # Richardson's large step makes crossings common: each must be settled, not failed.
     spec = MLPSpec.build([4, 6, 6, 3], activation=activation, m=60, seed=seed)
     report = check_model(MLP(spec), method="richardson")
-    assert report.passed, report.to_text()
+    assert report.passed, report_to_text(report)
     assert sum(int(p.kinks.sum()) for p in report.parameters) == 0  # all settled by smaller steps

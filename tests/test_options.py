@@ -1,0 +1,130 @@
+"""One definition per option: the command line, config suites, Settings and the API
+all take their names, defaults and validation from ``options.py``."""
+
+import inspect
+import textwrap
+
+import click
+import numpy as np
+import pytest
+
+from gradcheck_cli import GradcheckError, InputError, Settings, assert_gradients, check_gradients, check_model
+from gradcheck_cli.cli import cli
+from gradcheck_cli.config import ConfigError, load_suite
+from gradcheck_cli.engine import DEFAULT_MAX_MEMORY
+from gradcheck_cli.models import MLP, LinearRegression, LinRegSpec, MLPSpec
+from gradcheck_cli.options import (
+    CHECK_OPTIONS, ENGINE_OPTIONS, MODEL_OPTIONS, SETTINGS_OPTIONS, options_for,
+)
+
+SETTING_NAMES = [o.name for o in SETTINGS_OPTIONS]
+
+
+def _loss(p):
+    return float(np.sum(p["w"] ** 2))
+
+
+def _grad(p):
+    return {"w": 2 * p["w"]}
+
+
+def test_settings_fields_are_the_settings_options():
+    assert list(Settings.__dataclass_fields__) == SETTING_NAMES
+    defaults = Settings()
+    for option in SETTINGS_OPTIONS:
+        assert getattr(defaults, option.name) == option.default
+
+
+@pytest.mark.parametrize("function", [check_gradients, check_model, assert_gradients])
+def test_the_api_takes_every_setting_as_a_typed_keyword(function):
+    parameters = inspect.signature(function).parameters
+    for name in SETTING_NAMES:
+        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
+        assert parameters[name].annotation != inspect.Parameter.empty
+    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+@pytest.mark.parametrize("command", ["mlp", "linreg", "func"])
+def test_click_options_come_from_the_tables(command):
+    params = {p.name: p for p in cli.commands[command].params}
+    for option in CHECK_OPTIONS[command] + MODEL_OPTIONS[command]:
+        assert option.name in params, option.name
+        param = params[option.name]
+        if option.default is not None and not isinstance(param, click.Argument):
+            assert param.default == option.default, option.name
+
+
+def test_suite_keys_are_the_option_names():
+    for model in ("mlp", "linreg", "func"):
+        assert set(options_for(model)) == {o.name for o in CHECK_OPTIONS[model] + MODEL_OPTIONS[model]}
+    assert ENGINE_OPTIONS[1].default == DEFAULT_MAX_MEMORY / 2**20
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"method": "secant"}, "method: 'secant' is not one of central, forward, richardson, complex"),
+    ({"dtype": "float16"}, "dtype: 'float16' is not one of float64, float32"),
+    ({"rtol": float("inf")}, "rtol: inf is not a finite number >= 0; e.g. 1e-6"),
+    ({"eps": 0.0}, "eps: 0.0 is not a finite number > 0; e.g. auto or 1e-6"),
+    ({"samples": 2.5}, "samples: 2.5 is not a whole number >= 1"),
+    ({"seed": -1}, "seed: -1 is not a whole number >= 0"),
+    ({"taylor": "yes"}, "taylor: 'yes' is not true or false"),
+])
+def test_the_library_validates_with_the_same_words(given, message):
+    with pytest.raises(InputError) as info:
+        check_gradients(_loss, _grad, {"w": np.ones(3)}, **given)
+    assert str(info.value) == message
+    assert isinstance(info.value, GradcheckError)
+    with pytest.raises(InputError, match="^" + message.split(": ", 1)[0]):
+        Settings(**given)
+
+
+def test_the_api_accepts_auto_and_numpy_dtypes():
+    report = check_gradients(_loss, _grad, {"w": np.ones(3)}, eps="auto", dtype=np.float32)
+    assert report.settings.dtype == "float32" and report.passed
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("rtol", "inf", "key 'rtol' in check 'a': inf is not a finite number >= 0; e.g. 1e-6"),
+    ("eps", "inf", "key 'eps' in check 'a': inf is not a finite number > 0; e.g. auto or 1e-6"),
+    ("max_memory", "0", "key 'max_memory' in check 'a': 0 is not a finite number > 0; e.g. 512"),
+    ("seed", "-1", "key 'seed' in check 'a': -1 is not a whole number >= 0"),
+])
+def test_suites_refuse_what_the_command_line_refuses_with_file_and_line(tmp_path, runner, key, value, message):
+    path = tmp_path / "s.toml"
+    path.write_text(textwrap.dedent(f"""\
+        [[check]]
+        name = "a"
+        model = "linreg"
+        {key} = {value}
+        """))
+    with pytest.raises(ConfigError) as info:
+        load_suite(path)
+    assert str(info.value) == f"{path}:4: {message}"
+    flag = "--" + key.replace("_", "-")
+    result = runner.invoke(cli, ["linreg", flag, value])
+    assert result.exit_code == 2
+    # The command line received text, so its message quotes the value.
+    cli_message = message.split(": ", 1)[1].replace(f"{value} is not", f"{value!r} is not")
+    assert result.stderr == f"Error: Invalid value for '{flag}': {cli_message}\n"
+
+
+def test_library_messages_name_parameters_not_flags():
+    with pytest.raises(InputError) as info:
+        check_model(LinearRegression(LinRegSpec.build()), engine="incremental")
+    assert info.value.option == "engine" and "--" not in str(info.value)
+    assert str(info.value) == "engine: 'incremental' is not offered by this model; valid: auto, loop"
+
+
+def test_the_cli_maps_a_library_error_to_its_flag(runner):
+    result = runner.invoke(cli, ["linreg", "--engine", "incremental"])
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: Invalid value for '--engine': 'incremental' is not offered by this model; "
+                             "valid: auto, loop\n")
+
+
+def test_max_memory_is_in_mib_everywhere():
+    model = MLP(MLPSpec.build([20, 16, 3], m=10))
+    report = check_model(model, max_memory=1e-6)  # about one byte: one perturbation per chunk
+    assert report.passed and report.engine == "incremental"
+    with pytest.raises(InputError, match="^max_memory: 0 is not a finite number > 0"):
+        check_model(model, max_memory=0)
