@@ -304,8 +304,9 @@ _FUNC = {o.name: o for o in FUNC_OPTIONS}
 @cli.command()
 @click.argument("loss", metavar=_FUNC["loss"].metavar, type=OptionType(_FUNC["loss"]))
 @_options([_FUNC["grad"]])
-@click.option("--param", "params", type=ParamSpec(), multiple=True, default=_FUNC["params"].default,
-              help=_FUNC["params"].help)
+@click.option(
+    "--param", "params", type=ParamSpec(), multiple=True, default=_FUNC["params"].default, help=_FUNC["params"].help
+)
 @_options([_FUNC["init"], *list(CHECK_OPTIONS["func"])])
 @_output_options
 @_input_errors

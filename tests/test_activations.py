@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from errmodel import assert_scaled_close, assert_within_roundoff
-
 from gradcheck_cli.models.activations import ACTIVATIONS, get_activation
+
+from errmodel import assert_scaled_close, assert_within_roundoff
 
 NAMES = list(ACTIVATIONS)
 

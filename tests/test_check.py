@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mistakes import MISTAKES, OneEntryOff
 
 from gradcheck_cli import InputError, Settings, check_gradients, check_model
 from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, LinearRegression, LinRegSpec, MLPSpec
 from gradcheck_cli.numeric import METHODS
-from gradcheck_cli.rule import TOLERANCES
 from gradcheck_cli.report import report_to_text
+from gradcheck_cli.rule import TOLERANCES
+
+from mistakes import MISTAKES, OneEntryOff
 
 MISTAKE_IDS = [m.name for m in MISTAKES]
 

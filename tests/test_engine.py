@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from mistakes import MISTAKES
 from rich.console import Console
 
 from gradcheck_cli import check_model
@@ -15,6 +14,8 @@ from gradcheck_cli.engine import IncrementalProbe
 from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, MLPSpec
 from gradcheck_cli.numeric import METHODS, LoopProbe, complex_step_noise
 from gradcheck_cli.report import RichProgress
+
+from mistakes import MISTAKES
 
 CASES = [
     (depth, act, loss, bias)

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from errmodel import assert_scaled_close, assert_within_roundoff
-
 from gradcheck_cli.models.losses import LOSSES, get_loss
+
+from errmodel import assert_scaled_close, assert_within_roundoff
 
 NAMES = list(LOSSES)
 

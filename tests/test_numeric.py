@@ -1,9 +1,7 @@
 import numpy as np
 import pytest
-from errmodel import scaled_error
 
 from gradcheck_cli import check_gradients, check_model
-from gradcheck_cli.report import report_to_text
 from gradcheck_cli.models import MLP, LinearRegression, LinRegSpec, MLPSpec
 from gradcheck_cli.numeric import (
     METHODS,
@@ -13,6 +11,9 @@ from gradcheck_cli.numeric import (
     numerical_derivatives,
     taylor_test,
 )
+from gradcheck_cli.report import report_to_text
+
+from errmodel import scaled_error
 
 
 def _derivatives(f, x, method, rel=None):
@@ -60,8 +61,9 @@ def test_method_accuracy_on_every_builtin_model(build, seed):
     model = build(seed)
     median = {}
     for method in METHODS:
-        report = check_model(model, method=method, rtol=0 if method == "complex" else None,
-                             atol=0 if method == "complex" else None)
+        report = check_model(
+            model, method=method, rtol=0 if method == "complex" else None, atol=0 if method == "complex" else None
+        )
         median[method] = max(float(np.median(scaled_error(p.numerical, p.analytic))) for p in report.parameters)
         if method == "complex":
             assert report.passed, report_to_text(report)

@@ -14,7 +14,11 @@ from gradcheck_cli.config import ConfigError, load_suite
 from gradcheck_cli.engine import DEFAULT_MAX_MEMORY
 from gradcheck_cli.models import MLP, LinearRegression, LinRegSpec, MLPSpec
 from gradcheck_cli.options import (
-    CHECK_OPTIONS, ENGINE_OPTIONS, MODEL_OPTIONS, SETTINGS_OPTIONS, options_for,
+    CHECK_OPTIONS,
+    ENGINE_OPTIONS,
+    MODEL_OPTIONS,
+    SETTINGS_OPTIONS,
+    options_for,
 )
 
 SETTING_NAMES = [o.name for o in SETTINGS_OPTIONS]
@@ -60,15 +64,18 @@ def test_suite_keys_are_the_option_names():
     assert ENGINE_OPTIONS[1].default == DEFAULT_MAX_MEMORY / 2**20
 
 
-@pytest.mark.parametrize("given, message", [
-    ({"method": "secant"}, "method: 'secant' is not one of central, forward, richardson, complex"),
-    ({"dtype": "float16"}, "dtype: 'float16' is not one of float64, float32"),
-    ({"rtol": float("inf")}, "rtol: inf is not a finite number >= 0; e.g. 1e-6"),
-    ({"eps": 0.0}, "eps: 0.0 is not a finite number > 0; e.g. auto or 1e-6"),
-    ({"samples": 2.5}, "samples: 2.5 is not a whole number >= 1"),
-    ({"seed": -1}, "seed: -1 is not a whole number >= 0"),
-    ({"taylor": "yes"}, "taylor: 'yes' is not true or false"),
-])
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"method": "secant"}, "method: 'secant' is not one of central, forward, richardson, complex"),
+        ({"dtype": "float16"}, "dtype: 'float16' is not one of float64, float32"),
+        ({"rtol": float("inf")}, "rtol: inf is not a finite number >= 0; e.g. 1e-6"),
+        ({"eps": 0.0}, "eps: 0.0 is not a finite number > 0; e.g. auto or 1e-6"),
+        ({"samples": 2.5}, "samples: 2.5 is not a whole number >= 1"),
+        ({"seed": -1}, "seed: -1 is not a whole number >= 0"),
+        ({"taylor": "yes"}, "taylor: 'yes' is not true or false"),
+    ],
+)
 def test_the_library_validates_with_the_same_words(given, message):
     with pytest.raises(InputError) as info:
         check_gradients(_loss, _grad, {"w": np.ones(3)}, **given)
@@ -83,20 +90,25 @@ def test_the_api_accepts_auto_and_numpy_dtypes():
     assert report.settings.dtype == "float32" and report.passed
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("rtol", "inf", "key 'rtol' in check 'a': inf is not a finite number >= 0; e.g. 1e-6"),
-    ("eps", "inf", "key 'eps' in check 'a': inf is not a finite number > 0; e.g. auto or 1e-6"),
-    ("max_memory", "0", "key 'max_memory' in check 'a': 0 is not a finite number > 0; e.g. 512"),
-    ("seed", "-1", "key 'seed' in check 'a': -1 is not a whole number >= 0"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("rtol", "inf", "key 'rtol' in check 'a': inf is not a finite number >= 0; e.g. 1e-6"),
+        ("eps", "inf", "key 'eps' in check 'a': inf is not a finite number > 0; e.g. auto or 1e-6"),
+        ("max_memory", "0", "key 'max_memory' in check 'a': 0 is not a finite number > 0; e.g. 512"),
+        ("seed", "-1", "key 'seed' in check 'a': -1 is not a whole number >= 0"),
+    ],
+)
 def test_suites_refuse_what_the_command_line_refuses_with_file_and_line(tmp_path, runner, key, value, message):
     path = tmp_path / "s.toml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         [[check]]
         name = "a"
         model = "linreg"
         {key} = {value}
-        """))
+        """)
+    )
     with pytest.raises(ConfigError) as info:
         load_suite(path)
     assert str(info.value) == f"{path}:4: {message}"
@@ -118,13 +130,14 @@ def test_library_messages_name_parameters_not_flags():
 def test_the_cli_maps_a_library_error_to_its_flag(runner):
     result = runner.invoke(cli, ["linreg", "--engine", "incremental"])
     assert result.exit_code == 2
-    assert result.stderr == ("Error: Invalid value for '--engine': 'incremental' is not offered by this model; "
-                             "valid: auto, loop\n")
+    assert result.stderr == (
+        "Error: Invalid value for '--engine': 'incremental' is not offered by this model; valid: auto, loop\n"
+    )
 
 
 def test_max_memory_is_in_mib_everywhere():
     model = MLP(MLPSpec.build([20, 16, 3], m=10))
     report = check_model(model, max_memory=1e-6)  # about one byte: one perturbation per chunk
     assert report.passed and report.engine == "incremental"
-    with pytest.raises(InputError, match="^max_memory: 0 is not a finite number > 0"):
+    with pytest.raises(InputError, match=r"^max_memory: 0 is not a finite number > 0"):
         check_model(model, max_memory=0)
