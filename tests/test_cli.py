@@ -2,6 +2,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -223,7 +224,9 @@ def test_python_m_entry_point():
 
 
 def test_installed_console_script():
-    exe = shutil.which("gradcheck")
+    # The script pip installed beside this interpreter (a venv need not be on PATH).
+    beside = Path(sys.executable).with_name("gradcheck")
+    exe = str(beside) if beside.is_file() else shutil.which("gradcheck")
     assert exe, "the gradcheck console script is not installed (pip install -e .)"
     ok = subprocess.run([exe, "mlp", "--layers", "4,8,3"], capture_output=True, text=True, check=False)
     assert ok.returncode == 0 and "PASS" in ok.stdout
