@@ -17,13 +17,15 @@ import numpy.typing as npt
 
 from . import numeric
 from .engine import EVALUATORS
-from .errors import InputError, UserCodeError
+from .errors import InputError
 from .indexing import entry_index
+from .limits import require_bytes
 from .models.base import Model
 from .numeric import Derivatives, Evaluation, LoopProbe, Probe, TaylorResult
 from .options import ENGINE_OPTIONS, Settings
 from .result import ParameterResult, Report
 from .rule import PassRule
+from .usercode import call_user
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
@@ -37,7 +39,16 @@ def _as_params(params: Mapping[str, Any]) -> Params:
         raise InputError("parameters must be a non-empty dict of name -> array")
     out: Params = {}
     for name, value in params.items():
-        arr = np.asarray(value, dtype=np.float64)
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "fiub":
+            kind = "complex" if raw.dtype.kind == "c" else str(raw.dtype)
+            raise InputError(f"parameter {name} is {kind}; parameters must be real numbers", option="params")
+        if raw.size == 0:
+            raise InputError(
+                f"parameter {name} has no entries (shape {raw.shape}); every parameter needs at least one",
+                option="params",
+            )
+        arr = raw.astype(np.float64)
         if not np.all(np.isfinite(arr)):
             bad = entry_index(arr.shape, int(np.flatnonzero(~np.isfinite(arr))[0]))
             raise InputError(f"parameter {name} is not finite at {bad}; give finite starting values")
@@ -182,10 +193,7 @@ def check_gradients(
     # values, held in float64.
     typed = {k: v.astype(dtype_) for k, v in base_params.items()}
     reference = {k: v.astype(np.float64) for k, v in typed.items()}
-    try:
-        raw = gradients({k: v.copy() for k, v in typed.items()})
-    except Exception as exc:
-        raise UserCodeError(grad_name, exc) from exc
+    raw = call_user(grad_name, gradients, {k: v.copy() for k, v in typed.items()})
     analytic = {k: v.astype(np.float64) for k, v in normalise_gradients(raw, typed, grad_name).items()}
     probe = probe_factory(reference) if probe_factory else LoopProbe(loss, reference, kink_pattern, loss_name)
     # Unless the function is known smooth or reports its own kinks, entries whose
@@ -194,6 +202,9 @@ def check_gradients(
     if progress is not None:
         probe.progress = progress.advance
 
+    if settings.mode == "directional":
+        largest = max(x.size for x in reference.values())
+        require_bytes(8 * settings.directions * largest, f"{settings.directions} directions", "directions")
     rng = np.random.default_rng(settings.seed)
     pick_rng, direction_rng, taylor_rng = rng.spawn(3)
     rule = PassRule(*settings.tolerances, settings.dtype)

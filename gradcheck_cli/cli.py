@@ -203,8 +203,8 @@ def _check_builtin(model_name: str, kw: dict[str, Any]) -> int:
     report = check_model(
         model,
         settings_from(kw),
-        engine=kw["engine"],
-        max_memory=kw["max_memory"],
+        engine=kw.get("engine", "auto"),
+        max_memory=kw.get("max_memory"),
         progress=_progress(kw["as_json"], kw["quiet"]),
     )
     return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])

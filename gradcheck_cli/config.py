@@ -74,8 +74,8 @@ class CheckConfig:
     model: str
     spec: Spec
     settings: Settings
-    engine: str
-    max_memory: float | None  # MiB; None for func checks, which have no engine
+    engine: str | None  # None where the model has no engine to choose (linreg, func)
+    max_memory: float | None  # MiB
 
 
 def load_suite(path: str | Path) -> list[CheckConfig]:
@@ -165,7 +165,7 @@ def _one_check(path: Path, lines: list[str], index: int, table: dict[str, Any]) 
         if exc.option in schema:
             raise fail(exc.option, f"key {exc.option!r} in {label}: {exc.message}") from None
         raise fail(None, f"{label}: {exc}") from None
-    return CheckConfig(name, model, spec, settings, values.get("engine", "auto"), values.get("max_memory"))
+    return CheckConfig(name, model, spec, settings, values.get("engine"), values.get("max_memory"))
 
 
 def build_spec(model: str, values: dict[str, Any]) -> Spec:
@@ -203,6 +203,8 @@ def run_check(config: CheckConfig, progress: ProgressSink | None = None) -> Repo
         except InputError as exc:
             raise InputError(f"check {config.name!r}: {exc}") from None
     model = MLP(config.spec) if isinstance(config.spec, MLPSpec) else LinearRegression(config.spec)
-    report = check_model(model, config.settings, engine=config.engine, max_memory=config.max_memory, progress=progress)
+    report = check_model(
+        model, config.settings, engine=config.engine or "auto", max_memory=config.max_memory, progress=progress
+    )
     report.name = config.name
     return report

@@ -34,8 +34,9 @@ from typing import Any, Protocol, cast
 import numpy as np
 import numpy.typing as npt
 
-from .errors import BadValueError, UserCodeError
+from .errors import BadValueError
 from .indexing import format_index
+from .usercode import call_user
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
@@ -117,7 +118,14 @@ def loss_roundoff(base: float, change: Array) -> Array:
 
 
 def _finite_scalar(value: object, who: str, context: str) -> complex | float:
+    if isinstance(value, tuple):
+        raise BadValueError(
+            f"{who} returned a tuple of {len(value)} {context}; return the loss alone (a float), "
+            f"e.g. 'return loss', not 'return loss, dx'"
+        )
     arr = np.asarray(value)
+    if arr.dtype == bool:
+        raise BadValueError(f"{who} returned a bool ({value}) {context}; a bool is not a loss: return a float")
     if arr.size != 1:
         raise BadValueError(f"{who} must return a scalar; got an array of shape {arr.shape} {context}")
     v = arr.reshape(()).item()
@@ -155,12 +163,9 @@ class LoopProbe:
 
     def _call(self, params: Params, context: str) -> complex | float:
         complex_input = any(np.iscomplexobj(v) for v in params.values())
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", np.exceptions.ComplexWarning)
-                value = self._loss(params)
-        except Exception as exc:  # the user's code: report it, do not crash
-            raise UserCodeError(self._where, exc) from exc
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", np.exceptions.ComplexWarning)
+            value = call_user(self._where, self._loss, params)
         if complex_input and (
             not np.iscomplexobj(np.asarray(value))
             or any(issubclass(w.category, np.exceptions.ComplexWarning) for w in caught)

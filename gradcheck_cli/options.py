@@ -123,15 +123,16 @@ def integer(minimum: int | None = None) -> Parser:
 
 
 def _step(value: Any) -> float | None:
-    """``auto`` (None) or a finite relative step > 0."""
+    """``auto`` (None) or a relative step in (0, 1]: a step larger than the value it
+    moves measures nothing about the derivative there."""
     if value is None or value == "auto":
         return None
     try:
         x = _real(value)
     except (TypeError, ValueError):
         raise ValueError(f"{_shown(value)} is neither 'auto' nor a number; e.g. auto or 1e-6") from None
-    if not (math.isfinite(x) and x > 0):
-        raise ValueError(f"{_shown(value)} is not a finite number > 0; e.g. auto or 1e-6")
+    if not (0 < x <= 1):
+        raise ValueError(f"{_shown(value)} is not a relative step in (0, 1]; e.g. auto or 1e-6")
     return x
 
 
@@ -360,10 +361,11 @@ MLP_OPTIONS: tuple[Option, ...] = (
     Option("layers", _sizes, None, "Layer sizes n0,n1,...,nL, e.g. 4,8,3.", metavar="n0,n1,...,nL", required=True),
     Option(
         "activation",
-        choice(list(ACTIVATIONS)),
-        "tanh",
-        "Activation of every hidden layer.",
+        optional(choice(list(ACTIVATIONS))),
+        None,
+        "Activation of every hidden layer (or give --activations, not both).",
         metavar="[" + "|".join(ACTIVATIONS) + "]",
+        shown_default="tanh",
     ),
     Option(
         "activations",
@@ -419,7 +421,7 @@ MODEL_OPTIONS: dict[str, tuple[Option, ...]] = {"mlp": MLP_OPTIONS, "linreg": LI
 # Options a check of each model takes besides its own: the engine only serves built-in models.
 CHECK_OPTIONS: dict[str, tuple[Option, ...]] = {
     "mlp": SETTINGS_OPTIONS + ENGINE_OPTIONS,
-    "linreg": SETTINGS_OPTIONS + ENGINE_OPTIONS,
+    "linreg": SETTINGS_OPTIONS,  # linreg has the loop alone: no engine to choose or bound
     "func": SETTINGS_OPTIONS,
 }
 

@@ -70,7 +70,8 @@ def test_suite_keys_are_the_option_names():
         ({"method": "secant"}, "method: 'secant' is not one of central, forward, richardson, complex"),
         ({"dtype": "float16"}, "dtype: 'float16' is not one of float64, float32"),
         ({"rtol": float("inf")}, "rtol: inf is not a finite number >= 0; e.g. 1e-6"),
-        ({"eps": 0.0}, "eps: 0.0 is not a finite number > 0; e.g. auto or 1e-6"),
+        ({"eps": 0.0}, "eps: 0.0 is not a relative step in (0, 1]; e.g. auto or 1e-6"),
+        ({"eps": 1e300}, "eps: 1e+300 is not a relative step in (0, 1]; e.g. auto or 1e-6"),
         ({"samples": 2.5}, "samples: 2.5 is not a whole number >= 1"),
         ({"seed": -1}, "seed: -1 is not a whole number >= 0"),
         ({"taylor": "yes"}, "taylor: 'yes' is not true or false"),
@@ -94,7 +95,8 @@ def test_the_api_accepts_auto_and_numpy_dtypes():
     "key, value, message",
     [
         ("rtol", "inf", "key 'rtol' in check 'a': inf is not a finite number >= 0; e.g. 1e-6"),
-        ("eps", "inf", "key 'eps' in check 'a': inf is not a finite number > 0; e.g. auto or 1e-6"),
+        ("eps", "inf", "key 'eps' in check 'a': inf is not a relative step in (0, 1]; e.g. auto or 1e-6"),
+        ("eps", "1e300", "key 'eps' in check 'a': 1e+300 is not a relative step in (0, 1]; e.g. auto or 1e-6"),
         ("max_memory", "0", "key 'max_memory' in check 'a': 0 is not a finite number > 0; e.g. 512"),
         ("seed", "-1", "key 'seed' in check 'a': -1 is not a whole number >= 0"),
     ],
@@ -105,18 +107,20 @@ def test_suites_refuse_what_the_command_line_refuses_with_file_and_line(tmp_path
         textwrap.dedent(f"""\
         [[check]]
         name = "a"
-        model = "linreg"
+        model = "mlp"
+        layers = [2, 2]
         {key} = {value}
         """)
     )
     with pytest.raises(ConfigError) as info:
         load_suite(path)
-    assert str(info.value) == f"{path}:4: {message}"
+    assert str(info.value) == f"{path}:5: {message}"
     flag = "--" + key.replace("_", "-")
-    result = runner.invoke(cli, ["linreg", flag, value])
+    result = runner.invoke(cli, ["mlp", "--layers", "2,2", flag, value])
     assert result.exit_code == 2
     # The command line received text, so its message quotes the value.
-    cli_message = message.split(": ", 1)[1].replace(f"{value} is not", f"{value!r} is not")
+    shown = message.split(": ", 1)[1].split(" is not")[0]
+    cli_message = message.split(": ", 1)[1].replace(f"{shown} is not", f"{value!r} is not")
     assert result.stderr == f"Error: Invalid value for '{flag}': {cli_message}\n"
 
 
@@ -128,10 +132,11 @@ def test_library_messages_name_parameters_not_flags():
 
 
 def test_the_cli_maps_a_library_error_to_its_flag(runner):
-    result = runner.invoke(cli, ["linreg", "--engine", "incremental"])
+    result = runner.invoke(cli, ["mlp", "--layers", "4,8,3", "--activation", "relu", "--activations", "relu,identity"])
     assert result.exit_code == 2
     assert result.stderr == (
-        "Error: Invalid value for '--engine': 'incremental' is not offered by this model; valid: auto, loop\n"
+        "Error: Invalid value for '--activations': give activation (every hidden layer) or "
+        "activations (one per layer), not both\n"
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SpecError
+from ..limits import require_bytes
 from .base import Array, Params
 
 
@@ -39,6 +40,8 @@ class LinRegSpec:
             raise SpecError("n", f"the number of features must be >= 1; got {n}")
         if not l2 >= 0:
             raise SpecError("l2", f"the ridge strength must be >= 0; got {l2}")
+        # X (m, n+1), y and theta, complex for the complex step.
+        require_bytes(16 * (m * (n + 2) + n + 1), f"linreg with m={m}, n={n}", "m" if m >= n else "n")
         return cls(m, n, float(l2), seed)
 
     def describe(self) -> dict[str, object]:

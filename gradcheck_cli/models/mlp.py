@@ -25,6 +25,7 @@ and each is a seam where a subclass can put a mistake for the checker to find.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -32,9 +33,15 @@ from typing import Any, cast
 import numpy as np
 
 from ..errors import SpecError
+from ..limits import MAX_LAYERS, require_bytes
 from .activations import ACTIVATIONS, Activation, get_activation
 from .base import Array, Params
 from .losses import LOSSES, Loss, get_loss
+
+
+def _sizes(layers: Sequence[int]) -> str:
+    shown = ",".join(map(str, layers[:6]))
+    return shown + (",..." if len(layers) > 6 else "")
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class MLPSpec:
     def build(
         cls,
         layers: Sequence[int],
-        activation: str = "tanh",
+        activation: str | None = None,
         activations: Sequence[str] | None = None,
         loss: str = "mse",
         bias: bool = True,
@@ -60,19 +67,35 @@ class MLPSpec:
         seed: int = 0,
     ) -> MLPSpec:
         """Validate and complete a spec; the output activation follows from the loss
-        unless ``activations`` gives one per layer."""
+        unless ``activations`` gives one per layer.  ``activation`` (every hidden
+        layer, tanh when neither is given) and ``activations`` exclude each other."""
+        if activation is not None and activations is not None:
+            raise SpecError(
+                "activations", "give activation (every hidden layer) or activations (one per layer), not both"
+            )
         layers = tuple(int(n) for n in layers)
         if len(layers) < 2:
             raise SpecError("layers", f"need at least two sizes (input,...,output), e.g. 4,8,3; got {len(layers)}")
         if any(n < 1 for n in layers):
             raise SpecError("layers", f"every size must be a whole number >= 1; got {','.join(map(str, layers))}")
+        if len(layers) > MAX_LAYERS + 1:
+            raise SpecError("layers", f"{len(layers) - 1} layers; the limit is {MAX_LAYERS}")
         if m < 1:
             raise SpecError("m", f"the number of samples must be >= 1; got {m}")
+        # Data, parameters and one forward pass's cache, complex for the complex step.
+        parameters = sum(a * b + b for a, b in itertools.pairwise(layers))
+        cache = 2 * m * sum(layers[1:])
+        require_bytes(
+            16 * (m * layers[0] + m * layers[-1] + parameters + cache),
+            f"an mlp of layers {_sizes(layers)} with m={m}",
+            "m" if m > max(layers) else "layers",
+        )
         if loss not in LOSSES:
             raise SpecError("loss", f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
         out_act = LOSSES[loss].output_activation
         depth = len(layers) - 1
         if activations is None:
+            activation = "tanh" if activation is None else activation
             if activation not in ACTIVATIONS:
                 raise SpecError("activation", f"unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
             acts = (activation,) * (depth - 1) + (out_act,)
