@@ -8,16 +8,18 @@ result data in ``result``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from . import numeric
 from .engine import EVALUATORS
-from .errors import InputError
+from .errors import CheckInterrupted, InputError
 from .indexing import entry_index
 from .limits import require_bytes
 from .models.base import Model
@@ -122,9 +124,10 @@ EVALUATIONS_PER_ENTRY = {"forward": 1, "central": 2, "richardson": 4, "complex":
 
 
 class ProgressSink(Protocol):
-    """Receives progress: one ``start`` per parameter, ``advance`` per batch of evaluations."""
+    """Receives progress: one ``start`` per parameter (its name, its evaluations, and
+    which of how many parameters it is), ``advance`` per batch of evaluations."""
 
-    def start(self, name: str, total: int) -> None: ...
+    def start(self, name: str, total: int, position: tuple[int, int]) -> None: ...
 
     def advance(self, count: int) -> None: ...
 
@@ -132,8 +135,27 @@ class ProgressSink(Protocol):
 
 
 ProbeFactory = Callable[[Params], Probe]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
+def api(function: Callable[P, R]) -> Callable[P, R]:
+    """A public entry point: a misspelled keyword is an ``InputError`` naming the
+    valid ones, as the command line would say it, not a bare ``TypeError``."""
+    signature = inspect.signature(function)
+    keywords = [n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+    @functools.wraps(function)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        unknown = [k for k in kwargs if k not in signature.parameters]
+        if unknown:
+            raise InputError(f"unknown option {unknown[0]!r}; valid: {', '.join(keywords)}")
+        return function(*args, **kwargs)
+
+    return checked
+
+
+@api
 def check_gradients(
     loss: Callable[[Params], Any],
     gradients: Callable[[Params], Any],
@@ -209,18 +231,33 @@ def check_gradients(
     pick_rng, direction_rng, taylor_rng = rng.spawn(3)
     rule = PassRule(*settings.tolerances, settings.dtype)
     results: list[ParameterResult] = []
+    names = list(reference)
     try:
-        for pname, x in reference.items():
+        for position, (pname, x) in enumerate(reference.items(), start=1):
             if progress is not None:
                 count = {"directional": settings.directions, "sample": min(settings.samples, x.size)}.get(
                     settings.mode, x.size
                 )
-                progress.start(pname, count * EVALUATIONS_PER_ENTRY[settings.method])
+                progress.start(pname, count * EVALUATIONS_PER_ENTRY[settings.method], (position, len(names)))
             results.append(
                 _check_parameter(
                     probe, pname, x, analytic[pname], settings, rule, black_box, pick_rng, direction_rng, taylor_rng
                 )
             )
+    except KeyboardInterrupt:
+        # Keep what finished: the caller shows it, marked incomplete, and exits 130.
+        partial = Report(
+            title,
+            model or {},
+            settings,
+            results,
+            time.perf_counter() - start,
+            probe.evaluations,
+            engine=probe.engine_name,
+            name=name,
+            unchecked=names[len(results) :],
+        )
+        raise CheckInterrupted(partial) from None
     finally:
         if progress is not None:
             progress.stop()
@@ -359,6 +396,7 @@ def _probe_factory(model: Model, engine: str, max_memory: float) -> ProbeFactory
     return make
 
 
+@api
 def check_model(
     model: Model,
     settings: Settings | None = None,

@@ -9,6 +9,7 @@ Exit codes: 0 every parameter passes, 1 any parameter fails, 2 bad usage or inpu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -23,30 +24,44 @@ from rich.console import Console
 
 from ._version import __version__
 from .check import check_model
-from .config import build_spec, load_suite, run_check
+from .config import build_spec, load_suite, prepare_suite, run_check
 from .engine import tune_allocator
-from .errors import InputError, UserCodeError
+from .errors import CheckInterrupted, InputError, UserCodeError
 from .models import MLP, LinearRegression
 from .options import (
     CHECK_OPTIONS,
+    ENGINE_OPTIONS,
     FUNC_OPTIONS,
     LINREG_OPTIONS,
     MLP_OPTIONS,
+    SETTINGS_OPTIONS,
     Option,
     parse_param,
     settings_from,
 )
 from .report import (
+    WIDE,
     RichProgress,
+    is_junit_report,
+    render_error,
+    render_plain,
     render_report,
     render_suite_summary,
     render_summary,
     reports_to_junit,
 )
-from .result import EXIT_FAIL, EXIT_PASS, Report, suite_exit_code, suite_to_dict
-from .userfunc import FuncSpec, check_function
-
-EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
+from .result import (
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_PASS,
+    EXIT_USAGE,
+    CheckError,
+    Outcome,
+    Report,
+    suite_exit_code,
+    suite_to_dict,
+)
+from .userfunc import FuncSpec, check_function, load_check
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -138,6 +153,11 @@ def _output_options(command: F) -> F:
             click.option(
                 "--junit", type=OutputPath(), default=None, help="Also write a JUnit XML report to this path."
             ),
+            click.option(
+                "--overwrite",
+                is_flag=True,
+                help="Let --junit replace an existing file that is not a JUnit report.",
+            ),
         ]
     ):
         command = option(command)
@@ -162,52 +182,121 @@ def _input_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _progress(as_json: bool, quiet: bool) -> RichProgress | None:
-    """A progress bar only for a person watching a terminal: not with --json, --quiet, or a pipe."""
-    console = Console()
-    if as_json or quiet or not console.is_terminal:
-        return None
-    return RichProgress(console)
+class _Output:
+    """Where results go: tables (or JSON) to stdout, printed as each check finishes;
+    JUnit to its file at the end.  Plain lines when stdout is not a terminal; a
+    reader that closes the pipe early ends the printing, not the check."""
+
+    def __init__(self, as_json: bool, quiet: bool, junit: Path | None, overwrite: bool) -> None:
+        self.as_json, self.quiet, self.junit = as_json, quiet, junit
+        if junit is not None and junit.is_file() and not overwrite:
+            try:
+                text = junit.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                text = ""
+            if not is_junit_report(text):
+                raise click.BadParameter(
+                    f"{str(junit)!r} exists and is not a JUnit report; give a new path, or --overwrite to replace it",
+                    param_hint="'--junit'",
+                )
+        self.stdout = sys.stdout  # the real one: user code's prints are sent to stderr meanwhile
+        self.console = Console(file=self.stdout)
+        self.terminal = self.console.is_terminal
+        self.broken = False
+
+    def progress(self, label: str = "") -> RichProgress | None:
+        """A progress bar only for a person watching a terminal: not with --json,
+        --quiet, or a pipe.  It draws on stderr, clear of the results."""
+        if self.as_json or self.quiet or not self.terminal:
+            return None
+        return RichProgress(Console(stderr=True), label=label)
+
+    def _write(self, renderable: Any) -> None:
+        if self.broken:
+            return
+        try:
+            if self.terminal:
+                self.console.print(renderable)
+            else:
+                self.stdout.write(render_plain(renderable))
+                self.stdout.flush()
+        except BrokenPipeError:
+            self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        """The reader is gone: send the rest of our output nowhere, keep the verdict."""
+        self.broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def show(self, outcome: Outcome, suite: bool = False) -> None:
+        """One check's result, as soon as it is known (not with --json)."""
+        if self.as_json:
+            return
+        if isinstance(outcome, CheckError):
+            self._write(render_error(outcome))
+        elif self.quiet:
+            self._write(render_summary(outcome))
+        else:
+            self._write(render_report(outcome, self.console.width if self.terminal else WIDE))
+        if suite and not self.quiet:
+            self._write("")
+
+    def finish(self, outcomes: list[Outcome], unrun: Sequence[str] = (), suite: bool = False) -> int:
+        """JSON or the suite summary, the JUnit file; returns the exit code."""
+        if self.as_json:
+            data = suite_to_dict(outcomes, unrun) if suite else outcomes[0].to_dict()
+            self._write_json(json.dumps(data, indent=2))
+        elif suite:
+            self._write(render_suite_summary(outcomes, unrun))
+        if self.junit is not None:
+            try:
+                self.junit.write_text(reports_to_junit(outcomes, unrun), encoding="utf-8")
+            except OSError as exc:
+                _error_line(f"cannot write the JUnit report to {self.junit} ({exc.strerror}); give a writable path")
+                return EXIT_USAGE
+        return suite_exit_code(outcomes, unrun)
+
+    def _write_json(self, text: str) -> None:
+        if self.broken:
+            return
+        try:
+            self.stdout.write(text + "\n")
+            self.stdout.flush()
+        except BrokenPipeError:
+            self._close_pipe()
 
 
-def _stdout_console() -> Console:
-    """Tables go to stdout; when it is not a terminal (a pipe, a CI log) use a wide page
-    so no column is cut."""
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
-    return console
-
-
-def _emit(reports: list[Report], as_json: bool, quiet: bool, junit: Path | None, suite: bool = False) -> int:
-    """Print the report(s) (tables or JSON), write JUnit, return the exit code."""
-    if as_json:
-        click.echo(json.dumps(suite_to_dict(reports), indent=2) if suite else reports[0].to_json())
-    else:
-        console = _stdout_console()
-        for report in reports:
-            console.print(render_summary(report) if quiet else render_report(report, console.width))
-            if suite:
-                console.print()
-        if suite:
-            console.print(render_suite_summary(reports))
-    if junit is not None:
-        junit.write_text(reports_to_junit(reports), encoding="utf-8")
-    return suite_exit_code(reports)
+def _run_one(output: _Output, run: Callable[[], Report]) -> int:
+    """Run one check (user code's prints to stderr), show it, finish: the exit code.
+    Ctrl-C shows the parameters that finished, marked incomplete, and exits 130."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            report = run()
+    except CheckInterrupted as exc:
+        report = exc.report
+    output.show(report)
+    return output.finish([report])
 
 
 def _check_builtin(model_name: str, kw: dict[str, Any]) -> int:
     """Build a built-in model from the parsed options, check it, print, return the exit code."""
+    output = _Output(kw["as_json"], kw["quiet"], kw["junit"], kw["overwrite"])
     spec = build_spec(model_name, kw)
     model = MLP(spec) if model_name == "mlp" else LinearRegression(spec)  # type: ignore[arg-type]
-    report = check_model(
-        model,
-        settings_from(kw),
-        engine=kw.get("engine", "auto"),
-        max_memory=kw.get("max_memory"),
-        progress=_progress(kw["as_json"], kw["quiet"]),
+    return _run_one(
+        output,
+        lambda: check_model(
+            model,
+            settings_from(kw),
+            engine=kw.get("engine", "auto"),
+            max_memory=kw.get("max_memory"),
+            progress=output.progress(),
+        ),
     )
-    return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])
 
 
 class _Cli(click.Group):
@@ -249,15 +338,23 @@ def _error_line(message: str) -> None:
 
 
 def _user_traceback(exc: UserCodeError) -> None:
-    """Show only the frames of the user's own code, then the error line."""
+    """Show only the frames of the user's own code (and, for a SyntaxError, the line
+    it points at), then the error line."""
     frames = [f for f in traceback.extract_tb(exc.original.__traceback__) if not _is_ours(f.filename)]
-    if frames:
+    lines = traceback.format_list(frames)
+    if isinstance(exc.original, SyntaxError):
+        lines += traceback.format_exception_only(type(exc.original), exc.original)[:-1]
+    if lines:
         click.echo("Traceback (user code, most recent call last):", err=True)
-        click.echo("".join(traceback.format_list(frames)).rstrip("\n"), err=True)
+        click.echo("".join(lines).rstrip("\n"), err=True)
 
 
 def _is_ours(filename: str) -> bool:
-    return Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent) or "numpy" in Path(filename).parts
+    """Frames of gradcheck, numpy or the import machinery: not the user's code."""
+    if filename.startswith("<frozen") or filename.startswith("<"):
+        return True
+    path = Path(filename).resolve()
+    return path.is_relative_to(Path(__file__).resolve().parent) or "numpy" in path.parts or "importlib" in path.parts
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -320,27 +417,109 @@ def func(**kw: Any) -> int:
     Example: gradcheck func examples/two_layer.py:loss --grad examples/two_layer.py:grad
     --param W1=4x8 --param b1=8 --param W2=8x2 --param b2=2
     """
+    output = _Output(kw["as_json"], kw["quiet"], kw["junit"], kw["overwrite"])
     kw["params"] = _FUNC["params"].convert(kw["params"])
     spec = build_spec("func", kw)
     assert isinstance(spec, FuncSpec)
-    report = check_function(spec, settings_from(kw), progress=_progress(kw["as_json"], kw["quiet"]))
-    return _emit([report], kw["as_json"], kw["quiet"], kw["junit"])
+    with contextlib.redirect_stdout(sys.stderr):  # prints at import time too
+        loaded = load_check(spec)
+    return _run_one(output, lambda: check_function(loaded, settings_from(kw), progress=output.progress()))
 
 
-@cli.command()
+def _overrides(options: Sequence[Option]) -> Callable[[F], F]:
+    """The settings options again, with no defaults: given, they override every check's."""
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            if option.flag:
+                decorator = click.option(
+                    f"{option.flag_name}/--no-{option.flag_name[2:]}", default=None, help=option.help
+                )
+            else:
+                decorator = click.option(
+                    option.flag_name, type=OptionType(option), metavar=option.metavar, help=option.help
+                )
+            command = decorator(command)
+        return command
+
+    return decorate
+
+
+def _suite_keys() -> str:
+    """The keys a suite check takes, from the option tables (shown by run --help)."""
+    lines = ["Suite keys, per [[check]]: name, model (mlp, linreg, func), and"]
+    lines.append("every check: " + ", ".join(o.name for o in CHECK_OPTIONS["func"]) + ";")
+    lines.append("mlp: " + ", ".join(o.name for o in MLP_OPTIONS + ENGINE_OPTIONS) + ";")
+    lines.append("linreg: " + ", ".join(o.name for o in LINREG_OPTIONS) + ";")
+    lines.append("func: " + ", ".join(o.name for o in FUNC_OPTIONS) + ".")
+    return "\b\n" + "\n".join(lines)
+
+
+@cli.command(epilog=_suite_keys())
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG.toml")
+@click.option(
+    "-k",
+    "--only",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Run only the checks whose name contains NAME (repeat for several).",
+)
+@_overrides(SETTINGS_OPTIONS)
 @_output_options
-def run(config: Path, as_json: bool, junit: Path | None, quiet: bool) -> int:
-    """Run every [[check]] of a TOML suite; exit 1 if any check fails.
+@_input_errors
+def run(
+    config: Path,
+    only: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
+    junit: Path | None,
+    overwrite: bool,
+    **overrides: Any,
+) -> int:
+    """Run the [[check]]s of a TOML suite; exit 1 if any check fails.
 
-    Every check takes the options of its command as keys (max_memory for
-    --max-memory); see the README for the list.
+    The whole suite is validated first (keys, files, functions). Each check's
+    result prints as it finishes; a check that cannot run is an ERROR (exit 2)
+    while the others keep their verdicts; the exit code is the worst outcome.
+    Options given here (--seed, --method, ...) override every check's.
 
-    Example: gradcheck run configs/ci.toml --junit gradcheck.xml
+    Example: gradcheck run configs/ci.toml -k relu --seed 3 --junit gradcheck.xml
     """
+    output = _Output(as_json, quiet, junit, overwrite)
     checks = load_suite(config)
-    reports = [run_check(c, _progress(as_json, quiet)) for c in checks]
-    return _emit(reports, as_json, quiet, junit, suite=True)
+    if only:
+        checks = [c for c in checks if any(part in c.name for part in only)]
+        if not checks:
+            raise click.BadParameter(
+                f"no check name contains {', '.join(map(repr, only))}; the checks are "
+                f"{', '.join(c.name for c in load_suite(config))}",
+                param_hint="'-k' / '--only'",
+            )
+    with contextlib.redirect_stdout(sys.stderr):
+        prepared = prepare_suite(checks)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    outcomes: list[Outcome] = []
+    unrun: list[str] = []
+    for position, check in enumerate(prepared):
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                outcome: Outcome = run_check(check, output.progress(check.name), given)
+        except CheckInterrupted as exc:
+            outcomes.append(exc.report)
+            output.show(exc.report, suite=True)
+            unrun = [c.name for c in prepared[position + 1 :]]
+            break
+        except KeyboardInterrupt:
+            unrun = [c.name for c in prepared[position:]]
+            break
+        except (InputError, UserCodeError) as exc:
+            if isinstance(exc, UserCodeError):
+                _user_traceback(exc)
+            outcome = CheckError(check.name, check.spec.title(), str(exc))
+        outcomes.append(outcome)
+        output.show(outcome, suite=True)
+    return output.finish(outcomes, unrun, suite=True)
 
 
 def main(args: list[str] | None = None, prog_name: str = "gradcheck") -> None:

@@ -20,16 +20,17 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .check import ProgressSink, check_model
 from .errors import ConfigError, InputError, SpecError
+from .limits import MAX_CHECKS, MAX_SUITE_BYTES
 from .models import MLP, LinearRegression, LinRegSpec, MLPSpec
 from .options import MODEL_OPTIONS, MODELS, Settings, options_for, settings_from
 from .result import Report
-from .userfunc import FuncSpec, check_function
+from .userfunc import FuncSpec, LoadedFunction, check_function, load_check
 
 Spec = MLPSpec | LinRegSpec | FuncSpec
 
@@ -76,15 +77,28 @@ class CheckConfig:
     settings: Settings
     engine: str | None  # None where the model has no engine to choose (linreg, func)
     max_memory: float | None  # MiB
+    where: str = ""  # "file:line" of the check's table, for messages
+    key_lines: dict[str, int] = field(default_factory=dict)  # line of each key given
+    loaded: LoadedFunction | None = None  # a func check, once prepare_suite imported it
 
 
 def load_suite(path: str | Path) -> list[CheckConfig]:
     """Read and validate a suite; raises ``ConfigError`` naming file, line and key."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.is_file() and path.stat().st_size > MAX_SUITE_BYTES:
+            raise ConfigError(
+                f"{path}: the config file is {path.stat().st_size:,} bytes; the limit is {MAX_SUITE_BYTES:,} "
+                f"(a suite is a short list of checks)"
+            )
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror}); give a TOML file") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the TOML
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); a suite is a TOML text file") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -98,6 +112,8 @@ def load_suite(path: str | Path) -> list[CheckConfig]:
     checks = data.get("check")
     if not isinstance(checks, list) or not checks:
         raise ConfigError(f"{path}:1: no [[check]] tables; add one per check, each with name and model")
+    if len(checks) > MAX_CHECKS:
+        raise ConfigError(f"{path}:1: {len(checks)} checks; the limit is {MAX_CHECKS} per suite")
     configs: list[CheckConfig] = []
     seen: set[str] = set()
     for index, table in enumerate(checks):
@@ -165,7 +181,17 @@ def _one_check(path: Path, lines: list[str], index: int, table: dict[str, Any]) 
         if exc.option in schema:
             raise fail(exc.option, f"key {exc.option!r} in {label}: {exc.message}") from None
         raise fail(None, f"{label}: {exc}") from None
-    return CheckConfig(name, model, spec, settings, values.get("engine"), values.get("max_memory"))
+    key_lines = {key: _line_of(lines, index, key) for key in table}
+    return CheckConfig(
+        name,
+        model,
+        spec,
+        settings,
+        values.get("engine"),
+        values.get("max_memory"),
+        f"{path}:{_line_of(lines, index, None)}",
+        key_lines,
+    )
 
 
 def build_spec(model: str, values: dict[str, Any]) -> Spec:
@@ -195,16 +221,40 @@ def _relative(target: str, base: Path) -> str:
     return f"{os.path.normpath(base / file)}:{function}"
 
 
-def run_check(config: CheckConfig, progress: ProgressSink | None = None) -> Report:
-    """Run one configured check; the report carries the check's name."""
+def prepare_suite(checks: list[CheckConfig]) -> list[CheckConfig]:
+    """Import every func check's code and load its parameters before any check runs,
+    so a misspelled function or a missing file stops the suite at once (exit 2)
+    rather than when its turn comes."""
+    prepared = []
+    for config in checks:
+        if isinstance(config.spec, FuncSpec):
+            try:
+                loaded = load_check(config.spec)
+            except InputError as exc:
+                line = config.key_lines.get(exc.option or "", 0)
+                where = f"{config.where.rpartition(':')[0]}:{line}" if line else config.where
+                key = f"key {exc.option!r} in " if line else ""
+                raise ConfigError(f"{where}: {key}check {config.name!r}: {exc.message}") from None
+            prepared.append(replace(config, loaded=loaded))
+        else:
+            prepared.append(config)
+    return prepared
+
+
+def run_check(
+    config: CheckConfig, progress: ProgressSink | None = None, overrides: dict[str, Any] | None = None
+) -> Report:
+    """Run one configured check; ``overrides`` (settings given on the command line)
+    replace the check's own.  The report carries the check's name."""
+    settings = config.settings.updated(**(overrides or {}))
     if isinstance(config.spec, FuncSpec):
         try:
-            return check_function(config.spec, config.settings, progress=progress, name=config.name)
+            return check_function(config.loaded or config.spec, settings, progress=progress, name=config.name)
         except InputError as exc:
             raise InputError(f"check {config.name!r}: {exc}") from None
     model = MLP(config.spec) if isinstance(config.spec, MLPSpec) else LinearRegression(config.spec)
     report = check_model(
-        model, config.settings, engine=config.engine or "auto", max_memory=config.max_memory, progress=progress
+        model, settings, engine=config.engine or "auto", max_memory=config.max_memory, progress=progress
     )
     report.name = config.name
     return report

@@ -8,6 +8,8 @@ the command line and config suites can say it their own way.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GradcheckError(Exception):
     """Base of every error gradcheck raises."""
@@ -40,6 +42,15 @@ class ConfigError(InputError):
 
 class BadValueError(InputError):
     """The function under test returned something unusable (not a scalar, NaN, inf)."""
+
+
+class CheckInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a check: still an interrupt (it stops a test run as any Ctrl-C
+    does), carrying the ``Report`` of the parameters finished before it."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__("interrupted")
+        self.report = report
 
 
 class UserCodeError(GradcheckError):

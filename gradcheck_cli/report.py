@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 import numpy as np
 from rich import box
-from rich.console import Console, Group, JustifyMethod
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,13 +22,20 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
 from rich.text import Text
 
-from .result import ParameterResult, Report
+from .result import CheckError, Outcome, ParameterResult, Report
 
-STATUS_STYLE = {"PASS": "bold green", "WARN": "bold yellow", "FAIL": "bold red"}
+STATUS_STYLE = {
+    "PASS": "bold green",
+    "WARN": "bold yellow",
+    "FAIL": "bold red",
+    "ERROR": "bold red",
+    "INCOMPLETE": "bold magenta",
+}
 METHOD_LABEL = {
     "central": "central differences",
     "forward": "forward differences",
@@ -114,7 +122,11 @@ def render_report(report: Report, width: int = WIDE) -> Group:
             "status": Text(p.status, style=STATUS_STYLE[p.status]),
         }
         table.add_row(*(cells[header] for header, _ in columns))
-    return Group(table, render_summary(report))
+    parts: list[Table | Text] = [table]
+    if report.unchecked:
+        parts.append(Text(f"not checked (interrupted): {', '.join(report.unchecked)}", style="magenta"))
+    parts.append(render_summary(report))
+    return Group(*parts)
 
 
 def _taylor_cell(p: ParameterResult) -> str:
@@ -125,28 +137,52 @@ def _taylor_cell(p: ParameterResult) -> str:
     return f"{p.taylor.order:.2f}" + (" (kink)" if p.taylor.kink else "")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def render_summary(report: Report) -> Text:
+    """The verdict line; it names the check in a suite."""
     s = report.settings
-    failed = report.failed_parameters
     text = Text()
     text.append(report.status, style=STATUS_STYLE[report.status])
+    checked = len(report.parameters)
+    scope = _count(checked, "parameter")
+    if report.unchecked:
+        scope = f"{checked} of {_count(checked + len(report.unchecked), 'parameter')} (interrupted)"
     text.append(
-        f"  {len(report.parameters)} parameters, {failed} failed | {METHOD_LABEL[s.method]}, "
-        f"step {s.eps:.3g}*max(1,|x|), rtol {s.rtol:g}, atol {s.atol:g}, {s.dtype}, {s.mode} mode"
-        f"{', taylor test' if s.taylor else ''} | {report.engine} engine, "
-        f"{report.evaluations} loss evaluations, {report.elapsed:.3f} s"
+        f"  {report.name + ': ' if report.name else ''}{scope}, {report.failed_parameters} failed | "
+        f"{METHOD_LABEL[s.method]}, step {s.step:.3g}*max(1,|x|), rtol {s.rtol:g}, atol {s.atol:g}, {s.dtype}, "
+        f"{s.mode} mode{', taylor test' if s.taylor else ''} | {report.engine} engine, "
+        f"{_count(report.evaluations, 'loss evaluation')}, {report.elapsed:.3f} s"
     )
     return text
+
+
+def render_error(error: CheckError) -> Text:
+    """The line for a suite check that could not run."""
+    text = Text()
+    text.append("ERROR", style=STATUS_STYLE["ERROR"])
+    text.append(f"  {error.name}: {error.message}")
+    return text
+
+
+def render_plain(renderable: RenderableType) -> str:
+    """Plain lines for a pipe or a CI log: no colour, no wrapping, no trailing spaces,
+    so every line can be grepped whole."""
+    buffer = io.StringIO()
+    Console(file=buffer, width=100_000, color_system=None, force_terminal=False, soft_wrap=True).print(renderable)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
 def report_to_text(report: Report, width: int = 120) -> str:
     """The rendered table as plain text (no colour), e.g. for an assertion message."""
     buffer = io.StringIO()
     Console(file=buffer, width=width, color_system=None, force_terminal=False).print(render_report(report, width))
-    return buffer.getvalue()
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
-def render_suite_summary(reports: Sequence[Report]) -> Table:
+def render_suite_summary(outcomes: Sequence[Outcome], unrun: Sequence[str] = ()) -> Table:
     table = Table(
         title=Text("suite summary", style="bold"),
         title_justify="left",
@@ -157,39 +193,64 @@ def render_suite_summary(reports: Sequence[Report]) -> Table:
     )
     for header in ("check", "model", "parameters", "failed", "seconds", "status"):
         table.add_column(header)
-    for r in reports:
-        table.add_row(
-            r.name,
-            r.title,
-            str(len(r.parameters)),
-            str(r.failed_parameters),
-            f"{r.elapsed:.3f}",
-            Text(r.status, style=STATUS_STYLE[r.status]),
-        )
+    for o in outcomes:
+        if isinstance(o, CheckError):
+            table.add_row(o.name, o.title, "-", "-", f"{o.elapsed:.3f}", Text(o.status, style=STATUS_STYLE[o.status]))
+        else:
+            table.add_row(
+                o.name,
+                o.title,
+                str(len(o.parameters)),
+                str(o.failed_parameters),
+                f"{o.elapsed:.3f}",
+                Text(o.status, style=STATUS_STYLE[o.status]),
+            )
+    for name in unrun:
+        table.add_row(name, "-", "-", "-", "-", Text("NOT RUN", style=STATUS_STYLE["INCOMPLETE"]))
     return table
 
 
-def reports_to_junit(reports: Sequence[Report]) -> str:
-    """JUnit XML: one testsuite per check, one testcase per parameter."""
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    """Text XML 1.0 can hold: control characters are written as \\xNN."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def reports_to_junit(outcomes: Sequence[Outcome], unrun: Sequence[str] = ()) -> str:
+    """JUnit XML: one testsuite per check, one testcase per parameter; a check that
+    could not run is one ``<error>`` testcase, an unchecked parameter ``<skipped>``."""
     root = ET.Element("testsuites", name="gradcheck")
-    total = failures = 0
-    for r in reports:
+    total = failures = errors = skipped = 0
+    for o in outcomes:
+        label = _xml(o.name or o.title)
+        if isinstance(o, CheckError):
+            suite = ET.SubElement(
+                root, "testsuite", name=label, tests="1", failures="0", errors="1", skipped="0", time=f"{o.elapsed:.6f}"
+            )
+            case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{label}", name=label, time="0")
+            error = ET.SubElement(case, "error", message=_xml(o.message), type="CheckError")
+            error.text = _xml(o.message)
+            total, errors = total + 1, errors + 1
+            continue
+        r = o
         suite = ET.SubElement(
             root,
             "testsuite",
-            name=r.name or r.title,
-            tests=str(len(r.parameters)),
+            name=label,
+            tests=str(len(r.parameters) + len(r.unchecked)),
             failures=str(r.failed_parameters),
             errors="0",
-            skipped="0",
+            skipped=str(len(r.unchecked)),
             time=f"{r.elapsed:.6f}",
         )
         for p in r.parameters:
             case = ET.SubElement(
                 suite,
                 "testcase",
-                classname=f"gradcheck.{r.name or 'check'}",
-                name=p.name,
+                classname=f"gradcheck.{_xml(r.name or 'check')}",
+                name=_xml(p.name),
                 time=f"{r.elapsed / max(1, len(r.parameters)):.6f}",
             )
             total += 1
@@ -205,13 +266,30 @@ def reports_to_junit(reports: Sequence[Report]) -> str:
                 )
                 if p.taylor is not None and not p.taylor.passed:
                     message += f"; taylor order {p.taylor.order}"
-                failure = ET.SubElement(case, "failure", message=message, type="GradientMismatch")
-                failure.text = message
+                failure = ET.SubElement(case, "failure", message=_xml(message), type="GradientMismatch")
+                failure.text = _xml(message)
             case_out = ET.SubElement(case, "system-out")
             case_out.text = json.dumps(p.to_dict())
+        for name in r.unchecked:
+            case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{_xml(r.name or 'check')}", name=_xml(name))
+            ET.SubElement(case, "skipped", message="interrupted before this parameter was checked")
+            total, skipped = total + 1, skipped + 1
+    for name in unrun:
+        suite = ET.SubElement(root, "testsuite", name=_xml(name), tests="1", failures="0", errors="0", skipped="1")
+        case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{_xml(name)}", name=_xml(name))
+        ET.SubElement(case, "skipped", message="interrupted before this check ran")
+        total, skipped = total + 1, skipped + 1
     root.set("tests", str(total))
     root.set("failures", str(failures))
+    root.set("errors", str(errors))
+    root.set("skipped", str(skipped))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def is_junit_report(text: str) -> bool:
+    """Whether a file's text is a JUnit report (one we may overwrite)."""
+    head = text.lstrip()[:500]
+    return head.startswith("<?xml") and ("<testsuites" in head or "<testsuite" in head)
 
 
 class _RateColumn(ProgressColumn):
@@ -224,13 +302,15 @@ class _RateColumn(ProgressColumn):
 class RichProgress:
     """A progress bar per parameter, shown only once a check has run ``delay`` seconds.
 
-    Short checks never flash a bar; the bar is transient, so the table that follows
-    stands alone.
+    It names the check (``label``, in a suite), the parameter and which of how many
+    it is, and estimates the time left.  Short checks never flash a bar; the bar is
+    transient, so the table that follows stands alone.
     """
 
-    def __init__(self, console: Console, delay: float = 1.0) -> None:
+    def __init__(self, console: Console, delay: float = 1.0, label: str = "") -> None:
         self.console = console
         self.delay = delay
+        self.label = label
         self._began = time.perf_counter()
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -239,10 +319,12 @@ class RichProgress:
         self._done = 0
         self.shown = False
 
-    def start(self, name: str, total: int) -> None:
-        self._name, self._total, self._done = name, total, 0
+    def start(self, name: str, total: int, position: tuple[int, int]) -> None:
+        prefix = f"{self.label}: " if self.label else ""
+        self._name = f"{prefix}{name} ({position[0]} of {position[1]})"
+        self._total, self._done = total, 0
         if self._progress is not None:
-            self._task = self._progress.add_task(name, total=total)
+            self._task = self._progress.add_task(self._name, total=total)
 
     def advance(self, count: int) -> None:
         self._done += count
@@ -255,6 +337,8 @@ class RichProgress:
                 MofNCompleteColumn(),
                 _RateColumn(),
                 TimeElapsedColumn(),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
                 console=self.console,
                 transient=True,
             )

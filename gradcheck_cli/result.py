@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,8 +22,15 @@ from .rule import status
 
 Array = npt.NDArray[Any]
 
-STATUS_ORDER = {"PASS": 0, "WARN": 1, "FAIL": 2}
-EXIT_PASS, EXIT_FAIL = 0, 1
+STATUS_ORDER = {"PASS": 0, "WARN": 1, "FAIL": 2, "ERROR": 3, "INCOMPLETE": 4}
+# The exit codes, one meaning each: 1 is a gradient that failed and nothing else.
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CODES = {
+    EXIT_PASS: "every parameter passes (PASS or WARN)",
+    EXIT_FAIL: "at least one parameter fails",
+    EXIT_USAGE: "bad usage or input, or a check that could not run (one line on stderr)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C): what finished is shown, marked incomplete",
+}
 
 
 @dataclass
@@ -123,14 +130,21 @@ class Report:
     evaluations: int
     engine: str = "loop"
     name: str = ""
+    unchecked: list[str] = field(default_factory=list)  # parameters an interrupt left unchecked
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.unchecked)
 
     @property
     def status(self) -> str:
+        if self.interrupted:
+            return "INCOMPLETE"
         return max((p.status for p in self.parameters), key=STATUS_ORDER.__getitem__, default="PASS")
 
     @property
     def passed(self) -> bool:
-        return self.status != "FAIL"
+        return self.status in ("PASS", "WARN")
 
     @property
     def failed_parameters(self) -> int:
@@ -138,7 +152,10 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        """0 when every parameter passes (WARN included), 1 when any fails."""
+        """0 when every parameter passes (WARN included), 1 when any fails, 130 when
+        an interrupt left parameters unchecked."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         return EXIT_PASS if self.passed else EXIT_FAIL
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,23 +184,54 @@ class Report:
             "elapsed_seconds": round(self.elapsed, 6),
             "loss_evaluations": self.evaluations,
             "parameters": [p.to_dict() for p in self.parameters],
+            "unchecked_parameters": self.unchecked,
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
 
-def suite_exit_code(reports: Sequence[Report]) -> int:
-    """The worst exit code of a suite's reports."""
-    return max((r.exit_code for r in reports), default=EXIT_PASS)
+@dataclass
+class CheckError:
+    """A check of a suite that could not run (its code raised, say); the others keep
+    their verdicts."""
+
+    name: str
+    title: str
+    message: str
+    elapsed: float = 0.0
+    status = "ERROR"
+    exit_code = EXIT_USAGE
+    passed = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "status": self.status,
+            "error": self.message,
+            "exit_code": self.exit_code,
+            "passed": False,
+        }
 
 
-def suite_to_dict(reports: Sequence[Report]) -> dict[str, Any]:
-    failed = [r.name for r in reports if not r.passed]
+Outcome = Report | CheckError
+
+
+def suite_exit_code(outcomes: Sequence[Outcome], unrun: Sequence[str] = ()) -> int:
+    """The worst outcome: interrupted (130) over an error (2) over a failure (1)."""
+    if unrun or any(o.exit_code == EXIT_INTERRUPTED for o in outcomes):
+        return EXIT_INTERRUPTED
+    return max((o.exit_code for o in outcomes), default=EXIT_PASS)
+
+
+def suite_to_dict(outcomes: Sequence[Outcome], unrun: Sequence[str] = ()) -> dict[str, Any]:
     return {
         "gradcheck_version": __version__,
-        "checks": [r.to_dict() for r in reports],
-        "passed": not failed,
-        "failed_checks": failed,
-        "exit_code": suite_exit_code(reports),
+        "checks": [o.to_dict() for o in outcomes],
+        "passed": all(o.passed for o in outcomes) and not unrun,
+        "failed_checks": [o.name for o in outcomes if o.status == "FAIL"],
+        "error_checks": [o.name for o in outcomes if o.status == "ERROR"],
+        "unrun_checks": list(unrun),
+        "exit_code": suite_exit_code(outcomes, unrun),
     }

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .check import Params, check_gradients
+from .check import Params, api, check_gradients
 from .options import Settings
 from .report import report_to_text
 from .result import Report
 
 
+@api
 def assert_gradients(
     loss: Callable[[Params], Any],
     gradients: Callable[[Params], Any],
