@@ -95,19 +95,29 @@ class ParamSpec(click.ParamType):  # type: ignore[type-arg]  # generic only in c
 
 
 class OutputPath(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
-    """A file to write: its folder must exist and be writable (checked before any work)."""
+    """A file to write, checked before any work: a regular file, or one that can be
+    created (tried, then removed)."""
 
     name = "PATH"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
         path = Path(value)
-        folder = path.parent if str(path.parent) else Path(".")
         if path.is_dir():
             self.fail(f"{str(path)!r} is a folder; give a file name, e.g. gradcheck.xml", param, ctx)
+        if path.exists():
+            if not path.is_file():
+                self.fail(f"{str(path)!r} is not a regular file; give a file path, e.g. gradcheck.xml", param, ctx)
+            if not os.access(path, os.W_OK):
+                self.fail(f"{str(path)!r} is not writable; give a writable path", param, ctx)
+            return path
+        folder = path.parent if str(path.parent) else Path(".")
         if not folder.is_dir():
             self.fail(f"folder {str(folder)!r} does not exist; give a path in an existing folder", param, ctx)
-        if not os.access(folder, os.W_OK):
-            self.fail(f"folder {str(folder)!r} is not writable; give a path in a writable folder", param, ctx)
+        try:
+            path.open("x").close()
+            path.unlink()
+        except OSError as exc:
+            self.fail(f"cannot create {str(path)!r} ({exc.strerror}); give a path in a writable folder", param, ctx)
         return path
 
 
