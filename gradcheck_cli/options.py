@@ -280,8 +280,8 @@ class Option:
 def _tolerance_help(kind: int) -> str:
     f64 = TOLERANCES["float64"]
     return (
-        f"default {f64['central'][kind]:g} (float64), {f64['forward'][kind]:g} (float64, forward), "
-        f"{TOLERANCES['float32']['central'][kind]:g} (float32)"
+        f"{f64['central'][kind]:g} float64; {f64['forward'][kind]:g} float64 forward; "
+        f"{TOLERANCES['float32']['central'][kind]:g} float32"
     )
 
 
