@@ -96,17 +96,21 @@ def _one_error_line(result, exit_code=2):
 # ---- false green and misleading exit codes ---------------------------------------------------
 
 
-@pytest.mark.parametrize("loss, grad, shown", [
-    ("loss_exit0", "grad", "sys.exit(0)"),
-    ("loss_exit3", "grad", "sys.exit(3)"),
-    ("loss_exit_text", "grad", "sys.exit('config missing')"),
-    ("loss", "grad_exit0", "sys.exit(0)"),
-])
+@pytest.mark.parametrize(
+    "loss, grad, shown",
+    [
+        ("loss_exit0", "grad", "sys.exit(0)"),
+        ("loss_exit3", "grad", "sys.exit(3)"),
+        ("loss_exit_text", "grad", "sys.exit('config missing')"),
+        ("loss", "grad_exit0", "sys.exit(0)"),
+    ],
+)
 def test_sys_exit_in_user_code_is_an_input_error_not_our_exit(runner, user, loss, grad, shown):
     result = _func(runner, user, loss, grad, "-q")
     who = f"{user}:{grad if grad != 'grad' else loss}"
     assert _one_error_line(result) == (
-        f"Error: {who} called {shown}; the code under test must return a value, not exit")
+        f"Error: {who} called {shown}; the code under test must return a value, not exit"
+    )
 
 
 def test_sys_exit_at_import_is_an_input_error(runner, tmp_path):
@@ -114,38 +118,54 @@ def test_sys_exit_at_import_is_an_input_error(runner, tmp_path):
     path.write_text("import sys\nsys.exit(0)\n")
     result = _func(runner, path, "loss")
     assert _one_error_line(result) == (
-        f"Error: importing {path} called sys.exit(0); the code under test must return a value, not exit")
+        f"Error: importing {path} called sys.exit(0); the code under test must return a value, not exit"
+    )
 
 
 def test_a_loss_returning_loss_and_gradient_is_told_to_return_the_loss(runner, user):
     assert _one_error_line(_func(runner, user, "loss_tuple")) == (
         f"Error: {user}:loss_tuple returned a tuple of 2 at the starting point; return the loss alone (a float), "
-        "e.g. 'return loss', not 'return loss, dx'")
+        "e.g. 'return loss', not 'return loss, dx'"
+    )
 
 
 def test_a_bool_is_not_a_loss(runner, user):
     assert _one_error_line(_func(runner, user, "loss_bool")) == (
-        f"Error: {user}:loss_bool returned a bool (True) at the starting point; a bool is not a loss: return a float")
+        f"Error: {user}:loss_bool returned a bool (True) at the starting point; a bool is not a loss: return a float"
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["linreg", "--seed", "-1"], "Error: Invalid value for '--seed': '-1' is not a whole number >= 0"),
-    (["mlp", "--layers", "4,8,3", "--mode", "directional", "--directions", "100000000000000000000"],
-     "Error: Invalid value for '--directions': 100000000000000000000 directions needs 2.38e+13 GiB of memory; "
-     "the limit is 2 GiB: give smaller sizes"),
-    (["linreg", "--m", "9223372036854775807"],
-     "Error: Invalid value for '--m': linreg with m=9223372036854775807, n=3 needs 6.87e+11 GiB of memory; "
-     "the limit is 2 GiB: give smaller sizes"),
-    (["linreg", "--n", "9223372036854775807"],
-     "Error: Invalid value for '--n': linreg with m=100, n=9223372036854775807 needs 1.39e+13 GiB of memory; "
-     "the limit is 2 GiB: give smaller sizes"),
-    (["mlp", "--layers", "100000,100000,10"],
-     "Error: Invalid value for '--layers': an mlp of layers 100000,100000,10 with m=32 needs 149 GiB of memory; "
-     "the limit is 2 GiB: give smaller sizes"),
-    (["linreg", "--eps", "1e300"],
-     "Error: Invalid value for '--eps': '1e300' is not a relative step in (0, 1]; e.g. auto or 1e-6"),
-    (["linreg", "--l2", "inf"], "Error: Invalid value for '--l2': 'inf' is not a finite number >= 0; e.g. 0.1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["linreg", "--seed", "-1"], "Error: Invalid value for '--seed': '-1' is not a whole number >= 0"),
+        (
+            ["mlp", "--layers", "4,8,3", "--mode", "directional", "--directions", "100000000000000000000"],
+            "Error: Invalid value for '--directions': 100000000000000000000 directions needs 2.38e+13 GiB of memory; "
+            "the limit is 2 GiB: give smaller sizes",
+        ),
+        (
+            ["linreg", "--m", "9223372036854775807"],
+            "Error: Invalid value for '--m': linreg with m=9223372036854775807, n=3 needs 6.87e+11 GiB of memory; "
+            "the limit is 2 GiB: give smaller sizes",
+        ),
+        (
+            ["linreg", "--n", "9223372036854775807"],
+            "Error: Invalid value for '--n': linreg with m=100, n=9223372036854775807 needs 1.39e+13 GiB of memory; "
+            "the limit is 2 GiB: give smaller sizes",
+        ),
+        (
+            ["mlp", "--layers", "100000,100000,10"],
+            "Error: Invalid value for '--layers': an mlp of layers 100000,100000,10 with m=32 needs 149 GiB of memory; "
+            "the limit is 2 GiB: give smaller sizes",
+        ),
+        (
+            ["linreg", "--eps", "1e300"],
+            "Error: Invalid value for '--eps': '1e300' is not a relative step in (0, 1]; e.g. auto or 1e-6",
+        ),
+        (["linreg", "--l2", "inf"], "Error: Invalid value for '--l2': 'inf' is not a finite number >= 0; e.g. 0.1"),
+    ],
+)
 def test_sizes_and_ranges_are_refused_up_front(runner, args, message):
     result = runner.invoke(cli, args)
     assert _one_error_line(result) == message
@@ -168,31 +188,37 @@ def test_a_huge_suite_is_refused_before_reading_it(runner, tmp_path):
     path.write_text('[[check]]\nname = "a"\nmodel = "mlp"\nlayers = [' + "2, " * (MAX_SUITE_BYTES // 3) + "2]\n")
     assert _one_error_line(runner.invoke(cli, ["run", str(path)])) == (
         f"Error: {path}: the config file is {path.stat().st_size:,} bytes; the limit is {MAX_SUITE_BYTES:,} "
-        "(a suite is a short list of checks)")
+        "(a suite is a short list of checks)"
+    )
 
 
 def test_a_deep_model_in_a_suite_is_refused_with_file_and_line(runner, tmp_path):
     path = tmp_path / "deep.toml"
     path.write_text('[[check]]\nname = "a"\nmodel = "mlp"\nlayers = [' + "2, " * 5000 + "2]\n")
     assert _one_error_line(runner.invoke(cli, ["run", str(path)])) == (
-        f"Error: {path}:4: key 'layers' in check 'a': 5000 layers; the limit is 1000")
+        f"Error: {path}:4: key 'layers' in check 'a': 5000 layers; the limit is 1000"
+    )
 
 
 def test_binary_and_bom_suites(runner, tmp_path):
     binary = tmp_path / "b.toml"
     binary.write_bytes(b'[[check]]\nname = "\xff\xfe"\n')
     assert _one_error_line(runner.invoke(cli, ["run", str(binary)])) == (
-        f"Error: {binary}:2: not UTF-8 text (byte 18); a suite is a TOML text file")
+        f"Error: {binary}:2: not UTF-8 text (byte 18); a suite is a TOML text file"
+    )
     bom = tmp_path / "bom.toml"
     bom.write_bytes(b'\xef\xbb\xbf[[check]]\nname = "a"\nmodel = "linreg"\n')
     result = runner.invoke(cli, ["run", str(bom), "-q"])
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("target, message", [
-    ("/dev/full", "'/dev/full' is not a regular file; give a file path, e.g. gradcheck.xml"),
-    ("/proc/x.xml", "cannot create '/proc/x.xml' (No such file or directory); give a path in a writable folder"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("/dev/full", "'/dev/full' is not a regular file; give a file path, e.g. gradcheck.xml"),
+        ("/proc/x.xml", "cannot create '/proc/x.xml' (No such file or directory); give a path in a writable folder"),
+    ],
+)
 def test_junit_targets_that_cannot_be_written_are_refused_before_the_check(runner, target, message):
     if not Path(target).parent.exists():
         pytest.skip(f"{Path(target).parent} does not exist on this system")
@@ -206,7 +232,8 @@ def test_junit_refuses_to_overwrite_a_file_that_is_not_a_report(runner, tmp_path
     result = runner.invoke(cli, ["run", str(suite), "--junit", str(suite)])
     assert _one_error_line(result) == (
         f"Error: Invalid value for '--junit': {str(suite)!r} exists and is not a JUnit report; give a new path, "
-        "or --overwrite to replace it")
+        "or --overwrite to replace it"
+    )
     assert suite.read_text().startswith("[[check]]")
     report = tmp_path / "old.xml"
     assert runner.invoke(cli, ["linreg", "--junit", str(report)]).exit_code == 0
@@ -223,12 +250,17 @@ def test_an_empty_parameter_is_an_input_error(runner, user, tmp_path):
     result = runner.invoke(cli, ["func", f"{user}:loss", "--grad", f"{user}:grad", "--init", str(init)])
     assert _one_error_line(result) == (
         "Error: Invalid value for '--param': parameter W has no entries (shape (0,)); every parameter needs at "
-        "least one")
+        "least one"
+    )
 
 
 def test_a_closed_pipe_keeps_the_verdict_and_prints_nothing_on_stderr():
-    process = subprocess.Popen([sys.executable, "-m", "gradcheck_cli", "run", str(ROOT / "configs" / "ci.toml")],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gradcheck_cli", "run", str(ROOT / "configs" / "ci.toml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
     first = process.stdout.readline()
     process.stdout.close()  # like `| head -1`
     stderr = process.stderr.read()
@@ -239,7 +271,7 @@ def test_a_closed_pipe_keeps_the_verdict_and_prints_nothing_on_stderr():
 
 def test_every_exit_code_is_documented_once():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("## Exit codes"):]
+    table = readme[readme.index("## Exit codes") :]
     for code in EXIT_CODES:
         assert f"| {code} |" in table
     assert set(EXIT_CODES) == {0, 1, 2, 130}
@@ -264,8 +296,10 @@ def test_user_prints_do_not_spoil_json(runner, user):
 
 def test_unicode_identifiers_are_accepted(runner, tmp_path):
     path = tmp_path / "lössé.py"
-    path.write_text("import numpy as np\ndef lössfn(Wα):\n    return float(np.sum(Wα ** 2))\n"
-                    "def grad(Wα):\n    return {'Wα': 2 * Wα}\n")
+    path.write_text(
+        "import numpy as np\ndef lössfn(Wα):\n    return float(np.sum(Wα ** 2))\n"
+        "def grad(Wα):\n    return {'Wα': 2 * Wα}\n"
+    )
     result = runner.invoke(cli, ["func", f"{path}:lössfn", "--grad", f"{path}:grad", "--param", "Wα=3", "-q"])
     assert result.exit_code == 0, result.output
 
@@ -273,23 +307,31 @@ def test_unicode_identifiers_are_accepted(runner, tmp_path):
 def test_init_files(runner, user, tmp_path):
     single = tmp_path / "w.npy"
     np.save(single, np.ones(3))
-    ok = runner.invoke(cli, ["func", f"{user}:loss", "--grad", f"{user}:grad", "--param", "W=3", "--init",
-                             str(single), "-q"])
+    ok = runner.invoke(
+        cli, ["func", f"{user}:loss", "--grad", f"{user}:grad", "--param", "W=3", "--init", str(single), "-q"]
+    )
     assert ok.exit_code == 0, ok.output
     script = tmp_path / "x.py"
     script.write_text("print(1)\n")
     cases = [
-        ("/dev/null", "'/dev/null' is not a regular file; give an .npz written by numpy.savez (one array per "
-                      "parameter) or, for one parameter, an .npy"),
-        (str(script), f"{script} is not a numpy .npz or .npy file; give an .npz written by numpy.savez (one array "
-                      f"per parameter) or, for one parameter, an .npy"),
+        (
+            "/dev/null",
+            "'/dev/null' is not a regular file; give an .npz written by numpy.savez (one array per "
+            "parameter) or, for one parameter, an .npy",
+        ),
+        (
+            str(script),
+            f"{script} is not a numpy .npz or .npy file; give an .npz written by numpy.savez (one array "
+            f"per parameter) or, for one parameter, an .npy",
+        ),
     ]
     complex_init = tmp_path / "c.npz"
     np.savez(complex_init, W=np.ones(3) * (1 + 1j))
     cases.append((str(complex_init), f"array W in {complex_init} is complex; parameters must be real numbers"))
     for init, message in cases:
-        result = runner.invoke(cli, ["func", f"{user}:loss", "--grad", f"{user}:grad", "--param", "W=3", "--init",
-                                     init])
+        result = runner.invoke(
+            cli, ["func", f"{user}:loss", "--grad", f"{user}:grad", "--param", "W=3", "--init", init]
+        )
         assert _one_error_line(result) == f"Error: Invalid value for '--init': {message}"
 
 
@@ -305,13 +347,16 @@ def test_an_error_at_import_shows_the_users_file_and_line(runner, tmp_path):
     assert result.exit_code == 2
     assert f'File "{bad}", line 6' in result.stderr and f'File "{bad}", line 4' in result.stderr
     assert "frozen" not in result.stderr and "gradcheck_cli" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == f"Error: importing {bad} raised ZeroDivisionError: division by zero"
+    assert (
+        result.stderr.strip().splitlines()[-1] == f"Error: importing {bad} raised ZeroDivisionError: division by zero"
+    )
     syntax = tmp_path / "syn.py"
     syntax.write_text("def f(W)\n    return 1\n")
     result = _func(runner, syntax, "f")
     assert f'File "{syntax}", line 1' in result.stderr and "frozen" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f"Error: importing {syntax} raised SyntaxError: expected ':' (syn.py, line 1)")
+        f"Error: importing {syntax} raised SyntaxError: expected ':' (syn.py, line 1)"
+    )
 
 
 def test_module_targets_with_relative_imports(runner, tmp_path, monkeypatch):
@@ -319,15 +364,17 @@ def test_module_targets_with_relative_imports(runner, tmp_path, monkeypatch):
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "helper.py").write_text("import numpy as np\ndef sq(W):\n    return float(np.sum(W ** 2))\n")
-    (package / "model.py").write_text("from .helper import sq\ndef loss(W):\n    return sq(W)\n"
-                                      "def grad(W):\n    return {'W': 2 * W}\n")
+    (package / "model.py").write_text(
+        "from .helper import sq\ndef loss(W):\n    return sq(W)\ndef grad(W):\n    return {'W': 2 * W}\n"
+    )
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(cli, ["func", "mypkg.model:loss", "--grad", "mypkg.model:grad", "--param", "W=3", "-q"])
     assert result.exit_code == 0, result.output
     missing = runner.invoke(cli, ["func", "nopkg.model:loss", "--grad", "nopkg.model:grad", "--param", "W=3"])
     assert _one_error_line(missing) == (
         "Error: Invalid value for 'FILE.py:LOSS': no module 'nopkg.model' (from the working folder or installed); "
-        "give FILE.py:FUNCTION or MODULE:FUNCTION")
+        "give FILE.py:FUNCTION or MODULE:FUNCTION"
+    )
 
 
 def test_api_errors_are_library_errors_with_the_cli_words():
@@ -369,8 +416,9 @@ def test_a_suite_is_validated_before_any_check_runs(runner, tmp_path, user):
     path = _suite(tmp_path, user, THREE.replace("LOSS2", "nothere"))
     result = runner.invoke(cli, ["run", str(path)])
     assert result.exit_code == 2 and result.stdout == ""
-    assert result.stderr.startswith(f"Error: {path}:9: key 'loss' in check 'second': {user} has no function "
-                                    f"'nothere'; functions defined there:")
+    assert result.stderr.startswith(
+        f"Error: {path}:9: key 'loss' in check 'second': {user} has no function 'nothere'; functions defined there:"
+    )
 
 
 def test_a_check_that_errors_does_not_lose_the_others(runner, tmp_path, user):
@@ -403,7 +451,8 @@ def test_ctrl_c_in_a_suite_keeps_what_finished(runner, tmp_path, user):
 
 def test_ctrl_c_in_a_single_check_shows_the_rows_done(runner, tmp_path):
     path = tmp_path / "two.py"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         import numpy as np
         CALLS = {"n": 0}
         def loss(a, b):
@@ -413,9 +462,9 @@ def test_ctrl_c_in_a_single_check_shows_the_rows_done(runner, tmp_path):
             return float(np.sum(a ** 2) + np.sum(b ** 2))
         def grad(a, b):
             return {"a": 2 * a, "b": 2 * b}
-    """))
-    result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "a=2",
-                                 "--param", "b=3"])
+    """)
+    )
+    result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "a=2", "--param", "b=3"])
     assert result.exit_code == 130
     assert "not checked (interrupted): b" in result.stdout
     assert "INCOMPLETE  1 of 2 parameters (interrupted)" in result.stdout
@@ -423,14 +472,16 @@ def test_ctrl_c_in_a_single_check_shows_the_rows_done(runner, tmp_path):
 
 def test_only_and_overrides(runner, tmp_path, user):
     path = _suite(tmp_path, user, THREE.replace("LOSS2", "loss"))
-    data = json.loads(runner.invoke(cli, ["run", str(path), "-k", "ir", "--seed", "7", "--method", "richardson",
-                                          "--json"]).stdout)
+    data = json.loads(
+        runner.invoke(cli, ["run", str(path), "-k", "ir", "--seed", "7", "--method", "richardson", "--json"]).stdout
+    )
     assert [c["name"] for c in data["checks"]] == ["first", "third"]
     assert {c["settings"]["seed"] for c in data["checks"]} == {7}
     assert {c["settings"]["method"] for c in data["checks"]} == {"richardson"}
     result = runner.invoke(cli, ["run", str(path), "-k", "zzz"])
-    assert _one_error_line(result) == ("Error: Invalid value for '-k' / '--only': no check name contains 'zzz'; "
-                                       "the checks are first, second, third")
+    assert _one_error_line(result) == (
+        "Error: Invalid value for '-k' / '--only': no check name contains 'zzz'; the checks are first, second, third"
+    )
 
 
 def test_control_characters_in_names_make_well_formed_junit(runner, tmp_path):
@@ -472,8 +523,9 @@ def test_assert_gradients_hides_its_frame_and_names_the_check():
     source = Path(sys.modules["gradcheck_cli.testing"].__file__).read_text(encoding="utf-8")
     assert "__tracebackhide__ = True" in source
     with pytest.raises(AssertionError, match=r"^gradient check 'my layer' failed"):
-        assert_gradients(lambda p: float(np.sum(p["w"] ** 2)), lambda p: {"w": 3 * p["w"]}, {"w": np.ones(3)},
-                         name="my layer")
+        assert_gradients(
+            lambda p: float(np.sum(p["w"] ** 2)), lambda p: {"w": 3 * p["w"]}, {"w": np.ones(3)}, name="my layer"
+        )
 
 
 def test_help_shows_defaults_and_suite_keys(runner):
@@ -488,8 +540,13 @@ def test_verdicts_do_not_depend_on_blas_threads():
     outputs = []
     for threads in ("1", "2"):
         env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
-        out = subprocess.run([sys.executable, "-m", "gradcheck_cli", "mlp", "--layers", "20,16,4", "--m", "64",
-                              "--json"], capture_output=True, text=True, env=env, check=False)
+        out = subprocess.run(
+            [sys.executable, "-m", "gradcheck_cli", "mlp", "--layers", "20,16,4", "--m", "64", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
         outputs.append(json.loads(out.stdout))
     a, b = outputs
     assert [p["status"] for p in a["parameters"]] == [p["status"] for p in b["parameters"]]
@@ -498,12 +555,60 @@ def test_verdicts_do_not_depend_on_blas_threads():
 
 # ---- generated hostile input ------------------------------------------------------------------
 
-TOKENS = ["mlp", "linreg", "func", "run", "--layers", "4,8,3", "--m", "--n", "--l2", "--eps", "--rtol", "--atol",
-          "--seed", "--method", "--mode", "--dtype", "--samples", "--directions", "--taylor", "--json", "-q",
-          "--junit", "--activation", "--activations", "--loss", "--engine", "--max-memory", "--param", "--grad",
-          "--init", "-k", "-1", "0", "1e300", "nan", "inf", "abc", "relu", "x.py:f", "W=3", "", "3", "2.5",
-          "9223372036854775807", "central", "complex", "float32", "directional", "/dev/null", "/nonexistent/x",
-          "configs/ci.toml", "--help"]
+TOKENS = [
+    "mlp",
+    "linreg",
+    "func",
+    "run",
+    "--layers",
+    "4,8,3",
+    "--m",
+    "--n",
+    "--l2",
+    "--eps",
+    "--rtol",
+    "--atol",
+    "--seed",
+    "--method",
+    "--mode",
+    "--dtype",
+    "--samples",
+    "--directions",
+    "--taylor",
+    "--json",
+    "-q",
+    "--junit",
+    "--activation",
+    "--activations",
+    "--loss",
+    "--engine",
+    "--max-memory",
+    "--param",
+    "--grad",
+    "--init",
+    "-k",
+    "-1",
+    "0",
+    "1e300",
+    "nan",
+    "inf",
+    "abc",
+    "relu",
+    "x.py:f",
+    "W=3",
+    "",
+    "3",
+    "2.5",
+    "9223372036854775807",
+    "central",
+    "complex",
+    "float32",
+    "directional",
+    "/dev/null",
+    "/nonexistent/x",
+    "configs/ci.toml",
+    "--help",
+]
 
 
 def _sane(result):
@@ -513,7 +618,11 @@ def _sane(result):
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: "), result.stderr
 
 
-@settings(deadline=None, max_examples=int(os.environ.get("GRADCHECK_FUZZ_EXAMPLES", "80")), suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    deadline=None,
+    max_examples=int(os.environ.get("GRADCHECK_FUZZ_EXAMPLES", "80")),
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.lists(st.sampled_from(TOKENS), min_size=0, max_size=7))
 def test_random_argument_lists_get_documented_exit_codes(args):
     from click.testing import CliRunner
@@ -523,15 +632,21 @@ def test_random_argument_lists_get_documented_exit_codes(args):
     _sane(CliRunner().invoke(cli, args))
 
 
-TOML_VALUES = st.one_of(st.integers(-5, 10**20), st.floats(allow_nan=True), st.text(max_size=6), st.booleans(),
-                        st.lists(st.integers(-2, 6), max_size=4), st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2))
+TOML_VALUES = st.one_of(
+    st.integers(-5, 10**20),
+    st.floats(allow_nan=True),
+    st.text(max_size=6),
+    st.booleans(),
+    st.lists(st.integers(-2, 6), max_size=4),
+    st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
+)
 
 
 def _toml_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return "nan" if v != v else ("inf" if v == float("inf") else "-inf" if v == float("-inf") else repr(v))
+        return "nan" if np.isnan(v) else ("inf" if v == float("inf") else "-inf" if v == float("-inf") else repr(v))
     if isinstance(v, str):
         return json.dumps(v)
     if isinstance(v, list):
@@ -541,14 +656,44 @@ def _toml_value(v):
     return str(v)
 
 
-KEYS = ["layers", "m", "n", "l2", "eps", "rtol", "atol", "seed", "method", "mode", "dtype", "samples", "directions",
-        "taylor", "activation", "activations", "loss", "bias", "engine", "max_memory", "grad", "params", "init", "lyers"]
+KEYS = [
+    "layers",
+    "m",
+    "n",
+    "l2",
+    "eps",
+    "rtol",
+    "atol",
+    "seed",
+    "method",
+    "mode",
+    "dtype",
+    "samples",
+    "directions",
+    "taylor",
+    "activation",
+    "activations",
+    "loss",
+    "bias",
+    "engine",
+    "max_memory",
+    "grad",
+    "params",
+    "init",
+    "lyers",
+]
 
 
-@settings(deadline=None, max_examples=int(os.environ.get("GRADCHECK_FUZZ_EXAMPLES", "80")), suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(model=st.sampled_from(["mlp", "linreg", "func", "cnn"]),
-       entries=st.dictionaries(st.sampled_from(KEYS), TOML_VALUES, max_size=4),
-       garbage=st.sampled_from(["", "\n[[check]]\n", "\x00", "= =", "[[check]]\nname = 1\n"]))
+@settings(
+    deadline=None,
+    max_examples=int(os.environ.get("GRADCHECK_FUZZ_EXAMPLES", "80")),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    model=st.sampled_from(["mlp", "linreg", "func", "cnn"]),
+    entries=st.dictionaries(st.sampled_from(KEYS), TOML_VALUES, max_size=4),
+    garbage=st.sampled_from(["", "\n[[check]]\n", "\x00", "= =", "[[check]]\nname = 1\n"]),
+)
 def test_random_suites_get_documented_exit_codes(tmp_path_factory, model, entries, garbage):
     from click.testing import CliRunner
 
