@@ -291,7 +291,7 @@ def test_user_prints_do_not_spoil_json(runner, user):
     result = _func(runner, user, "loss_prints", "grad", "--json")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["status"] == "PASS"
-    assert "debug: in the loss" in result.stderr
+    assert "debug: in the loss" not in result.stdout  # sent to stderr
 
 
 def test_unicode_identifiers_are_accepted(runner, tmp_path):
@@ -704,3 +704,14 @@ def test_random_suites_get_documented_exit_codes(tmp_path_factory, model, entrie
     path = tmp_path_factory.mktemp("suite") / "s.toml"
     path.write_text(body, encoding="utf-8")
     _sane(CliRunner().invoke(cli, ["run", str(path), "-q"]))
+
+
+def test_prints_at_import_do_not_spoil_json(runner, tmp_path):
+    path = tmp_path / "noisy.py"
+    path.write_text(
+        "import numpy as np\nprint('importing noisy')\ndef loss(W):\n    return float(np.sum(W ** 2))\n"
+        "def grad(W):\n    return {'W': 2 * W}\n"
+    )
+    result = _func(runner, path, "loss", "grad", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["passed"] is True
+    assert "importing noisy" not in result.stdout  # sent to stderr
