@@ -49,7 +49,8 @@ def test_loss_changes_match_the_loop(depth, act, loss, bias, seed):
         imaginary = 1j * np.full(x.size, 1e-20)
         a, b = loop.entries(name, flat, imaginary), engine.entries(name, flat, imaginary)
         slope_a, slope_b = a.change.imag / 1e-20, b.change.imag / 1e-20
-        assert np.all(np.abs(slope_b - slope_a) <= complex_step_noise(slope_a))
+        # Two complex-step evaluators: each carries its own round-off bound.
+        assert np.all(np.abs(slope_b - slope_a) <= complex_step_noise(slope_a) + complex_step_noise(slope_b))
 
 
 @pytest.mark.parametrize("method", METHODS)
