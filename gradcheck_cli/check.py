@@ -12,6 +12,7 @@ import functools
 import inspect
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy.typing as npt
 
 from . import numeric
 from .engine import EVALUATORS
-from .errors import CheckInterrupted, InputError
+from .errors import BadValueError, CheckInterrupted, InputError
 from .indexing import entry_index
 from .limits import require_bytes
 from .models.base import Model
@@ -172,6 +173,7 @@ def check_gradients(
     directions: int | None = None,
     taylor: bool | None = None,
     seed: int | None = None,
+    allow_unresolved: bool | None = None,
     kink_pattern: Callable[[Params], Array | None] | None = None,
     probe_factory: ProbeFactory | None = None,
     progress: ProgressSink | None = None,
@@ -187,13 +189,15 @@ def check_gradients(
     ``loss(params) -> float`` and ``gradients(params) -> dict`` (or a tuple in
     parameter order) take a dict of arrays.  How to check is a ``Settings``, or
     its fields as keywords (``method``, ``mode``, ``dtype``, ``eps``, ``rtol``,
-    ``atol``, ``samples``, ``directions``, ``taylor``, ``seed``; keywords given
-    override the ``Settings``).  ``probe_factory(reference_params)`` supplies a
-    faster evaluator than the plain loop; ``progress`` is told how far the check
-    has come.  ``kink_pattern`` (a model that reports its kinks) or
-    ``smooth=True`` (a function known to have none) turn off the black-box kink
-    search.  Returns the ``Report``; raises ``InputError`` for options or values
-    that cannot be checked, ``UserCodeError`` when ``loss`` or ``gradients`` raise.
+    ``atol``, ``samples``, ``directions``, ``taylor``, ``seed``,
+    ``allow_unresolved``; keywords given override the ``Settings``).
+    ``probe_factory(reference_params)`` supplies a faster evaluator than the plain
+    loop; ``progress`` is told how far the check has come.  ``kink_pattern`` (a
+    model that reports its kinks) or ``smooth=True`` (a function known to have
+    none) mark a function that is not a black box; a black box gets measured
+    noise and the adaptive step ladder (``numeric.ladder_derivatives``).
+    Returns the ``Report``; raises ``InputError`` for options or values that
+    cannot be checked, ``UserCodeError`` when ``loss`` or ``gradients`` raise.
     """
     given = dict(
         method=method,
@@ -206,8 +210,11 @@ def check_gradients(
         directions=directions,
         taylor=taylor,
         seed=seed,
+        allow_unresolved=allow_unresolved,
     )
-    settings = (settings or Settings()).updated(**given).resolved()
+    chosen = (settings or Settings()).updated(**given)
+    user_step = chosen.eps is not None
+    settings = chosen.resolved()
     start = time.perf_counter()
     base_params = _as_params(params)
     dtype_ = np.dtype(settings.dtype)
@@ -217,10 +224,17 @@ def check_gradients(
     reference = {k: v.astype(np.float64) for k, v in typed.items()}
     raw = call_user(grad_name, gradients, {k: v.copy() for k, v in typed.items()})
     analytic = {k: v.astype(np.float64) for k, v in normalise_gradients(raw, typed, grad_name).items()}
-    probe = probe_factory(reference) if probe_factory else LoopProbe(loss, reference, kink_pattern, loss_name)
-    # Unless the function is known smooth or reports its own kinks, entries whose
-    # sides disagree, and failing entries, are looked at again from outside.
+    rounding = _measured_rounding(gradients, reference, analytic) if dtype_ != np.float64 else {}
+    # A function that reports its kinks (a built-in model) or is known smooth is not
+    # a black box; anything else is measured from outside.
     black_box = not smooth and probe_factory is None and kink_pattern is None
+    probe = (
+        probe_factory(reference)
+        if probe_factory
+        else LoopProbe(loss, reference, kink_pattern, loss_name, black_box=black_box)
+    )
+    if black_box:
+        _require_deterministic(probe, loss_name)
     if progress is not None:
         probe.progress = progress.advance
 
@@ -228,25 +242,15 @@ def check_gradients(
         largest = max(x.size for x in reference.values())
         require_bytes(8 * settings.directions * largest, f"{settings.directions} directions", "directions")
     rng = np.random.default_rng(settings.seed)
-    pick_rng, direction_rng, taylor_rng = rng.spawn(3)
+    pick_rng, direction_rng, taylor_rng, noise_rng = rng.spawn(4)
     rule = PassRule(*settings.tolerances, settings.dtype)
-    results: list[ParameterResult] = []
+    measured: list[_Measured] = []
     names = list(reference)
-    try:
-        for position, (pname, x) in enumerate(reference.items(), start=1):
-            if progress is not None:
-                count = {"directional": settings.directions, "sample": min(settings.samples, x.size)}.get(
-                    settings.mode, x.size
-                )
-                progress.start(pname, count * EVALUATIONS_PER_ENTRY[settings.method], (position, len(names)))
-            results.append(
-                _check_parameter(
-                    probe, pname, x, analytic[pname], settings, rule, black_box, pick_rng, direction_rng, taylor_rng
-                )
-            )
-    except KeyboardInterrupt:
-        # Keep what finished: the caller shows it, marked incomplete, and exits 130.
-        partial = Report(
+    how = _How(settings, rule, black_box, user_step)
+
+    def finish(unchecked: list[str]) -> Report:
+        results = _judge_all(measured, rule, rounding, how, loss_name)
+        return Report(
             title,
             model or {},
             settings,
@@ -255,106 +259,165 @@ def check_gradients(
             probe.evaluations,
             engine=probe.engine_name,
             name=name,
-            unchecked=names[len(results) :],
+            unchecked=unchecked,
         )
-        raise CheckInterrupted(partial) from None
+
+    try:
+        for position, (pname, x) in enumerate(reference.items(), start=1):
+            if progress is not None:
+                count = {"directional": settings.directions, "sample": min(settings.samples, x.size)}.get(
+                    settings.mode, x.size
+                )
+                progress.start(pname, count * EVALUATIONS_PER_ENTRY[settings.method], (position, len(names)))
+            measured.append(
+                _measure_parameter(
+                    probe, pname, x, analytic[pname], how, pick_rng, direction_rng, taylor_rng, noise_rng
+                )
+            )
+    except KeyboardInterrupt:
+        # Keep what finished: the caller shows it, marked incomplete, and exits 130.
+        raise CheckInterrupted(finish(names[len(measured) :])) from None
     finally:
         if progress is not None:
             progress.stop()
-    elapsed = time.perf_counter() - start
-    return Report(
-        title, model or {}, settings, results, elapsed, probe.evaluations, engine=probe.engine_name, name=name
-    )
+    return finish([])
 
 
-def _check_parameter(
+@dataclass(frozen=True)
+class _How:
+    """What one check does, decided once for all its parameters."""
+
+    settings: Settings
+    rule: PassRule
+    black_box: bool
+    user_step: bool
+
+
+@dataclass
+class _Measured:
+    """One parameter's numerical side, before it is judged."""
+
+    name: str
+    shape: tuple[int, ...]
+    coverage: str
+    positions: Array
+    analytic: Array  # the analytic values compared (entries, or directional derivatives)
+    derivatives: Derivatives
+    evaluate: numeric.Evaluate
+    x: Array  # the parameter's values (flat), for steps
+    directions: Array | None
+    taylor: TaylorResult | None
+    real_output: bool  # complex step: every evaluation returned a real value
+    evaluations: int
+
+
+def _require_deterministic(probe: Probe, where: str) -> None:
+    """Two calls at the same point that differ mean no difference quotient means anything."""
+    assert isinstance(probe, LoopProbe)
+    again = probe.repeat_base()
+    if again != probe.base:
+        raise BadValueError(
+            f"{where} is not deterministic: two calls at the same point differ by {abs(again - probe.base):.3g} "
+            f"({probe.base!r} and {again!r}); seed its randomness (dropout, sampling) so equal inputs give "
+            f"equal losses"
+        )
+
+
+def _measured_rounding(gradients: Callable[[Params], Any], reference: Params, analytic: Params) -> dict[str, Array]:
+    """A reduced-precision gradient's own rounding, measured: the same gradient function
+    at the same point in float64 (where the code allows; else nothing is measured)."""
+    try:
+        raw = gradients({k: v.copy() for k, v in reference.items()})
+        exact = normalise_gradients(raw, reference, "gradient")
+    except Exception:  # the code may insist on its dtype: fall back to the model
+        return {}
+    return {k: np.abs(analytic[k] - np.asarray(exact[k], dtype=np.float64)) for k in analytic}
+
+
+def _measure_parameter(
     probe: Probe,
     name: str,
     x: Array,
     analytic: Array,
-    settings: Settings,
-    rule: PassRule,
-    black_box: bool,
+    how: _How,
     pick_rng: np.random.Generator,
     direction_rng: np.random.Generator,
     taylor_rng: np.random.Generator,
-) -> ParameterResult:
-    """Numerical derivatives of one parameter (entries or directions), judged."""
+    noise_rng: np.random.Generator,
+) -> _Measured:
+    """Numerical derivatives of one parameter (entries or directions), not yet judged."""
+    settings = how.settings
     dtype = np.dtype(settings.dtype)
     a = analytic.reshape(-1)
     flat_x = x.reshape(-1)
+    before = probe.evaluations
+    V: Array | None = None
     if settings.mode == "directional":
         V = _unit_directions(settings.directions, flat_x.size, direction_rng)
+        directions = V
         positions = np.arange(len(V))
-        step = numeric._compute_absolute_step(
-            np.max(np.abs(flat_x), initial=0.0), settings.step, settings.method, dtype
-        )
-        h = np.full(len(V), step[()])
+        magnitudes = np.full(len(V), np.max(np.abs(flat_x), initial=0.0))
 
         def evaluate(steps: Array, subset: Array | None) -> Evaluation:
-            return probe.along(name, V if subset is None else V[subset], steps)
+            return probe.along(name, directions if subset is None else directions[subset], steps)
 
         a_checked = V @ a
     else:
         positions = _positions(flat_x.size, settings, pick_rng)
-        h = numeric._compute_absolute_step(flat_x[positions], settings.step, settings.method, dtype)
+        magnitudes = flat_x[positions]
 
         def evaluate(steps: Array, subset: Array | None) -> Evaluation:
             return probe.entries(name, positions if subset is None else positions[subset], steps)
 
         a_checked = a[positions]
-    d = numeric.numerical_derivatives(evaluate, h, settings.method)
-    if black_box:
-        _settle_black_box(evaluate, d, a_checked, h, flat_x, positions, settings, rule)
-    err, limit = rule.judge(a_checked, d)
-    taylor = _taylor(probe, name, flat_x, a, rule, taylor_rng) if settings.taylor else None
-    return ParameterResult(
+    real_output = False
+    if how.black_box and settings.method != "complex":
+        sigma, variation = _noise(probe, name, flat_x, noise_rng)
+        # The step balances truncation against the loss's real precision: its output
+        # type's, or its measured noise where that is larger.
+        precision = max(getattr(probe, "output_eps", numeric.EPS64), min(1e-2, sigma / max(variation, 1e-300)))
+        rel = settings.step if how.user_step else precision ** (0.5 if settings.method == "forward" else 1 / 3)
+        h = numeric._compute_absolute_step(magnitudes, rel, settings.method, dtype)
+        rtol, atol = settings.tolerances
+        d = numeric.ladder_derivatives(evaluate, h, settings.method, sigma, how.user_step, rtol, atol)
+    else:
+        h = numeric._compute_absolute_step(magnitudes, settings.step, settings.method, dtype)
+        if how.black_box:  # complex step on a black box: a real output is a zero derivative
+            ev = evaluate(1j * h, None)
+            values = np.imag(ev.change) / h
+            nan = np.full(len(h), np.nan)
+            d = Derivatives(values, h, numeric.complex_step_noise(values), np.zeros(len(h), bool), nan, nan.copy())
+            real_output = bool(ev.real_output is not None and ev.real_output.all())
+        else:
+            d = numeric.numerical_derivatives(evaluate, h, settings.method)
+            if settings.method != "complex":
+                _measure_truncation(evaluate, d, h, how, a_checked, pick_rng)
+    taylor = _taylor(probe, name, flat_x, a, how.rule, taylor_rng) if settings.taylor else None
+    coverage = "directions" if settings.mode == "directional" else "entries"
+    return _Measured(
         name,
         x.shape,
-        "directions" if settings.mode == "directional" else "entries",
+        coverage,
         positions,
         a_checked,
-        d.values,
-        err,
-        limit,
-        d.kinks,
-        d.steps,
-        d.noise,
+        d,
+        evaluate,
+        flat_x,
+        V,
         taylor,
+        real_output,
+        probe.evaluations - before,
     )
 
 
-def _settle_black_box(
-    evaluate: numeric.Evaluate,
-    d: Derivatives,
-    analytic: Array,
-    h: Array,
-    flat_x: Array,
-    positions: Array,
-    settings: Settings,
-    rule: PassRule,
-) -> None:
-    """A user's function cannot report its kinks: look again at every entry whose sides
-    disagree sharply, and at every entry that fails (``numeric.settle_hidden_kinks``)."""
-    err, limit = rule.judge(analytic, d)
-    idx = np.union1d(numeric.hidden_kink_suspects(d), np.flatnonzero(err > limit))
-    if idx.size == 0:
-        return
-    start = h[idx]
-    if settings.method == "complex":
-        # The complex step is far too small to halve from: start at a real central step.
-        values = np.full(idx.size, np.max(np.abs(flat_x))) if settings.mode == "directional" else flat_x[positions[idx]]
-        start = numeric._compute_absolute_step(
-            values, numeric._eps_for_method("central"), "central", np.dtype(settings.dtype)
-        )
-    floor = rule.analytic_floor(float(np.max(np.abs(d.values), initial=0.0)))
+def _noise(probe: Probe, name: str, flat_x: Array, rng: np.random.Generator) -> tuple[float, float]:
+    """The loss's measured noise along one random direction of this parameter."""
+    v = _unit_directions(1, flat_x.size, rng)[0]
 
-    def passes(sub: Array, values: Array, noise: Array) -> Array:
-        a = analytic[sub]
-        passed: Array = np.abs(a - values) <= rule.limit(np.maximum(np.abs(a), np.abs(values)), noise, floor)
-        return passed
+    def along(steps: Array) -> Evaluation:
+        return probe.along(name, np.broadcast_to(v, (len(steps), v.size)), steps)
 
-    numeric.settle_hidden_kinks(evaluate, d, idx, start, passes)
+    return numeric.measure_noise(along, probe.base, float(np.max(np.abs(flat_x), initial=0.0)))
 
 
 def _taylor(probe: Probe, name: str, flat_x: Array, a: Array, rule: PassRule, rng: np.random.Generator) -> TaylorResult:
@@ -371,6 +434,135 @@ def _taylor(probe: Probe, name: str, flat_x: Array, a: Array, rule: PassRule, rn
         return probe.along(name, np.broadcast_to(v, (len(steps), v.size)), steps)
 
     return numeric.taylor_test(along, slope, tolerance, h0)
+
+
+TRUNCATION_SAMPLE = 64  # entries whose truncation is measured when the auto step is used
+
+
+def _measure_truncation(
+    evaluate: numeric.Evaluate, d: Derivatives, h: Array, how: _How, analytic: Array, rng: np.random.Generator
+) -> None:
+    """The truncation error of a built-in model's estimates, measured at a step four
+    times smaller: ``D(h) - D(h/4) = (1 - 4^-p) c h^p`` for a method of order ``p``.
+
+    A user's step, or forward differences, are measured on every entry.  With the
+    auto step a sample of entries is measured first; only when truncation there
+    reaches a hundredth of what the tolerances allow are all entries measured
+    (on the sample's evidence the rest is negligible, and the fast path stays fast).
+    """
+    assert d.truncation is not None
+    settings = how.settings
+    rtol, atol = settings.tolerances
+    order = {"forward": 1, "central": 2, "richardson": 4}[settings.method]
+    gain = 4.0**order
+    clean = np.flatnonzero(~d.kinks & (d.steps == h))
+    if clean.size == 0:
+        return
+
+    def measure(where: Array) -> Array:
+        def sub(steps: Array, subset: Array | None) -> Evaluation:
+            return evaluate(steps, where if subset is None else where[subset])
+
+        finer = numeric.numerical_derivatives(sub, h[where] / 4, settings.method)
+        usable = ~finer.kinks & (finer.steps == h[where] / 4)
+        t = np.where(usable, np.abs(d.values[where] - finer.values) * gain / (gain - 1), 0.0)
+        assert d.truncation is not None
+        d.truncation[where] = t
+        return t
+
+    if how.user_step or settings.method == "forward" or clean.size <= TRUNCATION_SAMPLE:
+        measure(clean)
+        return
+    sample = np.sort(rng.choice(clean, size=TRUNCATION_SAMPLE, replace=False))
+    t = measure(sample)
+    allowance = atol + rtol * np.maximum(np.abs(analytic[sample]), np.abs(d.values[sample]))
+    if np.any(t > 0.01 * allowance):
+        measure(np.setdiff1d(clean, sample))
+
+
+def _judge_all(
+    measured: list[_Measured], rule: PassRule, rounding: dict[str, Array], how: _How, loss_name: str
+) -> list[ParameterResult]:
+    """Judge every measured parameter against the check's largest derivative."""
+    if how.black_box and how.settings.method == "complex" and measured and all(m.real_output for m in measured):
+        raise BadValueError(
+            f"{loss_name} dropped the imaginary part of its complex input (float(), abs, .real or a real array "
+            f"do that), so the complex step cannot see its derivative; keep the loss complex-safe or use the "
+            f"central method"
+        )
+    reference = max(
+        (float(np.max(np.abs(np.concatenate([m.derivatives.values, m.analytic])), initial=0.0)) for m in measured),
+        default=0.0,
+    )
+    return [_judge(m, rule, rounding.get(m.name), how, reference) for m in measured]
+
+
+def _judge(m: _Measured, rule: PassRule, rounding: Array | None, how: _How, reference: float) -> ParameterResult:
+    d = m.derivatives
+    if rounding is not None:
+        flat = rounding.reshape(-1)
+        rounding = np.abs(m.directions) @ flat if m.directions is not None else flat[m.positions]
+    j = rule.judge(m.analytic, d, reference, rounding)
+    evaluations = m.evaluations
+    if how.black_box and how.settings.method in ("complex", "forward") and j.failed.any():
+        evaluations += _recheck(m, rule, how, reference, np.flatnonzero(j.failed))
+        j = rule.judge(m.analytic, d, reference, rounding)
+    return ParameterResult(
+        m.name,
+        m.shape,
+        m.coverage,
+        m.positions,
+        m.analytic,
+        d.values,
+        j.abs_error,
+        j.limit,
+        d.kinks,
+        d.steps,
+        d.noise,
+        m.taylor,
+        failed=j.failed,
+        unresolved=j.unresolved,
+        flags=d.flags,
+        jumps=d.jumps,
+        truncation=d.truncation,
+        resolution=j.resolution,
+        evaluations=evaluations,
+    )
+
+
+def _recheck(m: _Measured, rule: PassRule, how: _How, reference: float, idx: Array) -> int:
+    """A failing forward-difference or complex-step entry of a black box is looked at
+    again with two-sided differences (the adaptive ladder, both sides).
+
+    A kink found there (one-sided slopes that disagree and stay put) puts the entry
+    under the subgradient rule: one-sided methods cannot see a kink themselves.
+    Otherwise the complex step stays the reference and nothing overrules it; but
+    where the real derivative agrees with the analytic value and the complex step
+    does not, the loss is not complex-safe for that entry (``abs`` inside, say):
+    the entry is UNRESOLVED, never PASS.  Returns the evaluations spent.
+    """
+    d = m.derivatives
+    assert d.flags is not None
+    magnitudes = (
+        np.full(idx.size, np.max(np.abs(m.x), initial=0.0)) if m.directions is not None else m.x[m.positions[idx]]
+    )
+    h = numeric._compute_absolute_step(magnitudes, numeric._eps_for_method("central"), "central")
+
+    def sub(steps: Array, subset: Array | None) -> Evaluation:
+        return m.evaluate(steps, idx if subset is None else idx[subset])
+
+    rtol, atol = how.settings.tolerances
+    real = numeric.ladder_derivatives(sub, h, "central", 0.0, False, rtol, atol)
+    kinked = real.kinks
+    where = idx[kinked]
+    d.kinks[where], d.lower[where], d.upper[where] = True, real.lower[kinked], real.upper[kinked]
+    d.values[where], d.noise[where], d.steps[where] = real.values[kinked], real.noise[kinked], real.steps[kinked]
+    assert d.truncation is not None
+    d.truncation[where] = 0.0
+    if how.settings.method == "complex":
+        agrees = ~kinked & ~rule.judge(m.analytic[idx], real, reference).failed & (real.flags == numeric.FLAG_NONE)
+        d.flags[idx[agrees]] = numeric.FLAG_COMPLEX_INVALID
+    return real.evaluations
 
 
 def _probe_factory(model: Model, engine: str, max_memory: float) -> ProbeFactory | None:
@@ -411,6 +603,7 @@ def check_model(
     directions: int | None = None,
     taylor: bool | None = None,
     seed: int | None = None,
+    allow_unresolved: bool | None = None,
     engine: str = "auto",
     max_memory: float | None = None,
     progress: ProgressSink | None = None,
@@ -444,6 +637,7 @@ def check_model(
         directions=directions,
         taylor=taylor,
         seed=seed,
+        allow_unresolved=allow_unresolved,
         kink_pattern=model.kink_pattern if model.has_kinks else None,
         smooth=not model.has_kinks,
         probe_factory=factory,

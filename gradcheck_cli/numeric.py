@@ -26,6 +26,8 @@ comparison; each estimate carries its own bound and the pass rule adds it.
 
 from __future__ import annotations
 
+import itertools
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,9 +85,10 @@ def _compute_absolute_step(x: Any, rel_step: float, method: str, dtype: npt.DTyp
 class Evaluation:
     """Loss changes ``J(x + step) - J(x)`` for a batch of perturbations."""
 
-    change: Array  # real, or complex for imaginary steps
+    change: Array  # real, or complex for imaginary steps; nan where the loss was not finite
     roundoff: Array  # absolute round-off bound of each change
     crossed: Array | None  # True where the step straddles (or starts on) a kink; None: unknown
+    real_output: Array | None = None  # complex steps: True where the loss returned a real value
 
 
 # evaluate(steps, subset): loss changes for the perturbations ``subset`` (all when
@@ -111,9 +114,11 @@ class Probe(Protocol):
     def along(self, name: str, directions: Array, steps: Array) -> Evaluation: ...
 
 
-def loss_roundoff(base: float, change: Array) -> Array:
-    """Round-off bound of ``J(x + step) - J(x)`` computed as a difference of two losses."""
-    bound: Array = LOSS_ROUNDOFF * EPS64 * np.maximum(abs(base), np.abs(base + np.real(change)))
+def loss_roundoff(base: float, change: Array, eps: float = EPS64) -> Array:
+    """Round-off bound of ``J(x + step) - J(x)`` computed as a difference of two losses
+    whose values carry a relative round-off of ``eps`` (the loss's output precision)."""
+    with np.errstate(invalid="ignore"):
+        bound: Array = LOSS_ROUNDOFF * eps * np.maximum(abs(base), np.abs(base + np.real(change)))
     return bound
 
 
@@ -141,6 +146,12 @@ class LoopProbe:
 
     ``loss`` takes a dict of arrays and returns a scalar.  ``kink_pattern``, when
     given, returns an array that changes whenever a perturbation crosses a kink.
+    ``black_box`` (a user's function): a non-finite loss at a moved point is
+    reported as nan (the step left the function's domain; a smaller one may not)
+    and, under a complex step, a real-valued loss as a zero derivative (the
+    parameter does not reach the output) rather than refused at once.
+    ``output_eps`` is the relative precision the loss computes in, read from the
+    type of its value (float32 arithmetic inside gives a float32 value).
     """
 
     engine_name = "loop"
@@ -151,30 +162,48 @@ class LoopProbe:
         params: Params,
         kink_pattern: Callable[[Params], Array | None] | None = None,
         where: str = "loss",
+        black_box: bool = False,
     ) -> None:
         self._loss = loss
         self._where = where
+        self.black_box = black_box
         self.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-        self.base = float(np.real(self._call(self.params, "at the starting point")))
+        first = self._call(self.params, "at the starting point")
+        self.base = float(np.real(first))
+        self.output_eps = self._output_eps
         self._kink_pattern = kink_pattern
         self._base_pattern = kink_pattern(self.params) if kink_pattern else None
         self.evaluations = 1
         self.progress: Callable[[int], None] | None = None
 
-    def _call(self, params: Params, context: str) -> complex | float:
+    _output_eps = EPS64
+    _real_output = False
+
+    def _call(self, params: Params, context: str, moved: bool = False) -> complex | float:
         complex_input = any(np.iscomplexobj(v) for v in params.values())
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", np.exceptions.ComplexWarning)
             value = call_user(self._where, self._loss, params)
-        if complex_input and (
-            not np.iscomplexobj(np.asarray(value))
-            or any(issubclass(w.category, np.exceptions.ComplexWarning) for w in caught)
-        ):
+        try:
+            array = np.asarray(value)
+        except Exception:  # a ragged tuple, say: _finite_scalar names the mistake
+            array = np.asarray(None)
+        if isinstance(value, (tuple, bool)) or array.dtype.kind not in "biufc":
+            return _finite_scalar(value, self._where, context)
+        dropped = any(issubclass(w.category, np.exceptions.ComplexWarning) for w in caught)
+        self._real_output = complex_input and not np.iscomplexobj(array)
+        if complex_input and (dropped or (self._real_output and not self.black_box)):
             raise BadValueError(
                 f"{self._where} dropped the imaginary part of its complex input (float(), abs, .real or a real "
                 f"array do that), so the complex step cannot see its derivative; keep the loss complex-safe or "
                 f"use the central method"
             )
+        if moved and self.black_box and array.size == 1:
+            number = array.reshape(())
+            if number.dtype.kind in "fc" and not np.isfinite(number):
+                return float("nan")  # left the domain at this step: a smaller step may not
+        if not moved:
+            self._output_eps = float(np.finfo(array.dtype).eps) if array.dtype.kind in "fc" else EPS64
         return _finite_scalar(value, self._where, context)
 
     def _crossed(self, params: Params) -> bool:
@@ -190,18 +219,20 @@ class LoopProbe:
         params[name] = work
         change = np.empty(len(flat), dtype=work.dtype)
         crossed = np.zeros(len(flat), dtype=bool) if self._base_pattern is not None else None
+        real_output = np.zeros(len(flat), dtype=bool)
         for k, (i, s) in enumerate(zip(flat, steps, strict=True)):
             old = view[i]
             view[i] = old + s
             where = name + (format_index(x.shape, i) if x.shape else "")
-            change[k] = self._call(params, f"with {where} moved") - self.base
+            change[k] = self._call(params, f"with {where} moved", moved=True) - self.base
+            real_output[k] = self._real_output
             if crossed is not None and not np.iscomplexobj(steps):
                 crossed[k] = self._crossed(params)
             view[i] = old
             if self.progress is not None:
                 self.progress(1)
         self.evaluations += len(flat)
-        return Evaluation(change, loss_roundoff(self.base, change), crossed)
+        return Evaluation(change, loss_roundoff(self.base, change, self.output_eps), crossed, real_output)
 
     def along(self, name: str, directions: Array, steps: Array) -> Evaluation:
         """``J(x + steps[k] v_k) - J(x)`` for each unit direction ``v_k`` (rows of ``directions``)."""
@@ -209,13 +240,20 @@ class LoopProbe:
         params = dict(self.params)
         change = np.empty(len(steps), dtype=np.result_type(steps, np.float64))
         crossed = np.zeros(len(steps), dtype=bool) if self._base_pattern is not None else None
+        real_output = np.zeros(len(steps), dtype=bool)
         for k, (v, s) in enumerate(zip(directions, steps, strict=True)):
             params[name] = x + s * v.reshape(x.shape)
-            change[k] = self._call(params, f"with {name} moved along a direction") - self.base
+            change[k] = self._call(params, f"with {name} moved along a direction", moved=True) - self.base
+            real_output[k] = self._real_output
             if crossed is not None and not np.iscomplexobj(steps):
                 crossed[k] = self._crossed(params)
         self.evaluations += len(steps)
-        return Evaluation(change, loss_roundoff(self.base, change), crossed)
+        return Evaluation(change, loss_roundoff(self.base, change, self.output_eps), crossed, real_output)
+
+    def repeat_base(self) -> float:
+        """The loss at the starting point once more (a determinism check)."""
+        self.evaluations += 1
+        return float(np.real(self._call(self.params, "at the starting point, called again")))
 
 
 @dataclass
@@ -228,6 +266,23 @@ class Derivatives:
     kinks: Array  # True: judge by the subgradient rule between lower and upper
     lower: Array  # smaller one-sided derivative (nan where not measured)
     upper: Array  # larger one-sided derivative
+    truncation: Array | None = None  # estimated truncation error of each value (None: not measured)
+    flags: Array | None = None  # a FLAG_* per entry: why it cannot be resolved, or a jump
+    jumps: Array | None = None  # size of the jump where FLAG_JUMP
+    evaluations: int = 0  # loss evaluations spent on this batch
+
+    def __post_init__(self) -> None:
+        n = len(self.values)
+        if self.truncation is None:
+            self.truncation = np.zeros(n)
+        if self.flags is None:
+            self.flags = np.zeros(n, dtype=np.int8)
+        if self.jumps is None:
+            self.jumps = np.zeros(n)
+
+
+# Why an entry has no verdict of its own (or, for a jump, why it fails).
+FLAG_NONE, FLAG_DOMAIN, FLAG_COMPLEX_INVALID, FLAG_JUMP = 0, 1, 2, 3
 
 
 def _combine_sides(plus: Evaluation, minus: Evaluation, h: Array) -> tuple[Array, Array, Array, Array, Array]:
@@ -355,81 +410,6 @@ def _set_kink_interval(
     d.noise[where] = 4 * noise + spread
 
 
-def hidden_kink_suspects(d: Derivatives) -> Array:
-    """Entries whose one-sided differences disagree by more than a tenth of the slope.
-
-    A smooth function's sides differ by ``h f''``, a tiny fraction of the slope at
-    the steps used here; a kink's by its jump, whatever the step.  Central and
-    Richardson differences measure both sides; forward and complex step report
-    none (their failing entries are still looked at).
-    """
-    spread = d.upper - d.lower  # nan where a method measured one side only
-    scale = np.maximum(np.abs(d.upper), np.abs(d.lower))
-    with np.errstate(invalid="ignore"):
-        suspect = (spread > 0.1 * scale) & (spread > 100 * d.noise)
-    return np.flatnonzero(suspect)
-
-
-def settle_hidden_kinks(
-    evaluate: Evaluate, d: Derivatives, idx: Array, start: Array, passes: Callable[[Array, Array, Array], Array]
-) -> None:
-    """Look again at failing entries ``idx`` of a black-box function, for kinks it hides.
-
-    A kink cannot be seen from outside a user's function, only its effect: the two
-    one-sided differences disagree, by an amount that does not shrink with the
-    step as a smooth function's ``h f''`` does.  For each entry the step is halved
-    (both sides measured) until one of these holds:
-
-    * the central difference at the smaller step passes (``passes(idx, values,
-      noise)``): a kink near, not at, the point spoiled the larger step; the entry
-      takes the new value;
-    * the one-sided disagreement stays put while the step halves, well above
-      round-off: the point sits on a kink; the entry gets the interval between the
-      extrapolated one-sided derivatives (the subgradient rule);
-    * the disagreement halves with the step twice in a row, or sinks into
-      round-off: the function is smooth there and the failure stands.
-
-    ``start`` are real steps to halve from (the complex step's is far too small).
-    """
-    hk = start.copy()
-    spread_before: Array | None = None
-    sides_before: tuple[Array, Array] | None = None
-    smooth_streak = np.zeros(len(idx), dtype=int)
-    for level in range(KINK_HALVINGS + 1):
-        if level:
-            hk = hk / 2
-        plus, minus = evaluate(hk, idx), evaluate(-hk, idx)
-        values, noise, _, _, _ = _combine_sides(plus, minus, hk)
-        right, left = np.real(plus.change) / hk, -np.real(minus.change) / hk
-        spread = np.abs(right - left)
-        audible = spread > 100 * noise
-        keep = np.ones(len(idx), dtype=bool)
-        if spread_before is not None and sides_before is not None:
-            ratio = spread / np.maximum(spread_before, np.finfo(float).tiny)
-            on_kink = audible & (ratio > 0.8) & (ratio < 1.25)
-            if on_kink.any():
-                _set_kink_interval(
-                    d,
-                    idx[on_kink],
-                    values[on_kink],
-                    hk[on_kink],
-                    noise[on_kink],
-                    (right[on_kink], left[on_kink]),
-                    (sides_before[0][on_kink], sides_before[1][on_kink]),
-                )
-            smooth_streak = np.where((ratio > 0.35) & (ratio < 0.65), smooth_streak + 1, 0)
-            keep = ~on_kink & (smooth_streak < 2)
-        if level:
-            settled = keep & passes(idx, values, noise)
-            done = idx[settled]
-            d.values[done], d.noise[done], d.steps[done] = values[settled], noise[settled], hk[settled]
-            keep &= ~settled & audible
-        idx, hk, spread, smooth_streak = idx[keep], hk[keep], spread[keep], smooth_streak[keep]
-        spread_before, sides_before = spread, (right[keep], left[keep])
-        if idx.size == 0:
-            return
-
-
 # ---- Taylor test ------------------------------------------------------------------------------
 
 
@@ -511,3 +491,202 @@ def _observed_order(steps: Array, remainders: Array, floor: Array) -> tuple[floa
         return None, none
     tail = run[-4:]
     return float(np.polyfit(np.log(steps[tail]), np.log(remainders[tail]), 1)[0]), tail
+
+
+# ---- black-box functions: measured noise, an adaptive step ladder ----------------------------
+
+NOISE_POINTS = 7  # loss values along one direction for the noise measurement
+NOISE_SAFETY = 4.0  # a bound from an estimate of the standard deviation
+
+
+def measure_noise(along: Callable[[Array], Evaluation], base: float, scale: float) -> tuple[float, float]:
+    """Noise of the loss near ``x``, measured: a bound on how far one evaluation can
+    stray from the smooth function (0 when none shows), and the size of the loss's
+    variation over the parameter's scale (``|J|``, or the slope times the scale
+    where that is larger: a loss that happens to be near 0 still varies), against
+    which the noise is a relative precision.
+
+    The loss is evaluated at ``x + i s v`` (``i = 1..6``, ``s`` tiny) along one
+    direction.  Over so short a run the smooth part is a low-degree polynomial, so
+    its higher differences vanish while the noise's do not (Moré and Wild's
+    ECnoise): a k-th difference table whose entries change sign is noise, and
+    ``gamma_k = (k!)^2 / (2k)!`` turns its mean square into the noise variance.  This
+    sees what no model of ``eps |J|`` does: round-off of an intermediate larger
+    than the result (``(1e8 + f) - 1e8``), float32 arithmetic inside a float64
+    value.
+    """
+    s = 1e-6 * max(1.0, scale)
+    ev = along(s * np.arange(1, NOISE_POINTS))
+    values = np.concatenate([[0.0], np.real(ev.change)])
+    if not np.all(np.isfinite(values)):
+        return 0.0, abs(base)
+    variation = max(abs(base), abs(values[1]) / s * max(1.0, scale))
+    table = values
+    estimates = []
+    for k in range(1, NOISE_POINTS - 1):
+        table = np.diff(table)
+        gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
+        sigma = math.sqrt(gamma * float(np.mean(table**2)))
+        changes_sign = bool(np.any(table > 0) and np.any(table < 0))
+        estimates.append((sigma, changes_sign))
+    # The first order whose differences change sign and agree with the next order's
+    # (within a factor 4) is noise, not curvature.
+    for (sigma, sign), (following, _) in itertools.pairwise(estimates[1:]):
+        if sign and sigma > 0 and 0.25 <= following / sigma <= 4:
+            return NOISE_SAFETY * sigma, variation
+    return 0.0, variation
+
+
+LADDER_RATIO = 4.0  # each rung's step is this much smaller than the last
+LADDER_UP = 2  # the ladder starts this many rungs above the auto step
+LADDER_RUNGS = 10  # rungs at most (two loss evaluations each for central differences)
+LADDER_MIN = 3  # rungs at least before an entry may stop
+AGREE = (0.8, 1.25)  # "stays put": the ratio of a quantity at consecutive rungs
+
+
+def _steady(ratio: Array, before: Array) -> Array:
+    """Stayed put over two consecutive rungs (the ratio to the rung before, twice)."""
+    with np.errstate(invalid="ignore"):
+        return cast(Array, (ratio > AGREE[0]) & (ratio < AGREE[1]) & (before > AGREE[0]) & (before < AGREE[1]))
+
+
+def ladder_derivatives(
+    evaluate: Evaluate, h: Array, method: str, sigma: float, user_step: bool, rtol: float, atol: float
+) -> Derivatives:
+    """Derivatives of a black-box function with an error estimate per entry.
+
+    Central (or forward) differences at a ladder of steps ``16h, 4h, h, h/4, ...``
+    (``h`` the auto step for the loss's measured precision).  At each rung the
+    truncation error is measured, not modelled: ``D(h) - D(4h) = 15 c h^2`` for
+    central differences, so ``|D(h) - D(4h)| / 15`` estimates it; the round-off is
+    ``(sigma + the round-off of the loss values) / h``.  Richardson's method also
+    offers the extrapolation ``(16 D(h) - D(4h)) / 15`` with its own estimate.  Each
+    entry keeps the candidate with the smallest estimated error and stops climbing
+    down once that error is far below what the tolerances allow, or once round-off
+    has taken over.  A user's step (``user_step``) is where the ladder starts: the
+    largest step the check takes, which changes how closely it looks, never
+    whether a correct gradient passes.
+
+    Evidence read on the way (the function cannot report it): one-sided slopes
+    whose disagreement stays put while each converges is a kink (judged by the
+    subgradient rule between the extrapolated one-sided slopes); a change of the
+    loss that stays put while the step shrinks is a jump (no derivative exists); a
+    loss that is not finite at a rung's step has left its domain there.
+    """
+    n = len(h)
+    one_sided = method == "forward"
+    order_gain = LADDER_RATIO if one_sided else LADDER_RATIO**2  # error ratio between rungs
+    best = np.full(n, np.nan)
+    best_err = np.full(n, np.inf)
+    best_noise = np.zeros(n)
+    best_trunc = np.zeros(n)
+    best_step = h.copy()
+    kinks = np.zeros(n, dtype=bool)
+    lower, upper = np.full(n, np.nan), np.full(n, np.nan)
+    flags = np.zeros(n, dtype=np.int8)
+    jumps = np.zeros(n)
+    evaluations = 0
+    # Per-entry history of the last two rungs: value, extrapolation, one-sided slopes, changes.
+    prev_d = np.full(n, np.nan)
+    prev_r = np.full(n, np.nan)
+    prev_f = np.full(n, np.nan)
+    prev_b = np.full(n, np.nan)
+    prev_plus = np.full(n, np.nan)
+    prev_minus = np.full(n, np.nan)
+    prev_spread_ratio = np.full(n, np.nan)
+    prev_plus_ratio = np.full(n, np.nan)
+    prev_minus_ratio = np.full(n, np.nan)
+    prev_err = np.full(n, np.inf)
+    start = h if user_step else h * LADDER_RATIO**LADDER_UP
+    rungs = LADDER_RUNGS
+    active = np.arange(n)
+    with np.errstate(all="ignore"):  # ratios of quantities that may be 0 or nan
+        for rung in range(rungs):
+            if active.size == 0:
+                break
+            step = start[active] / LADDER_RATIO**rung
+            plus = evaluate(step, active)
+            dp = np.real(plus.change)
+            if one_sided:
+                dm = np.zeros_like(dp)
+                d = dp / step
+                noise = (2 * sigma + 2 * plus.roundoff) / step
+                evaluations += active.size
+            else:
+                minus = evaluate(-step, active)
+                dm = np.real(minus.change)
+                d = (dp - dm) / (2 * step)
+                noise = (2 * sigma + plus.roundoff + minus.roundoff) / (2 * step)
+                evaluations += 2 * active.size
+            f, b = dp / step, -dm / step
+            valid = np.isfinite(d)
+            trunc = np.abs(d - prev_d[active]) / (order_gain - 1)
+            err = np.where(np.isfinite(trunc), trunc, np.inf) + noise
+            candidates = [(d, err, noise, np.where(np.isfinite(trunc), trunc, np.inf))]
+            r = np.full(active.size, np.nan)
+            if method == "richardson":
+                r = (order_gain * d - prev_d[active]) / (order_gain - 1)
+                r_noise = (order_gain * noise + 2 * sigma / step * LADDER_RATIO) / (order_gain - 1)
+                r_trunc = np.abs(r - prev_r[active])
+                candidates.append((r, np.where(np.isfinite(r_trunc), r_trunc, np.inf) + r_noise, r_noise, r_trunc))
+            for value, e, nz, tr in candidates:
+                better = valid & np.isfinite(value) & (e < best_err[active])
+                where = active[better]
+                best[where], best_err[where] = value[better], e[better]
+                best_noise[where] = nz[better]
+                best_trunc[where] = np.where(np.isfinite(tr[better]), tr[better], 0.0)
+                best_step[where] = step[better]
+
+            # Evidence that stays put while the step shrinks by LADDER_RATIO.
+            spread = np.abs(f - b)
+            spread_ratio = spread / np.abs(prev_f[active] - prev_b[active])
+            plus_ratio = np.abs(dp) / np.abs(prev_plus[active])
+            minus_ratio = np.abs(dm) / np.abs(prev_minus[active])
+            audible = spread > 100 * noise
+            with np.errstate(invalid="ignore"):
+                converging = (np.abs(f - prev_f[active]) < 0.1 * spread) & (np.abs(b - prev_b[active]) < 0.1 * spread)
+                on_kink = (not one_sided) & audible & _steady(spread_ratio, prev_spread_ratio[active]) & converging
+                loud_plus = np.abs(dp) > 100 * (sigma + plus.roundoff)
+                jump_plus = loud_plus & _steady(plus_ratio, prev_plus_ratio[active])
+                jump_minus = (
+                    (not one_sided)
+                    & (np.abs(dm) > 100 * (sigma + plus.roundoff))
+                    & _steady(minus_ratio, prev_minus_ratio[active])
+                )
+            jumped = (jump_plus | jump_minus) & ~on_kink
+            if np.any(jumped):
+                where = active[jumped]
+                flags[where] = FLAG_JUMP
+                jumps[where] = np.where(jump_plus[jumped], dp[jumped], -dm[jumped])
+                best[where], best_step[where] = d[jumped], step[jumped]
+            if np.any(on_kink):
+                where = active[on_kink]
+                right_x = (LADDER_RATIO * f[on_kink] - prev_f[where]) / (LADDER_RATIO - 1)
+                left_x = (LADDER_RATIO * b[on_kink] - prev_b[where]) / (LADDER_RATIO - 1)
+                kinks[where] = True
+                lower[where], upper[where] = np.minimum(right_x, left_x), np.maximum(right_x, left_x)
+                best[where], best_step[where] = d[on_kink], step[on_kink]
+                best_noise[where] = 4 * noise[on_kink] + np.maximum(
+                    np.abs(right_x - f[on_kink]), np.abs(left_x - b[on_kink])
+                )
+                best_trunc[where] = 0.0
+            # Who climbs further down?
+            target = 0.01 * (atol + rtol * np.abs(np.where(np.isfinite(best[active]), best[active], 0.0)))
+            converged = best_err[active] <= target
+            roundoff_rules = valid & (noise > err - noise) & (err > prev_err[active])
+            stop = (rung + 1 >= LADDER_MIN) & (converged | roundoff_rules)
+            stop |= jumped | on_kink
+            prev_d[active], prev_r[active], prev_f[active], prev_b[active] = d, r, f, b
+            prev_plus[active], prev_minus[active] = dp, dm
+            prev_spread_ratio[active], prev_plus_ratio[active], prev_minus_ratio[active] = (
+                spread_ratio,
+                plus_ratio,
+                minus_ratio,
+            )
+            prev_err[active] = np.where(valid, err, np.inf)
+            active = active[~stop]
+    never = ~np.isfinite(best)
+    flags[never & (flags == FLAG_NONE)] = FLAG_DOMAIN
+    best[never] = 0.0
+    best_noise[never] = np.inf
+    return Derivatives(best, best_step, best_noise, kinks, lower, upper, best_trunc, flags, jumps, evaluations)

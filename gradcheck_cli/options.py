@@ -336,6 +336,13 @@ SETTINGS_OPTIONS: tuple[Option, ...] = (
     Option("directions", integer(1), 8, "Directions per parameter with --mode directional.", metavar="K"),
     Option("taylor", _boolean, False, "Also run the Taylor test (order 2 = correct).", flag=True),
     Option("seed", integer(0), 0, "Seed for data, weights and sampling (a whole number >= 0).", metavar="N"),
+    Option(
+        "allow_unresolved",
+        _boolean,
+        False,
+        "Exit 0, not 3, when no parameter fails but some entry is UNRESOLVED (the check could not tell).",
+        flag=True,
+    ),
 )
 
 ENGINE_OPTIONS: tuple[Option, ...] = (
@@ -455,6 +462,7 @@ class Settings:
     directions: int = _SETTING["directions"].default
     taylor: bool = _SETTING["taylor"].default
     seed: int = _SETTING["seed"].default
+    allow_unresolved: bool = _SETTING["allow_unresolved"].default
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -31,7 +31,7 @@ from .result import CheckError, Outcome, ParameterResult, Report
 
 STATUS_STYLE = {
     "PASS": "bold green",
-    "WARN": "bold yellow",
+    "UNRESOLVED": "bold yellow",
     "FAIL": "bold red",
     "ERROR": "bold red",
     "INCOMPLETE": "bold magenta",
@@ -39,7 +39,7 @@ STATUS_STYLE = {
 METHOD_LABEL = {
     "central": "central differences",
     "forward": "forward differences",
-    "richardson": "Richardson (central at h and h/2)",
+    "richardson": "Richardson extrapolation",
     "complex": "complex step",
 }
 
@@ -51,7 +51,16 @@ def _num(x: float) -> str:
 
 def _err(x: float) -> str:
     """An error: its order of magnitude is what matters."""
+    if np.isnan(x):
+        return "-"
     return "0" if x == 0 else f"{x:.1e}"
+
+
+def _ratio(x: float) -> str:
+    """Error over limit: the verdict rests on whether it exceeds 1."""
+    if np.isnan(x):
+        return "-"
+    return "inf" if x == float("inf") else f"{x:.2g}"
 
 
 def _coverage(p: ParameterResult) -> str:
@@ -64,11 +73,15 @@ WIDE = 118  # narrower consoles get the compact table
 
 
 def render_report(report: Report, width: int = WIDE) -> Group:
-    """The table (one row per parameter) with a title and a summary line under it.
+    """The table (one row per parameter) with a title, the reasons behind any
+    UNRESOLVED or discontinuous entry, and the verdict line.
 
-    Below ``WIDE`` columns the median relative and maximum absolute errors are left
-    out (they stay in the JSON), and the kinks column appears only when non-zero,
-    so the table fits an 80-column terminal without cutting a number.
+    Each row says what its verdict rests on: the worst entry (analytic, numerical),
+    its error over its limit (above 1 fails), and the resolution: the largest
+    relative error a resolved entry could carry and still pass.  Below ``WIDE``
+    columns the maximum relative error and the evaluations per entry are left out
+    (they stay in the JSON), and the kinks column appears only when non-zero, so
+    the table fits an 80-column terminal.
     """
     taylor = report.settings.taylor
     compact = width < WIDE
@@ -81,21 +94,17 @@ def render_report(report: Report, width: int = WIDE) -> Group:
         pad_edge=False,
         collapse_padding=True,
     )
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("param", "left"),
-        ("shape", "left"),
-        ("checked", "right"),
-        ("max rel err", "right"),
-    ]
+    columns: list[tuple[str, JustifyMethod]] = [("param", "left"), ("shape", "left"), ("checked", "right")]
+    columns += [("worst", "left"), ("analytic", "right"), ("numerical", "right"), ("err/limit", "right")]
+    columns.append(("resolution", "right"))
     if not compact:
-        columns += [("median rel err", "right"), ("max abs err", "right")]
-    columns += [("worst", "left"), ("analytic", "right"), ("numerical", "right")]
+        columns += [("max rel err", "right"), ("evals/entry", "right")]
     if any_kinks or not compact:
         columns.append(("kinks", "right"))
     if taylor:
         columns.append(("order", "right"))
     columns.append(("status", "center"))
-    short = {"max rel err": "max rel", "numerical": "numeric"} if compact else {}
+    short = {"numerical": "numeric", "resolution": "resol."} if compact else {}
     for header, justify in columns:
         name = short.get(header, header)
         table.add_column(
@@ -104,25 +113,27 @@ def render_report(report: Report, width: int = WIDE) -> Group:
             no_wrap=True,
             min_width=len(name) if header in ("status", "param", "checked") else None,
         )
+    notes: list[Text] = []
     for p in report.parameters:
-        rel = p.rel_error
         w = p.worst
         cells: dict[str, str | Text] = {
             "param": p.name,
             "shape": "x".join(map(str, p.shape)) or "scalar",
             "checked": _coverage(p),
-            "max rel err": _err(float(rel.max())),
-            "median rel err": _err(float(np.median(rel))),
-            "max abs err": _err(float(p.abs_error.max())),
             "worst": p.worst_label,
             "analytic": _num(float(p.analytic[w])),
             "numerical": _num(float(p.numerical[w])),
+            "err/limit": _ratio(p.error_ratio),
+            "resolution": _err(p.resolution),
+            "max rel err": _err(float(p.rel_error.max())),
+            "evals/entry": f"{p.evaluations / max(1, p.checked):.3g}",
             "kinks": str(int(np.count_nonzero(p.kinks))),
             "order": _taylor_cell(p),
             "status": Text(p.status, style=STATUS_STYLE[p.status]),
         }
         table.add_row(*(cells[header] for header, _ in columns))
-    parts: list[Table | Text] = [table]
+        notes += [Text(f"{p.name}: {reason}", style="yellow") for reason in p.reasons]
+    parts: list[Table | Text] = [table, *notes]
     if report.unchecked:
         parts.append(Text(f"not checked (interrupted): {', '.join(report.unchecked)}", style="magenta"))
     parts.append(render_summary(report))
@@ -150,8 +161,10 @@ def render_summary(report: Report) -> Text:
     scope = _count(checked, "parameter")
     if report.unchecked:
         scope = f"{checked} of {_count(checked + len(report.unchecked), 'parameter')} (interrupted)"
+    unresolved = sum(p.status == "UNRESOLVED" for p in report.parameters)
     text.append(
-        f"  {report.name + ': ' if report.name else ''}{scope}, {report.failed_parameters} failed | "
+        f"  {report.name + ': ' if report.name else ''}{scope}, {report.failed_parameters} failed"
+        f"{f', {unresolved} unresolved' if unresolved else ''} | "
         f"{METHOD_LABEL[s.method]}, step {s.step:.3g}*max(1,|x|), rtol {s.rtol:g}, atol {s.atol:g}, {s.dtype}, "
         f"{s.mode} mode{', taylor test' if s.taylor else ''} | {report.engine} engine, "
         f"{_count(report.evaluations, 'loss evaluation')}, {report.elapsed:.3f} s"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,20 +16,28 @@ import numpy.typing as npt
 
 from ._version import __version__
 from .indexing import entry_index, format_index
-from .numeric import TaylorResult
+from .numeric import FLAG_COMPLEX_INVALID, FLAG_DOMAIN, FLAG_JUMP, FLAG_NONE, TaylorResult
 from .options import Settings
 from .rule import status
 
 Array = npt.NDArray[Any]
 
-STATUS_ORDER = {"PASS": 0, "WARN": 1, "FAIL": 2, "ERROR": 3, "INCOMPLETE": 4}
+STATUS_ORDER = {"PASS": 0, "UNRESOLVED": 1, "FAIL": 2, "ERROR": 3, "INCOMPLETE": 4}
 # The exit codes, one meaning each: 1 is a gradient that failed and nothing else.
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_UNRESOLVED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_CODES = {
-    EXIT_PASS: "every parameter passes (PASS or WARN)",
+    EXIT_PASS: "every parameter passes",
     EXIT_FAIL: "at least one parameter fails",
     EXIT_USAGE: "bad usage or input, or a check that could not run (one line on stderr)",
+    EXIT_UNRESOLVED: "no parameter fails, but some entry could not be resolved (allow_unresolved accepts it)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C): what finished is shown, marked incomplete",
+}
+# Why an entry is unresolved, and what would resolve it.
+REASONS = {
+    "roundoff": "round-off (or truncation) exceeds the derivative; try method complex, a larger eps, or rescaling",
+    "domain": "the loss is not finite at nearby points (its domain ends there); start farther from the edge",
+    "complex": "the complex step is not valid here (the loss is not complex-safe for these entries); "
+    "use method central or richardson",
 }
 
 
@@ -49,6 +57,26 @@ class ParameterResult:
     steps: Array
     noise: Array  # round-off bound of each numerical value
     taylor: TaylorResult | None = None
+    failed: Array | None = None  # bool per checked entry
+    unresolved: Array | None = None  # bool per checked entry
+    flags: Array | None = None  # numeric.FLAG_* per checked entry
+    jumps: Array | None = None  # jump of the loss where an entry is discontinuous
+    truncation: Array | None = None  # measured truncation error of each numerical value
+    resolution: float = float("nan")  # largest relative error a resolved entry could carry and pass
+    evaluations: int = 0  # loss evaluations spent on this parameter
+
+    def __post_init__(self) -> None:
+        n = len(self.positions)
+        if self.failed is None:
+            self.failed = self.abs_error > self.limit
+        if self.unresolved is None:
+            self.unresolved = np.zeros(n, dtype=bool)
+        if self.flags is None:
+            self.flags = np.zeros(n, dtype=np.int8)
+        if self.jumps is None:
+            self.jumps = np.zeros(n)
+        if self.truncation is None:
+            self.truncation = np.zeros(n)
 
     @property
     def size(self) -> int:
@@ -65,12 +93,60 @@ class ParameterResult:
 
     @property
     def failures(self) -> int:
-        return int(np.count_nonzero(self.abs_error > self.limit))
+        assert self.failed is not None
+        return int(np.count_nonzero(self.failed))
+
+    @property
+    def unresolved_count(self) -> int:
+        assert self.unresolved is not None
+        return int(np.count_nonzero(self.unresolved))
 
     @property
     def worst(self) -> int:
-        """Position (in the checked arrays) closest to, or furthest past, its limit."""
-        return int(np.argmax(self.abs_error / self.limit))
+        """Position (in the checked arrays) the verdict rests on: the entry furthest past
+        its limit, else an unresolved one, else the one closest to its limit."""
+        assert self.failed is not None and self.unresolved is not None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.nan_to_num(self.abs_error / self.limit, nan=0.0)
+        if self.failed.any():
+            return int(np.flatnonzero(self.failed)[np.argmax(ratio[self.failed])])
+        if self.unresolved.any():
+            return int(np.flatnonzero(self.unresolved)[0])
+        return int(np.argmax(ratio))
+
+    @property
+    def error_ratio(self) -> float:
+        """The worst entry's error over its limit: above 1 fails."""
+        w = self.worst
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return float(self.abs_error[w] / self.limit[w])
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why entries fail without a derivative, or are unresolved, in words."""
+        assert self.flags is not None and self.unresolved is not None and self.jumps is not None
+        out = []
+        jumped = np.flatnonzero(self.flags == FLAG_JUMP)
+        if jumped.size:
+            k = int(jumped[0])
+            more = f" ({jumped.size} entries)" if jumped.size > 1 else ""
+            out.append(
+                f"the loss is discontinuous at {self.name}{self._label(k)}: it jumps by {float(self.jumps[k]):.3g}, "
+                f"so no derivative exists there{more}"
+            )
+        for flag, key in ((FLAG_DOMAIN, "domain"), (FLAG_COMPLEX_INVALID, "complex")):
+            count = int(np.count_nonzero(self.unresolved & (self.flags == flag)))
+            if count:
+                out.append(f"{count} unresolved: {REASONS[key]}")
+        plain = int(np.count_nonzero(self.unresolved & (self.flags == FLAG_NONE)))
+        if plain:
+            out.append(f"{plain} unresolved: {REASONS['roundoff']}")
+        return out
+
+    def _label(self, k: int) -> str:
+        if self.coverage == "directions":
+            return f" (direction {int(self.positions[k])})"
+        return format_index(self.shape, int(self.positions[k]))
 
     @property
     def worst_label(self) -> str:
@@ -80,7 +156,8 @@ class ParameterResult:
 
     @property
     def status(self) -> str:
-        return status(self.abs_error, self.limit, self.taylor is not None and not self.taylor.passed)
+        assert self.failed is not None and self.unresolved is not None
+        return status(self.failed, self.unresolved, self.taylor is not None and not self.taylor.passed)
 
     def to_dict(self) -> dict[str, Any]:
         rel = self.rel_error
@@ -106,7 +183,12 @@ class ParameterResult:
             "median_rel_error": _float(np.median(rel)),
             "max_abs_error": _float(self.abs_error.max()),
             "failures": self.failures,
+            "unresolved": self.unresolved_count,
+            "reasons": self.reasons,
+            "resolution": _float(self.resolution),
+            "error_to_limit": _float(self.error_ratio),
             "kink_entries": int(np.count_nonzero(self.kinks)),
+            "loss_evaluations": self.evaluations,
             "worst": worst,
             "taylor_order": None if taylor is None or taylor.order is None else round(taylor.order, 4),
             "status": self.status,
@@ -144,7 +226,7 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return self.status in ("PASS", "WARN")
+        return self.status == "PASS" or (self.status == "UNRESOLVED" and self.settings.allow_unresolved)
 
     @property
     def failed_parameters(self) -> int:
@@ -152,11 +234,14 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        """0 when every parameter passes (WARN included), 1 when any fails, 130 when
-        an interrupt left parameters unchecked."""
+        """0 when every parameter passes, 1 when any fails, 3 when none fails but some
+        entry is unresolved (0 with ``allow_unresolved``), 130 when an interrupt left
+        parameters unchecked."""
         if self.interrupted:
             return EXIT_INTERRUPTED
-        return EXIT_PASS if self.passed else EXIT_FAIL
+        if self.passed:
+            return EXIT_PASS
+        return EXIT_UNRESOLVED if self.status == "UNRESOLVED" else EXIT_FAIL
 
     def to_dict(self) -> dict[str, Any]:
         s = self.settings
@@ -165,18 +250,7 @@ class Report:
             "name": self.name,
             "title": self.title,
             "model": self.model,
-            "settings": {
-                "method": s.method,
-                "mode": s.mode,
-                "dtype": s.dtype,
-                "eps": s.eps,
-                "rtol": s.rtol,
-                "atol": s.atol,
-                "samples": s.samples,
-                "directions": s.directions,
-                "taylor": s.taylor,
-                "seed": s.seed,
-            },
+            "settings": asdict(s),
             "engine": self.engine,
             "status": self.status,
             "passed": self.passed,
@@ -218,11 +292,15 @@ class CheckError:
 Outcome = Report | CheckError
 
 
+_SEVERITY = {EXIT_PASS: 0, EXIT_UNRESOLVED: 1, EXIT_FAIL: 2, EXIT_USAGE: 3, EXIT_INTERRUPTED: 4}
+
+
 def suite_exit_code(outcomes: Sequence[Outcome], unrun: Sequence[str] = ()) -> int:
-    """The worst outcome: interrupted (130) over an error (2) over a failure (1)."""
-    if unrun or any(o.exit_code == EXIT_INTERRUPTED for o in outcomes):
+    """The worst outcome: interrupted (130) over an error (2) over a failure (1) over
+    an unresolved check (3)."""
+    if unrun:
         return EXIT_INTERRUPTED
-    return max((o.exit_code for o in outcomes), default=EXIT_PASS)
+    return max((o.exit_code for o in outcomes), key=_SEVERITY.__getitem__, default=EXIT_PASS)
 
 
 def suite_to_dict(outcomes: Sequence[Outcome], unrun: Sequence[str] = ()) -> dict[str, Any]:

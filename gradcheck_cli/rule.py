@@ -2,18 +2,22 @@
 
 Per checked entry (or direction), with ``a`` analytic and ``n`` numerical::
 
-    |a - n| <= atol + rtol * max(|a|, |n|) + noise + analytic_floor
+    |a - n| <= atol + rtol * max(|a|, |n|) + noise + truncation + analytic_floor
 
-``noise`` is the numerical estimate's own round-off bound (see ``numeric``);
-``analytic_floor = 1000 * eps(dtype) * max|n|`` over the parameter is the rounding
-a correct gradient computed in ``dtype`` may carry (it only matters for float32).
-At a kink (a step that crosses or starts on a non-differentiable point) ``n`` is
-replaced by the interval between the two one-sided derivatives and the error is
-the distance of ``a`` to that interval: any subgradient passes.
+``noise`` is the numerical estimate's round-off bound and ``truncation`` its
+measured truncation error (see ``numeric``); ``analytic_floor`` is the rounding a
+correct gradient computed in ``dtype`` may carry, per entry: measured where the
+gradient can also be evaluated in float64, else ``1000 eps(dtype) |n|``.  At a
+kink ``n`` is replaced by the interval between the one-sided derivatives and the
+error is the distance of ``a`` to it: any subgradient passes.
 
-A parameter FAILs when any entry breaks the rule (or its Taylor order is below
-1.5 with ``taylor``), WARNs when any entry comes within a factor 100 of its
-limit, and PASSes otherwise.
+An entry is UNRESOLVED when the numerical side cannot tell: its uncertainty
+(noise + truncation) exceeds both ``atol`` and the size of the values compared
+(at least ``RESOLVE_FLOOR`` of the check's largest derivative), or the loss left
+its domain, or the complex step is not valid there.  A parameter FAILs when any
+entry breaks the rule (or jumps: no derivative exists), else is UNRESOLVED when
+any entry is, else PASSes.  Its resolution is the largest relative error an
+entry could carry and still pass: ``(limit - atol) / max(|a|, |n|)``.
 """
 
 from __future__ import annotations
@@ -24,12 +28,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .numeric import METHODS, Derivatives
+from .numeric import FLAG_COMPLEX_INVALID, FLAG_DOMAIN, FLAG_JUMP, METHODS, Derivatives
 
 Array = npt.NDArray[Any]
 
 ANALYTIC_ROUNDOFF = 1000.0
-WARN_FACTOR = 100.0
 
 # Default (rtol, atol) per dtype and method.
 TOLERANCES: dict[str, dict[str, tuple[float, float]]] = {
@@ -41,6 +44,20 @@ TOLERANCES: dict[str, dict[str, tuple[float, float]]] = {
     },
     "float32": {method: (1e-3, 1e-6) for method in METHODS},
 }
+
+
+RESOLVE_FLOOR = 1e-3  # an entry's scale, for resolution: at least this much of the largest derivative
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The pass rule applied to a batch of entries."""
+
+    abs_error: Array  # |a - n|, or the distance of a to the one-sided interval at kinks
+    limit: Array
+    failed: Array  # bool per entry
+    unresolved: Array  # bool per entry
+    resolution: float  # largest relative error a resolved entry could carry and pass (nan: none resolved)
 
 
 @dataclass(frozen=True)
@@ -55,16 +72,21 @@ class PassRule:
     def dtype_eps(self) -> float:
         return float(np.finfo(np.dtype(self.dtype)).eps)
 
-    def analytic_floor(self, magnitude: float) -> float:
-        """Rounding a correct gradient of this size, computed in ``dtype``, may carry."""
-        return ANALYTIC_ROUNDOFF * self.dtype_eps * magnitude
+    def analytic_floor(self, magnitude: Any, rounding: Any = None) -> Any:
+        """Rounding a correct gradient of this size, computed in ``dtype``, may carry:
+        measured (``rounding``, the gradient's distance to its float64 evaluation)
+        where given, else ``1000 eps(dtype)`` relative."""
+        if rounding is None:
+            return ANALYTIC_ROUNDOFF * self.dtype_eps * np.abs(magnitude)
+        return np.maximum(4 * np.abs(rounding), 8 * self.dtype_eps * np.abs(magnitude))
 
-    def limit(self, scale: Any, noise: Any = 0.0, floor: float = 0.0) -> Any:
+    def limit(self, scale: Any, noise: Any = 0.0, floor: Any = 0.0) -> Any:
         """The largest error allowed for values of size ``scale`` with ``noise``."""
         return self.atol + self.rtol * scale + noise + floor
 
-    def judge(self, analytic: Array, d: Derivatives) -> tuple[Array, Array]:
-        """Absolute errors and limits of a batch of numerical derivatives."""
+    def judge(self, analytic: Array, d: Derivatives, reference: float, rounding: Array | None = None) -> Judgement:
+        """The rule for a batch of numerical derivatives; ``reference`` is the check's
+        largest derivative (for what counts as resolved)."""
         n = d.values
         err = np.abs(analytic - n)
         scale = np.maximum(np.abs(analytic), np.abs(n))
@@ -76,14 +98,28 @@ class PassRule:
             err[k] = np.maximum(0.0, np.maximum(lo - a, a - hi))
             scale[k] = np.maximum.reduce([np.abs(a), np.abs(lo), np.abs(hi)])
             noise[k] = 2 * noise[k]  # one-sided estimates carry twice the central round-off
-        floor = self.analytic_floor(float(np.max(np.abs(n), initial=0.0)))
-        return err, self.limit(scale, noise, floor)
+        assert d.truncation is not None and d.flags is not None
+        uncertainty = noise + d.truncation
+        limit = self.limit(scale, uncertainty, self.analytic_floor(scale, rounding))
+        jumped = d.flags == FLAG_JUMP
+        with np.errstate(invalid="ignore"):
+            failed = (err > limit) | jumped
+            floor = np.maximum(scale, RESOLVE_FLOOR * reference)
+            unresolved = ~failed & (
+                ((uncertainty > floor) & (uncertainty > self.atol))
+                | (d.flags == FLAG_DOMAIN)
+                | (d.flags == FLAG_COMPLEX_INVALID)
+            )
+            relative = (limit - self.atol) / floor
+        resolved = ~unresolved & ~jumped & np.isfinite(relative)
+        resolution = float(np.max(relative[resolved])) if resolved.any() else float("nan")
+        return Judgement(err, limit, failed, unresolved, resolution)
 
 
-def status(abs_error: Array, limit: Array, taylor_failed: bool = False) -> str:
-    """PASS, WARN or FAIL for a parameter's errors and limits (module docstring)."""
-    if np.any(abs_error > limit) or taylor_failed:
+def status(failed: Array, unresolved: Array, taylor_failed: bool = False) -> str:
+    """PASS, UNRESOLVED or FAIL for a parameter (module docstring)."""
+    if np.any(failed) or taylor_failed:
         return "FAIL"
-    if np.any(abs_error * WARN_FACTOR > limit):
-        return "WARN"
+    if np.any(unresolved):
+        return "UNRESOLVED"
     return "PASS"

@@ -28,6 +28,7 @@ def assert_gradients(
     directions: int | None = None,
     taylor: bool | None = None,
     seed: int | None = None,
+    allow_unresolved: bool | None = None,
     name: str = "",
 ) -> Report:
     """``check_gradients`` for a test suite: returns the Report when every parameter
@@ -48,6 +49,7 @@ def assert_gradients(
         directions=directions,
         taylor=taylor,
         seed=seed,
+        allow_unresolved=allow_unresolved,
         name=name,
     )
     if not report.passed:

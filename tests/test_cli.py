@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+
 import pytest
 
 from gradcheck_cli import __version__
@@ -26,11 +28,36 @@ def test_linreg_passes_with_exit_0(runner):
     assert "theta" in result.output and "4x1" in result.output
 
 
-def test_exit_code_1_when_a_parameter_fails(runner):
-    # Forward differences with a huge step are wrong by h*H/2 on a quadratic: every row fails.
-    result = runner.invoke(cli, ["linreg", "--method", "forward", "--eps", "0.1"])
+WRONG_TWO_LAYER = [
+    "func",
+    "examples/two_layer.py:loss",
+    "--grad",
+    "examples/two_layer.py:grad_wrong",
+    "--param",
+    "W1=4x8",
+    "--param",
+    "b1=8",
+    "--param",
+    "W2=8x2",
+    "--param",
+    "b2=2",
+]
+
+
+def test_exit_code_1_when_a_parameter_fails(runner, monkeypatch):
+    # tanh' applied to the output instead of the pre-activation: W1 and b1 fail.
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(cli, WRONG_TWO_LAYER)
     assert result.exit_code == 1
     assert "FAIL" in result.output
+
+
+def test_a_huge_forward_step_does_not_fail_a_correct_gradient(runner):
+    # Its truncation (h f''/2 on a quadratic) is measured and allowed for; the
+    # resolution says how little such a step can see.
+    data = json.loads(runner.invoke(cli, ["linreg", "--method", "forward", "--eps", "0.1", "--json"]).stdout)
+    assert data["exit_code"] == 0 and data["parameters"][0]["status"] == "PASS"
+    assert data["parameters"][0]["resolution"] > 1e-3
 
 
 @pytest.mark.parametrize(
@@ -135,13 +162,15 @@ def test_json_parses_and_matches_the_table(runner):
         assert (f"all {p['size']}" if p["checked"] == p["size"] else f"{p['checked']}/{p['size']}") in row
         assert row.split()[-1] == p["status"]
         assert f"{p['max_rel_error']:.1e}" in row
-        assert f"{p['max_abs_error']:.1e}" in row
+        assert f"{p['resolution']:.1e}" in row
 
 
-def test_json_reports_failure(runner):
-    result = runner.invoke(cli, ["linreg", "--method", "forward", "--eps", "0.1", "--json"])
+def test_json_reports_failure(runner, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(cli, [*WRONG_TWO_LAYER, "--json"])
     data = json.loads(result.stdout)
-    assert result.exit_code == 1 and data["exit_code"] == 1 and data["parameters"][0]["status"] == "FAIL"
+    assert result.exit_code == 1 and data["exit_code"] == 1
+    assert [p["status"] for p in data["parameters"]] == ["FAIL", "FAIL", "PASS", "PASS"]
 
 
 @pytest.mark.parametrize("command", [[], ["mlp"], ["linreg"]])
@@ -210,6 +239,7 @@ def test_every_option_reaches_the_report(runner):
         "directions": 8,
         "taylor": True,
         "seed": 5,
+        "allow_unresolved": False,
     }
     assert [p["checked"] for p in data["parameters"]] == [2, 2]
     assert all(p["taylor_order"] is not None for p in data["parameters"])

@@ -33,7 +33,9 @@ def test_seed_config_is_the_seeds_exact_model():
 
 def _suite(tmp_path, body):
     path = tmp_path / "suite.toml"
-    path.write_text(textwrap.dedent(body).lstrip())
+    path.write_text(
+        textwrap.dedent(body).lstrip().replace("EXAMPLES", str(Path(__file__).resolve().parent.parent / "examples"))
+    )
     return path
 
 
@@ -43,10 +45,11 @@ name = "good"
 model = "linreg"
 
 [[check]]
-name = "too-big-a-forward-step"
-model = "linreg"
-method = "forward"
-eps = 0.1
+name = "wrong-two-layer"
+model = "func"
+loss = "EXAMPLES/two_layer.py:loss"
+grad = "EXAMPLES/two_layer.py:grad_wrong"
+params = { W1 = "4x8", b1 = "8", W2 = "8x2", b2 = "2" }
 """
 
 
@@ -55,9 +58,9 @@ def test_a_suite_with_one_failing_check_exits_1_and_names_it(runner, tmp_path):
     result = runner.invoke(cli, ["run", str(path)])
     assert result.exit_code == 1
     summary = result.output[result.output.index("suite summary") :]
-    assert "too-big-a-forward-step" in summary and "FAIL" in summary
+    assert "wrong-two-layer" in summary and "FAIL" in summary
     data = json.loads(runner.invoke(cli, ["run", str(path), "--json"]).stdout)
-    assert data["failed_checks"] == ["too-big-a-forward-step"] and data["exit_code"] == 1
+    assert data["failed_checks"] == ["wrong-two-layer"] and data["exit_code"] == 1
 
 
 def test_junit_counts_tests_and_failures(runner, tmp_path):
@@ -76,12 +79,12 @@ layers = [3, 4, 2]
     assert result.exit_code == 1
     root = ET.parse(junit).getroot()
     assert root.tag == "testsuites"
-    assert root.get("tests") == "6" and root.get("failures") == "1"
+    assert root.get("tests") == "9" and root.get("failures") == "2"
     suites = root.findall("testsuite")
-    assert [s.get("name") for s in suites] == ["good", "too-big-a-forward-step", "mlp"]
-    assert [s.get("tests") for s in suites] == ["1", "1", "4"]
+    assert [s.get("name") for s in suites] == ["good", "wrong-two-layer", "mlp"]
+    assert [s.get("tests") for s in suites] == ["1", "4", "4"]
     failure = suites[1].find("testcase/failure")
-    assert failure is not None and "theta" in failure.get("message") and "worst at [" in failure.get("message")
+    assert failure is not None and "W1" in failure.get("message") and "worst at [" in failure.get("message")
 
 
 def test_junit_path_in_a_missing_folder_is_refused_before_any_work(runner, tmp_path):
@@ -111,7 +114,7 @@ def test_junit_for_a_single_command(runner, tmp_path):
         (
             '[[check]]\nname = "a"\nmodel = "mlp"\nlayers = [4, 8, 3]\nlyers = 3\n',
             "{path}:5: unknown key 'lyers' in check 'a' (model mlp); valid keys: name, model, method, mode, dtype, eps, "
-            "rtol, atol, samples, directions, taylor, seed, engine, max_memory, layers, activation, activations, loss, "
+            "rtol, atol, samples, directions, taylor, seed, allow_unresolved, engine, max_memory, layers, activation, activations, loss, "
             "bias, m",
         ),
         (
