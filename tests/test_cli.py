@@ -4,12 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 import pytest
 
 from gradcheck_cli import __version__
 from gradcheck_cli.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_mlp_passes_with_exit_0_and_a_table(runner):
