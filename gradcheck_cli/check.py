@@ -309,6 +309,7 @@ class _Measured:
     taylor: TaylorResult | None
     real_output: bool  # complex step: every evaluation returned a real value
     evaluations: int
+    sigma: float = 0.0  # the loss's measured noise (black box)
 
 
 def _require_deterministic(probe: Probe, where: str) -> None:
@@ -371,6 +372,7 @@ def _measure_parameter(
 
         a_checked = a[positions]
     real_output = False
+    sigma = 0.0
     if how.black_box and settings.method != "complex":
         sigma, variation = _noise(probe, name, flat_x, noise_rng)
         # The step balances truncation against the loss's real precision: its output
@@ -407,6 +409,7 @@ def _measure_parameter(
         taylor,
         real_output,
         probe.evaluations - before,
+        sigma,
     )
 
 
@@ -465,7 +468,9 @@ def _measure_truncation(
 
         finer = numeric.numerical_derivatives(sub, h[where] / 4, settings.method)
         usable = ~finer.kinks & (finer.steps == h[where] / 4)
-        t = np.where(usable, np.abs(d.values[where] - finer.values) * gain / (gain - 1), 0.0)
+        # The measurement is of the leading term; higher terms and its own noise get
+        # a factor of two.
+        t = np.where(usable, 2 * np.abs(d.values[where] - finer.values) * gain / (gain - 1), 0.0)
         assert d.truncation is not None
         d.truncation[where] = t
         return t
@@ -504,8 +509,8 @@ def _judge(m: _Measured, rule: PassRule, rounding: Array | None, how: _How, refe
         rounding = np.abs(m.directions) @ flat if m.directions is not None else flat[m.positions]
     j = rule.judge(m.analytic, d, reference, rounding)
     evaluations = m.evaluations
-    if how.black_box and how.settings.method in ("complex", "forward") and j.failed.any():
-        evaluations += _recheck(m, rule, how, reference, np.flatnonzero(j.failed))
+    if how.black_box and (how.settings.method == "complex" or (how.settings.method == "forward" and j.failed.any())):
+        evaluations += _recheck(m, how, np.flatnonzero(j.failed), np.random.default_rng(how.settings.seed))
         j = rule.judge(m.analytic, d, reference, rounding)
     return ParameterResult(
         m.name,
@@ -530,19 +535,59 @@ def _judge(m: _Measured, rule: PassRule, rounding: Array | None, how: _How, refe
     )
 
 
-def _recheck(m: _Measured, rule: PassRule, how: _How, reference: float, idx: Array) -> int:
-    """A failing forward-difference or complex-step entry of a black box is looked at
-    again with two-sided differences (the adaptive ladder, both sides).
+COMPLEX_SAMPLE = 8  # entries per parameter whose complex step is held against real differences
+
+
+def _recheck(m: _Measured, how: _How, idx: Array, rng: np.random.Generator) -> int:
+    """Failing forward-difference or complex-step entries of a black box, looked at
+    again with two-sided real differences (the adaptive ladder, both sides).
 
     A kink found there (one-sided slopes that disagree and stay put) puts the entry
     under the subgradient rule: one-sided methods cannot see a kink themselves.
-    Otherwise the complex step stays the reference and nothing overrules it; but
-    where the real derivative agrees with the analytic value and the complex step
-    does not, the loss is not complex-safe for that entry (``abs`` inside, say):
-    the entry is UNRESOLVED, never PASS.  Returns the evaluations spent.
+
+    The complex step stays the reference wherever it is valid; nothing overrules
+    it.  It is not valid where the loss is not complex-safe (``abs`` inside, say):
+    there it disagrees with the real derivative by more than both their errors.
+    A few sampled entries are always held against real differences, since a
+    gradient that matches a broken complex step would otherwise pass unseen; if
+    any disagree, every entry is.  Where the complex step is not valid the entry is
+    judged against the real derivative: FAIL if the analytic value is off, else
+    UNRESOLVED (the method asked for cannot vouch for it).  Returns the evaluations.
     """
     d = m.derivatives
-    assert d.flags is not None
+    assert d.flags is not None and d.truncation is not None
+    complex_step = how.settings.method == "complex"
+    if complex_step:
+        size = min(COMPLEX_SAMPLE, len(d.values))
+        idx = np.union1d(idx, rng.choice(len(d.values), size=size, replace=False))
+    real, spent = _real_ladder(m, how, idx)
+    kinked = real.kinks
+    assert real.truncation is not None
+    if complex_step:
+        real_error = real.noise + real.truncation
+        broken = (
+            ~kinked
+            & (real.flags == numeric.FLAG_NONE)
+            & (np.abs(d.values[idx] - real.values) > 2 * (real_error + d.noise[idx]) + 1e-3 * np.abs(real.values))
+        )
+        if broken.any() and idx.size < len(d.values):
+            return spent + _recheck(m, how, np.arange(len(d.values)), rng)
+        where = idx[broken]
+        d.values[where], d.noise[where], d.truncation[where] = (
+            real.values[broken],
+            real.noise[broken],
+            real.truncation[broken],
+        )
+        d.steps[where], d.flags[where] = real.steps[broken], numeric.FLAG_COMPLEX_INVALID
+    where = idx[kinked]
+    d.kinks[where], d.lower[where], d.upper[where] = True, real.lower[kinked], real.upper[kinked]
+    d.values[where], d.noise[where], d.steps[where] = real.values[kinked], real.noise[kinked], real.steps[kinked]
+    d.truncation[where] = 0.0
+    return spent
+
+
+def _real_ladder(m: _Measured, how: _How, idx: Array) -> tuple[Derivatives, int]:
+    """Central differences by the adaptive ladder for the entries ``idx`` of ``m``."""
     magnitudes = (
         np.full(idx.size, np.max(np.abs(m.x), initial=0.0)) if m.directions is not None else m.x[m.positions[idx]]
     )
@@ -552,17 +597,8 @@ def _recheck(m: _Measured, rule: PassRule, how: _How, reference: float, idx: Arr
         return m.evaluate(steps, idx if subset is None else idx[subset])
 
     rtol, atol = how.settings.tolerances
-    real = numeric.ladder_derivatives(sub, h, "central", 0.0, False, rtol, atol)
-    kinked = real.kinks
-    where = idx[kinked]
-    d.kinks[where], d.lower[where], d.upper[where] = True, real.lower[kinked], real.upper[kinked]
-    d.values[where], d.noise[where], d.steps[where] = real.values[kinked], real.noise[kinked], real.steps[kinked]
-    assert d.truncation is not None
-    d.truncation[where] = 0.0
-    if how.settings.method == "complex":
-        agrees = ~kinked & ~rule.judge(m.analytic[idx], real, reference).failed & (real.flags == numeric.FLAG_NONE)
-        d.flags[idx[agrees]] = numeric.FLAG_COMPLEX_INVALID
-    return real.evaluations
+    real = numeric.ladder_derivatives(sub, h, "central", m.sigma, False, rtol, atol)
+    return real, real.evaluations
 
 
 def _probe_factory(model: Model, engine: str, max_memory: float) -> ProbeFactory | None:

@@ -495,8 +495,8 @@ def _observed_order(steps: Array, remainders: Array, floor: Array) -> tuple[floa
 
 # ---- black-box functions: measured noise, an adaptive step ladder ----------------------------
 
-NOISE_POINTS = 7  # loss values along one direction for the noise measurement
-NOISE_SAFETY = 4.0  # a bound from an estimate of the standard deviation
+NOISE_POINTS = 10  # loss values along one direction for the noise measurement
+NOISE_SAFETY = 8.0  # a bound from an estimate of the standard deviation (from few differences: loose)
 
 
 def measure_noise(along: Callable[[Array], Evaluation], base: float, scale: float) -> tuple[float, float]:
@@ -506,35 +506,55 @@ def measure_noise(along: Callable[[Array], Evaluation], base: float, scale: floa
     where that is larger: a loss that happens to be near 0 still varies), against
     which the noise is a relative precision.
 
-    The loss is evaluated at ``x + i s v`` (``i = 1..6``, ``s`` tiny) along one
-    direction.  Over so short a run the smooth part is a low-degree polynomial, so
-    its higher differences vanish while the noise's do not (Moré and Wild's
-    ECnoise): a k-th difference table whose entries change sign is noise, and
-    ``gamma_k = (k!)^2 / (2k)!`` turns its mean square into the noise variance.  This
-    sees what no model of ``eps |J|`` does: round-off of an intermediate larger
-    than the result (``(1e8 + f) - 1e8``), float32 arithmetic inside a float64
-    value.
+    The loss is evaluated at ``x + i s v`` (``i = 1..10``) along one direction.  Over
+    so short a run the smooth part is a low-degree polynomial, so its higher
+    differences vanish while the noise's do not (Moré and Wild's ECnoise): a k-th
+    difference table whose entries change sign is noise, and ``gamma_k = (k!)^2 /
+    (2k)!`` turns its mean square into the noise variance.  A smooth function that
+    varies on a scale shorter than ``s`` also changes sign, so the run is repeated
+    at a few spacings and the smallest estimate kept: too long a run can only
+    overstate the noise.  This sees what no model of ``eps |J|`` does: round-off of
+    an intermediate larger than the result (``(1e8 + f) - 1e8``), float32 arithmetic
+    inside a float64 value.
     """
-    s = 1e-6 * max(1.0, scale)
-    ev = along(s * np.arange(1, NOISE_POINTS))
-    values = np.concatenate([[0.0], np.real(ev.change)])
-    if not np.all(np.isfinite(values)):
-        return 0.0, abs(base)
-    variation = max(abs(base), abs(values[1]) / s * max(1.0, scale))
+    magnitude = max(1.0, scale)
+    smallest = 64 * float(np.spacing(magnitude))  # a spacing that still moves x by many ulps
+    spacings = sorted({max(smallest, 1e-6 * magnitude), max(smallest, 1e-6), max(smallest, 1e-9 * magnitude)})
+    variation = abs(base)
+    found: list[float] = []
+    for s in spacings:
+        # The point x itself is left out: sitting on a jump, it alone would jump.
+        ev = along(s * np.arange(1, NOISE_POINTS + 1))
+        values = np.real(ev.change)
+        if not np.all(np.isfinite(values)):
+            continue
+        variation = max(variation, abs(values[1]) / s * magnitude)
+        sigma = _noise_from_differences(values)
+        if sigma is not None:
+            found.append(sigma)
+    # A zero reading is a coincidence of quantised values (equal increments), not
+    # silence: it counts only when no spacing shows any noise.
+    positive = [sigma for sigma in found if sigma > 0]
+    return (NOISE_SAFETY * min(positive) if positive else 0.0), variation
+
+
+def _noise_from_differences(values: Array) -> float | None:
+    """ECnoise's reading of one run: the first order (from 2) whose differences change
+    sign and whose estimate agrees with the next order's (within 4x).  Failing that,
+    the smallest estimate of order 2 or more (an upper bound: smooth leakage only adds);
+    None when the values do not move at all (the loss cannot resolve this spacing)."""
     table = values
     estimates = []
     for k in range(1, NOISE_POINTS - 1):
         table = np.diff(table)
         gamma = math.factorial(k) ** 2 / math.factorial(2 * k)
-        sigma = math.sqrt(gamma * float(np.mean(table**2)))
-        changes_sign = bool(np.any(table > 0) and np.any(table < 0))
-        estimates.append((sigma, changes_sign))
-    # The first order whose differences change sign and agree with the next order's
-    # (within a factor 4) is noise, not curvature.
+        estimates.append((math.sqrt(gamma * float(np.mean(table**2))), bool(np.any(table > 0) and np.any(table < 0))))
+    if estimates[0][0] == 0:
+        return None
     for (sigma, sign), (following, _) in itertools.pairwise(estimates[1:]):
         if sign and sigma > 0 and 0.25 <= following / sigma <= 4:
-            return NOISE_SAFETY * sigma, variation
-    return 0.0, variation
+            return sigma
+    return min(sigma for sigma, _ in estimates[1:])
 
 
 LADDER_RATIO = 4.0  # each rung's step is this much smaller than the last
@@ -544,10 +564,34 @@ LADDER_MIN = 3  # rungs at least before an entry may stop
 AGREE = (0.8, 1.25)  # "stays put": the ratio of a quantity at consecutive rungs
 
 
-def _steady(ratio: Array, before: Array) -> Array:
-    """Stayed put over two consecutive rungs (the ratio to the rung before, twice)."""
+def _left_jumps(evaluate: Evaluate, steps: Array, sigma: float, flags: Array, jumps: Array) -> int:
+    """Forward differences never look left, so a right-continuous jump (``floor`` at an
+    integer) looks smooth to them: the left side is probed at three shrinking steps,
+    and a change that stays put there is a jump.  Returns the evaluations spent."""
+    idx = np.flatnonzero(flags == FLAG_NONE)
+    if idx.size == 0:
+        return 0
+    changes = []
+    for k in range(3):
+        ev = evaluate(-steps[idx] / LADDER_RATIO**k, idx)
+        changes.append((np.real(ev.change), ev.roundoff))
+    (c0, r0), (c1, _), (c2, _) = changes
+    with np.errstate(all="ignore"):
+        loud = np.abs(c2) > 100 * (sigma + r0)
+        jumped = loud & _steady(np.abs(c1) / np.abs(c0)) & _steady(np.abs(c2) / np.abs(c1))
+    flags[idx[jumped]] = FLAG_JUMP
+    jumps[idx[jumped]] = -c2[jumped]
+    return 3 * idx.size
+
+
+def _steady(ratio: Array) -> Array:
+    """Stayed put from one rung to the next (its ratio near 1)."""
     with np.errstate(invalid="ignore"):
-        return cast(Array, (ratio > AGREE[0]) & (ratio < AGREE[1]) & (before > AGREE[0]) & (before < AGREE[1]))
+        return cast(Array, (ratio > AGREE[0]) & (ratio < AGREE[1]))
+
+
+KINK_EVIDENCE = 2  # consecutive steady ratios, at steps no larger than the auto step
+JUMP_EVIDENCE = 3
 
 
 def ladder_derivatives(
@@ -588,14 +632,17 @@ def ladder_derivatives(
     evaluations = 0
     # Per-entry history of the last two rungs: value, extrapolation, one-sided slopes, changes.
     prev_d = np.full(n, np.nan)
+    prev_change = np.full(n, np.nan)
     prev_r = np.full(n, np.nan)
     prev_f = np.full(n, np.nan)
     prev_b = np.full(n, np.nan)
     prev_plus = np.full(n, np.nan)
     prev_minus = np.full(n, np.nan)
-    prev_spread_ratio = np.full(n, np.nan)
-    prev_plus_ratio = np.full(n, np.nan)
-    prev_minus_ratio = np.full(n, np.nan)
+    # How many rungs in a row the one-sided disagreement, and each side's change,
+    # have stayed put.
+    spread_run = np.zeros(n, dtype=int)
+    plus_run = np.zeros(n, dtype=int)
+    minus_run = np.zeros(n, dtype=int)
     prev_err = np.full(n, np.inf)
     start = h if user_step else h * LADDER_RATIO**LADDER_UP
     rungs = LADDER_RUNGS
@@ -620,7 +667,12 @@ def ladder_derivatives(
                 evaluations += 2 * active.size
             f, b = dp / step, -dm / step
             valid = np.isfinite(d)
-            trunc = np.abs(d - prev_d[active]) / (order_gain - 1)
+            # The difference to the rung above measures the truncation only in the
+            # asymptotic regime, where differences shrink by order_gain per rung; the
+            # one before it keeps a coincidental agreement (a periodic function at
+            # steps near its period) from passing for convergence.
+            change = np.abs(d - prev_d[active])
+            trunc = np.maximum(change, prev_change[active] / order_gain) / (order_gain - 1)
             err = np.where(np.isfinite(trunc), trunc, np.inf) + noise
             candidates = [(d, err, noise, np.where(np.isfinite(trunc), trunc, np.inf))]
             r = np.full(active.size, np.nan)
@@ -629,6 +681,10 @@ def ladder_derivatives(
                 r_noise = (order_gain * noise + 2 * sigma / step * LADDER_RATIO) / (order_gain - 1)
                 r_trunc = np.abs(r - prev_r[active])
                 candidates.append((r, np.where(np.isfinite(r_trunc), r_trunc, np.inf) + r_noise, r_noise, r_trunc))
+            # An estimate's error is confirmed by every rung below it: a later value
+            # farther from it than its error estimate shows the estimate was lucky.
+            seen = active[valid & np.isfinite(best[active])]
+            best_err[seen] = np.maximum(best_err[seen], np.abs(d[valid & np.isfinite(best[active])] - best[seen]))
             for value, e, nz, tr in candidates:
                 better = valid & np.isfinite(value) & (e < best_err[active])
                 where = active[better]
@@ -645,14 +701,17 @@ def ladder_derivatives(
             audible = spread > 100 * noise
             with np.errstate(invalid="ignore"):
                 converging = (np.abs(f - prev_f[active]) < 0.1 * spread) & (np.abs(b - prev_b[active]) < 0.1 * spread)
-                on_kink = (not one_sided) & audible & _steady(spread_ratio, prev_spread_ratio[active]) & converging
+                spread_run[active] = np.where(audible & _steady(spread_ratio) & converging, spread_run[active] + 1, 0)
                 loud_plus = np.abs(dp) > 100 * (sigma + plus.roundoff)
-                jump_plus = loud_plus & _steady(plus_ratio, prev_plus_ratio[active])
-                jump_minus = (
-                    (not one_sided)
-                    & (np.abs(dm) > 100 * (sigma + plus.roundoff))
-                    & _steady(minus_ratio, prev_minus_ratio[active])
-                )
+                loud_minus = np.abs(dm) > 100 * (sigma + plus.roundoff)
+                plus_run[active] = np.where(loud_plus & _steady(plus_ratio), plus_run[active] + 1, 0)
+                minus_run[active] = np.where(loud_minus & _steady(minus_ratio), minus_run[active] + 1, 0)
+                # Evidence counts only once the steps are down to the auto step: larger
+                # steps may see a steep function's far side as a plateau.
+                small_enough = rung >= LADDER_UP or user_step
+                on_kink = (not one_sided) & small_enough & (spread_run[active] >= KINK_EVIDENCE)
+                jump_plus = small_enough & (plus_run[active] >= JUMP_EVIDENCE)
+                jump_minus = (not one_sided) & small_enough & (minus_run[active] >= JUMP_EVIDENCE)
             jumped = (jump_plus | jump_minus) & ~on_kink
             if np.any(jumped):
                 where = active[jumped]
@@ -676,15 +735,13 @@ def ladder_derivatives(
             roundoff_rules = valid & (noise > err - noise) & (err > prev_err[active])
             stop = (rung + 1 >= LADDER_MIN) & (converged | roundoff_rules)
             stop |= jumped | on_kink
+            prev_change[active] = change
             prev_d[active], prev_r[active], prev_f[active], prev_b[active] = d, r, f, b
             prev_plus[active], prev_minus[active] = dp, dm
-            prev_spread_ratio[active], prev_plus_ratio[active], prev_minus_ratio[active] = (
-                spread_ratio,
-                plus_ratio,
-                minus_ratio,
-            )
             prev_err[active] = np.where(valid, err, np.inf)
             active = active[~stop]
+    if one_sided:
+        evaluations += _left_jumps(evaluate, best_step, sigma, flags, jumps)
     never = ~np.isfinite(best)
     flags[never & (flags == FLAG_NONE)] = FLAG_DOMAIN
     best[never] = 0.0

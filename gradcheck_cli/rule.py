@@ -102,13 +102,15 @@ class PassRule:
         uncertainty = noise + d.truncation
         limit = self.limit(scale, uncertainty, self.analytic_floor(scale, rounding))
         jumped = d.flags == FLAG_JUMP
+        # No numerical value to hold the analytic one against (the domain ended), or one
+        # from another method than the one asked for (the complex step is not valid
+        # there: a real derivative stands in, and can fail an entry, not pass it).
+        blind = d.flags == FLAG_DOMAIN
         with np.errstate(invalid="ignore"):
-            failed = (err > limit) | jumped
+            failed = ((err > limit) & ~blind) | jumped
             floor = np.maximum(scale, RESOLVE_FLOOR * reference)
             unresolved = ~failed & (
-                ((uncertainty > floor) & (uncertainty > self.atol))
-                | (d.flags == FLAG_DOMAIN)
-                | (d.flags == FLAG_COMPLEX_INVALID)
+                ((uncertainty > floor) & (uncertainty > self.atol)) | blind | (d.flags == FLAG_COMPLEX_INVALID)
             )
             relative = (limit - self.atol) / floor
         resolved = ~unresolved & ~jumped & np.isfinite(relative)
