@@ -519,7 +519,14 @@ def measure_noise(along: Callable[[Array], Evaluation], base: float, scale: floa
     """
     magnitude = max(1.0, scale)
     smallest = 64 * float(np.spacing(magnitude))  # a spacing that still moves x by many ulps
-    spacings = sorted({max(smallest, 1e-6 * magnitude), max(smallest, 1e-6), max(smallest, 1e-9 * magnitude)})
+    spacings = sorted(
+        {
+            max(smallest, 1e-6 * magnitude),
+            max(smallest, 1e-6),
+            max(smallest, 1e-9 * magnitude),
+            max(smallest, 1e-12 * magnitude),
+        }
+    )
     variation = abs(base)
     found: list[float] = []
     for s in spacings:
@@ -559,9 +566,10 @@ def _noise_from_differences(values: Array) -> float | None:
 
 LADDER_RATIO = 4.0  # each rung's step is this much smaller than the last
 LADDER_UP = 2  # the ladder starts this many rungs above the auto step
-LADDER_RUNGS = 10  # rungs at most (two loss evaluations each for central differences)
+LADDER_RUNGS = 16  # rungs at most (two loss evaluations each for central differences)
 LADDER_MIN = 3  # rungs at least before an entry may stop
 AGREE = (0.8, 1.25)  # "stays put": the ratio of a quantity at consecutive rungs
+SHRINK = 0.4  # "shrinks with the step": the loss's change falls at least this much per rung (1/4 or 1/16)
 
 
 def _left_jumps(evaluate: Evaluate, steps: Array, sigma: float, flags: Array, jumps: Array) -> int:
@@ -633,6 +641,8 @@ def ladder_derivatives(
     # Per-entry history of the last two rungs: value, extrapolation, one-sided slopes, changes.
     prev_d = np.full(n, np.nan)
     prev_change = np.full(n, np.nan)
+    last, last_step = np.full(n, np.nan), h.copy()  # the smallest rung's value, whatever it is
+    prev_shrinking = np.zeros(n, dtype=bool)
     prev_r = np.full(n, np.nan)
     prev_f = np.full(n, np.nan)
     prev_b = np.full(n, np.nan)
@@ -673,13 +683,27 @@ def ladder_derivatives(
             # steps near its period) from passing for convergence.
             change = np.abs(d - prev_d[active])
             trunc = np.maximum(change, prev_change[active] / order_gain) / (order_gain - 1)
+            # Only where the loss's changes shrink with the step (like h, or h^2 at a
+            # stationary point) is the function seen on its own scale.  Changes that stay
+            # put mean the steps still reach past a feature narrower than they are (a
+            # bump of width 1e-7 looks flat, with a derivative of exactly 0, from
+            # steps of 1e-6): no estimate is taken from such a rung.
+            # (A loss that does not move at all is constant there: exactly seen.)
+            shrinking = (np.abs(dp) < SHRINK * np.abs(prev_plus[active])) | (dp == 0)
+            if not one_sided:
+                shrinking &= (np.abs(dm) < SHRINK * np.abs(prev_minus[active])) | (dm == 0)
+            # Two rungs in a row: the estimate compares this rung with the one above.
+            trunc = np.where(shrinking & prev_shrinking[active], trunc, np.inf)
+            prev_shrinking[active] = shrinking
+            last[active[valid]] = d[valid]
+            last_step[active[valid]] = step[valid]
             err = np.where(np.isfinite(trunc), trunc, np.inf) + noise
             candidates = [(d, err, noise, np.where(np.isfinite(trunc), trunc, np.inf))]
             r = np.full(active.size, np.nan)
             if method == "richardson":
                 r = (order_gain * d - prev_d[active]) / (order_gain - 1)
                 r_noise = (order_gain * noise + 2 * sigma / step * LADDER_RATIO) / (order_gain - 1)
-                r_trunc = np.abs(r - prev_r[active])
+                r_trunc = np.where(trunc < np.inf, np.abs(r - prev_r[active]), np.inf)
                 candidates.append((r, np.where(np.isfinite(r_trunc), r_trunc, np.inf) + r_noise, r_noise, r_trunc))
             # An estimate's error is confirmed by every rung below it: a later value
             # farther from it than its error estimate shows the estimate was lucky.
@@ -706,12 +730,23 @@ def ladder_derivatives(
                 loud_minus = np.abs(dm) > 100 * (sigma + plus.roundoff)
                 plus_run[active] = np.where(loud_plus & _steady(plus_ratio), plus_run[active] + 1, 0)
                 minus_run[active] = np.where(loud_minus & _steady(minus_ratio), minus_run[active] + 1, 0)
-                # Evidence counts only once the steps are down to the auto step: larger
-                # steps may see a steep function's far side as a plateau.
-                small_enough = rung >= LADDER_UP or user_step
-                on_kink = (not one_sided) & small_enough & (spread_run[active] >= KINK_EVIDENCE)
-                jump_plus = small_enough & (plus_run[active] >= JUMP_EVIDENCE)
-                jump_minus = (not one_sided) & small_enough & (minus_run[active] >= JUMP_EVIDENCE)
+            # Who climbs further down?
+            target = 0.01 * (atol + rtol * np.abs(np.where(np.isfinite(best[active]), best[active], 0.0)))
+            converged = best_err[active] <= target
+            roundoff_rules = valid & (noise > err - noise) & (err > prev_err[active])
+            stop = (rung + 1 >= LADDER_MIN) & (converged | roundoff_rules)
+            if rung == rungs - 1:
+                stop[:] = True
+            # Evidence is read where an entry stops, from the rungs that led there, and
+            # only once the steps are down to the auto step: a steep smooth function
+            # seen from steps far beyond its scale shows plateaus on either side.  A
+            # kink converges (its central difference is the sides' mean) and stops
+            # early; a jump never converges and is read at the last rung.
+            small_enough = rung >= LADDER_UP or user_step
+            on_kink = stop & (not one_sided) & small_enough & (spread_run[active] >= KINK_EVIDENCE)
+            exhausted = rung == rungs - 1  # stopped by round-off instead: it could not tell
+            jump_plus = exhausted & (plus_run[active] >= JUMP_EVIDENCE)
+            jump_minus = exhausted & (not one_sided) & (minus_run[active] >= JUMP_EVIDENCE)
             jumped = (jump_plus | jump_minus) & ~on_kink
             if np.any(jumped):
                 where = active[jumped]
@@ -729,12 +764,6 @@ def ladder_derivatives(
                     np.abs(right_x - f[on_kink]), np.abs(left_x - b[on_kink])
                 )
                 best_trunc[where] = 0.0
-            # Who climbs further down?
-            target = 0.01 * (atol + rtol * np.abs(np.where(np.isfinite(best[active]), best[active], 0.0)))
-            converged = best_err[active] <= target
-            roundoff_rules = valid & (noise > err - noise) & (err > prev_err[active])
-            stop = (rung + 1 >= LADDER_MIN) & (converged | roundoff_rules)
-            stop |= jumped | on_kink
             prev_change[active] = change
             prev_d[active], prev_r[active], prev_f[active], prev_b[active] = d, r, f, b
             prev_plus[active], prev_minus[active] = dp, dm
@@ -743,7 +772,12 @@ def ladder_derivatives(
     if one_sided:
         evaluations += _left_jumps(evaluate, best_step, sigma, flags, jumps)
     never = ~np.isfinite(best)
-    flags[never & (flags == FLAG_NONE)] = FLAG_DOMAIN
-    best[never] = 0.0
+    # Values, but none from a rung where the function was seen on its own scale: the
+    # check cannot tell (UNRESOLVED by its infinite uncertainty).  No values at all:
+    # the loss was not finite at any step tried.
+    seen = never & np.isfinite(last)
+    best[seen], best_step[seen] = last[seen], last_step[seen]
+    flags[never & ~seen & (flags == FLAG_NONE)] = FLAG_DOMAIN
+    best[never & ~seen] = 0.0
     best_noise[never] = np.inf
     return Derivatives(best, best_step, best_noise, kinks, lower, upper, best_trunc, flags, jumps, evaluations)

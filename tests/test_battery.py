@@ -269,3 +269,60 @@ def test_the_table_shows_error_over_limit_and_resolution():
     p = report.parameters[0]
     assert p.error_ratio <= 1 and 1e-6 <= p.resolution < 1e-3
     assert p.to_dict()["resolution"] == pytest.approx(p.resolution)
+
+
+# ---- properties over random smooth functions at random scales --------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SHAPES = {
+    "sin": (np.sin, np.cos),
+    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+    "bump": (lambda z: np.exp(-z * z), lambda z: -2 * z * np.exp(-z * z)),
+    "softplus": (lambda z: np.logaddexp(0, z), lambda z: 1 / (1 + np.exp(-z))),
+    "cubic": (lambda z: z**3 / 3 - z, lambda z: z * z - 1),
+}
+
+
+@st.composite
+def smooth_problems(draw):
+    """J(w) = offset + A sum_k a_k phi(w_k / s + c_k), parameters of size s (1e-8 to 1e8)."""
+    n = draw(st.integers(1, 6))
+    s = 10.0 ** draw(st.integers(-8, 8))
+    amplitude = 10.0 ** draw(st.integers(-3, 3))
+    offset = draw(st.sampled_from([0.0, 1.0, 1e4, 1e8, 1e12])) * draw(st.sampled_from([1, -1]))
+    kind = draw(st.sampled_from(sorted(SHAPES)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.5, 2.0, n) * rng.choice([-1, 1], n)
+    c = rng.uniform(-1, 1, n)
+    w = s * rng.uniform(-1.5, 1.5, n)
+    phi, dphi = SHAPES[kind]
+
+    def loss(w):
+        return offset + amplitude * float(np.sum(a * phi(w / s + c)))
+
+    def grad(w):
+        return {"w": amplitude * a * dphi(w / s + c) / s}
+
+    return loss, grad, w, draw(st.sampled_from(REAL))
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=smooth_problems(), which=st.integers(0, 5), sign=st.sampled_from([1, -1]))
+def test_correct_never_fails_and_a_wrong_entry_beyond_the_resolution_never_passes(problem, which, sign):
+    loss, grad, w, method = problem
+    right = _check(loss, grad, {"w": w}, method=method)
+    _never_fails(right)
+    p = right.parameters[0]
+    if p.status != "PASS":
+        return  # nothing resolved to claim a resolution for
+    k = which % w.size
+    g = grad(w)["w"]
+    reference = float(np.max(np.abs(np.concatenate([p.numerical, p.analytic]))))
+    _, atol = right.settings.tolerances
+    off = g.copy()
+    off[k] += sign * (2 * p.resolution * max(abs(g[k]), 1e-3 * reference) + 2 * atol)
+    wrong = _check(loss, lambda w: {"w": off}, {"w": w}, method=method)
+    assert wrong.parameters[0].status != "PASS", report_to_text(wrong)
