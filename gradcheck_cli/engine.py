@@ -151,7 +151,7 @@ class IncrementalProbe:
         steps = np.asarray(steps)
         kind, l = self.model.roles[name]
         change = np.empty(len(flat), dtype=np.result_type(steps, np.float64))
-        crossed = np.zeros(len(flat), dtype=bool)
+        crossed = np.zeros(len(flat), dtype=np.int64)  # kinks each move crosses
         n_in, n_out = self.model.spec.layers[l - 1], self.model.spec.layers[l]
         if kind == "W" and len(flat) == n_in * n_out and np.array_equal(flat, np.arange(len(flat))):
             self._dense_weight(l, steps.reshape(n_in, n_out), change.reshape(n_in, n_out), crossed.reshape(n_in, n_out))
@@ -202,11 +202,12 @@ class IncrementalProbe:
         return [slice(start, min(count, start + size)) for start in range(0, count, size)]
 
     def _crossings(self, l: int, A: Array, dA: Array, axis: tuple[int, ...]) -> Array | None:
-        """Where ``A + dA`` has another sign than ``A`` (or ``A`` is on 0 and moves)."""
+        """How many elements of ``A + dA`` have another sign than ``A`` (or leave 0):
+        the kinks each move crosses."""
         if not self.model.activations[l - 1].kink or np.iscomplexobj(dA):
             return None
         moved = np.sign(A + dA) != np.sign(A)
-        return cast(Array, moved.any(axis=axis))
+        return cast(Array, moved.sum(axis=axis))
 
     def _dense_weight(self, l: int, steps: Array, change: Array, crossed: Array) -> None:
         """Every entry of ``W^l``: rows of perturbations share their input change.
@@ -238,9 +239,9 @@ class IncrementalProbe:
                 out_change, out_hit = self._grid_above(l, cols, dA, dZ)
                 change[rows, cols] = out_change
                 if hit is not None:
-                    crossed[rows, cols] = hit
+                    crossed[rows, cols] += hit
                 if out_hit is not None:
-                    crossed[rows, cols] |= out_hit
+                    crossed[rows, cols] += out_hit
                 self._tick(out_change.size)
 
     def _grid_above(self, l: int, cols: slice, dA: Array, dZ: Array) -> tuple[Array, Array | None]:
@@ -268,10 +269,10 @@ class IncrementalProbe:
         dZ = self.model.activations[l - 1].change(A, Z, dA, tuple(x[j] for x in layer.prepT))
         hit = self._crossings(l, A, dA, axis=(-1,))
         change, above = self._above_column(l, j, dA, dZ)
-        crossed = np.zeros(len(j), dtype=bool)
+        crossed = np.zeros(len(j), dtype=np.int64)
         for flags in (hit, above):
             if flags is not None:
-                crossed |= flags
+                crossed += flags
         return change, crossed
 
     def _above_column(self, l: int, j: Array, dA: Array, dZ: Array) -> tuple[Array, Array | None]:
@@ -296,7 +297,7 @@ class IncrementalProbe:
             layer = self.layers[k]
             hit = self._crossings(k, layer.A[None], dA, axis=(-2, -1))
             if hit is not None:
-                crossed = hit if crossed is None else crossed | hit
+                crossed = hit if crossed is None else crossed + hit
             prepared = tuple(x[None] for x in layer.prep)
             act = self.model.activations[k - 1]
             if k == self.L:

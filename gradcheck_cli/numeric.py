@@ -87,7 +87,7 @@ class Evaluation:
 
     change: Array  # real, or complex for imaginary steps; nan where the loss was not finite
     roundoff: Array  # absolute round-off bound of each change
-    crossed: Array | None  # True where the step straddles (or starts on) a kink; None: unknown
+    crossed: Array | None  # kinks each step straddles (or starts on); None: unknown
     real_output: Array | None = None  # complex steps: True where the loss returned a real value
 
 
@@ -206,9 +206,10 @@ class LoopProbe:
             self._output_eps = float(np.finfo(array.dtype).eps) if array.dtype.kind in "fc" else EPS64
         return _finite_scalar(value, self._where, context)
 
-    def _crossed(self, params: Params) -> bool:
+    def _crossed(self, params: Params) -> int:
+        """How many kinks lie between the starting point and ``params``."""
         assert self._kink_pattern is not None
-        return bool(np.any(self._kink_pattern(params) != self._base_pattern))
+        return int(np.count_nonzero(self._kink_pattern(params) != self._base_pattern))
 
     def entries(self, name: str, flat: Array, steps: Array) -> Evaluation:
         """``J(x + steps[k] e_{flat[k]}) - J(x)`` for each k, one loss call each."""
@@ -218,7 +219,7 @@ class LoopProbe:
         params = dict(self.params)
         params[name] = work
         change = np.empty(len(flat), dtype=work.dtype)
-        crossed = np.zeros(len(flat), dtype=bool) if self._base_pattern is not None else None
+        crossed = np.zeros(len(flat), dtype=np.int64) if self._base_pattern is not None else None
         real_output = np.zeros(len(flat), dtype=bool)
         for k, (i, s) in enumerate(zip(flat, steps, strict=True)):
             old = view[i]
@@ -239,7 +240,7 @@ class LoopProbe:
         x = self.params[name]
         params = dict(self.params)
         change = np.empty(len(steps), dtype=np.result_type(steps, np.float64))
-        crossed = np.zeros(len(steps), dtype=bool) if self._base_pattern is not None else None
+        crossed = np.zeros(len(steps), dtype=np.int64) if self._base_pattern is not None else None
         real_output = np.zeros(len(steps), dtype=bool)
         for k, (v, s) in enumerate(zip(directions, steps, strict=True)):
             params[name] = x + s * v.reshape(x.shape)
@@ -282,7 +283,7 @@ class Derivatives:
 
 
 # Why an entry has no verdict of its own (or, for a jump, why it fails).
-FLAG_NONE, FLAG_DOMAIN, FLAG_COMPLEX_INVALID, FLAG_JUMP = 0, 1, 2, 3
+FLAG_NONE, FLAG_DOMAIN, FLAG_COMPLEX_INVALID, FLAG_JUMP, FLAG_KINKS = 0, 1, 2, 3, 4
 
 
 def _combine_sides(plus: Evaluation, minus: Evaluation, h: Array) -> tuple[Array, Array, Array, Array, Array]:
@@ -294,7 +295,7 @@ def _combine_sides(plus: Evaluation, minus: Evaluation, h: Array) -> tuple[Array
     if plus.crossed is None or minus.crossed is None:
         kinks = np.zeros(len(h), dtype=bool)
     else:
-        kinks = plus.crossed | minus.crossed
+        kinks = (plus.crossed > 0) | (minus.crossed > 0)
     return values, noise, kinks, np.minimum(left, right), np.maximum(left, right)
 
 
@@ -326,7 +327,7 @@ def numerical_derivatives(evaluate: Evaluate, h: Array, method: str) -> Derivati
         plus = evaluate(h, None)
         values = np.real(plus.change) / h
         noise = 2 * plus.roundoff / h
-        kinks = np.zeros(len(h), dtype=bool) if plus.crossed is None else plus.crossed.copy()
+        kinks = np.zeros(len(h), dtype=bool) if plus.crossed is None else plus.crossed > 0
         # Only the entries at a kink pay for more evaluations.
         return _resolve_kinks(evaluate, Derivatives(values, h, noise, kinks, nan, nan.copy()))
     if method == "central":
@@ -379,12 +380,18 @@ def _resolve_kinks(evaluate: Evaluate, d: Derivatives, richardson: bool = False)
         d.kinks[done] = False
         right, left = np.real(plus.change) / hk, -np.real(minus.change) / hk
         history = [(r[keep], l[keep]) for r, l in history[-1:]] + [(right[keep], left[keep])]
+        assert plus.crossed is not None and minus.crossed is not None
+        many = (np.maximum(plus.crossed, minus.crossed) > 1)[keep]
         idx, hk, values, noise = idx[keep], hk[keep], values[keep], noise[keep]
         if idx.size == 0:
             return d
     # Still crossing: on the kink.
     (right2, left2), (right, left) = history
     _set_kink_interval(d, idx, values, hk, noise, (right, left), (right2, left2))
+    assert d.flags is not None
+    # A move that crosses several kinks at once: each may take any value of its own
+    # subgradient interval, so the valid set is wider than the one-sided slopes.
+    d.flags[idx[many]] = FLAG_KINKS
     return d
 
 

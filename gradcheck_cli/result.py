@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from ._version import __version__
 from .indexing import entry_index, format_index
-from .numeric import FLAG_COMPLEX_INVALID, FLAG_DOMAIN, FLAG_JUMP, FLAG_NONE, TaylorResult
+from .numeric import FLAG_COMPLEX_INVALID, FLAG_DOMAIN, FLAG_JUMP, FLAG_KINKS, FLAG_NONE, TaylorResult
 from .options import Settings
 from .rule import status
 
@@ -38,6 +38,8 @@ REASONS = {
     "domain": "the loss is not finite at nearby points (its domain ends there); start farther from the edge",
     "complex": "the complex step is not valid here (the loss is not complex-safe for these entries); "
     "use method central or richardson",
+    "kinks": "their steps cross several kinks at once (each may take any value of its own subgradient "
+    "interval), and the value lies outside the one-sided slopes; check at a point off the kinks",
 }
 
 
@@ -134,7 +136,7 @@ class ParameterResult:
                 f"the loss is discontinuous at {self.name}{self._label(k)}: it jumps by {float(self.jumps[k]):.3g}, "
                 f"so no derivative exists there{more}"
             )
-        for flag, key in ((FLAG_DOMAIN, "domain"), (FLAG_COMPLEX_INVALID, "complex")):
+        for flag, key in ((FLAG_DOMAIN, "domain"), (FLAG_COMPLEX_INVALID, "complex"), (FLAG_KINKS, "kinks")):
             count = int(np.count_nonzero(self.unresolved & (self.flags == flag)))
             if count:
                 out.append(f"{count} unresolved: {REASONS[key]}")

@@ -59,10 +59,37 @@ def test_any_valid_subgradient_passes():
 
 @pytest.mark.parametrize("method", ["central", "forward", "richardson"])
 def test_wrong_subgradient_fails(method):
-    report = check_model(_on_kinks(WrongSubgradient), method=method)
+    # One zero row: each b1 step crosses a single kink, whose one-sided slopes bound
+    # exactly the valid values; sigma'(0) = 2 lies outside them.
+    report = check_model(_on_kinks(WrongSubgradient, zero_rows=1), method=method)
     assert not report.passed
     failing = {p.name for p in report.parameters if p.status == "FAIL"}
     assert "b1" in failing
+
+
+@pytest.mark.parametrize("method", ["central", "forward", "richardson"])
+def test_a_wrong_subgradient_on_several_kinks_at_once_never_passes(method):
+    # Three zero rows: each b1 step crosses three kinks at once.  A chain rule may pick
+    # any subgradient at each, so the valid set can be wider than the one-sided
+    # slopes, and a value outside them is UNRESOLVED, with the reason, not PASS.
+    report = check_model(_on_kinks(WrongSubgradient, zero_rows=3), method=method)
+    statuses = {p.name: p.status for p in report.parameters}
+    assert statuses["b1"] in ("FAIL", "UNRESOLVED") and report.exit_code in (1, 3)
+    b1 = next(p for p in report.parameters if p.name == "b1")
+    if b1.status == "UNRESOLVED":
+        assert any("several kinks at once" in r for r in b1.reasons)
+
+
+def test_relu_network_at_zero_initialisation_never_fails():
+    # Every first-layer pre-activation exactly 0 and relu'(0) = 0, as every framework
+    # computes: each W1 step crosses m kinks at once, in both directions.  A valid
+    # chain-rule gradient: never FAIL (the mechanism that once failed it).
+    model = MLP(MLPSpec.build([3, 4, 2], activation="relu", m=16, seed=5))
+    model._params["W1"][:] = 0.0
+    model._params["b1"][:] = 0.0
+    for method in ("central", "richardson", "forward"):
+        report = check_model(model, method=method)
+        assert all(p.status != "FAIL" for p in report.parameters), report_to_text(report)
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu"])
