@@ -253,6 +253,29 @@ def main() -> None:
     )
     for note in dict.fromkeys(notes):
         console.print(note)
+    largest = args.sizes[-1]
+    ratio = _truncation_overhead(
+        MLP(MLPSpec.build([int(n) for n in largest.split("-")], m=SIZES[largest])), args.repeats
+    )
+    console.print(
+        f"truncation measurement (a sample of 64 entries per parameter at h/4) on {largest}: "
+        f"{ratio:.3f}x the check without it"
+    )
+
+
+def _truncation_overhead(model: MLP, repeats: int) -> float:
+    """The full check over the same check with truncation measurement switched off,
+    side by side in this process."""
+    import gradcheck_cli.check as check_module
+
+    measure = check_module._measure_truncation
+    with_it, _ = _median_time(lambda: check_model(model), repeats)
+    check_module._measure_truncation = lambda *args, **kwargs: None  # type: ignore[assignment]
+    try:
+        without, _ = _median_time(lambda: check_model(model), repeats)
+    finally:
+        check_module._measure_truncation = measure
+    return with_it / without
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 
 from gradcheck_cli import BadValueError, check_gradients, check_model
 from gradcheck_cli.models import MLP, MLPSpec
-from gradcheck_cli.report import report_to_text
+from gradcheck_cli.report import report_to_text, reports_to_junit
 
 REAL = ["central", "forward", "richardson"]
 ALL = [*REAL, "complex"]
@@ -57,6 +57,9 @@ def test_a_partly_complex_safe_loss_is_unresolved_not_passed():
     correct = _check(loss, lambda w: {"w": 2 * w + 1}, {"w": w}, method="complex")
     assert _statuses(correct)["w"] == "UNRESOLVED" and correct.exit_code == 3
     assert any("complex step is not valid" in r for r in correct.parameters[0].reasons)
+    junit = reports_to_junit([correct])
+    assert '<skipped message="UNRESOLVED: 6 unresolved: the complex step is not valid here' in junit
+    assert correct.to_dict()["parameters"][0]["unresolved"] == 6
     assert _statuses(_check(loss, lambda w: {"w": 2 * w}, {"w": w}, method="complex"))["w"] == "FAIL"
 
 
