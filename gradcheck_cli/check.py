@@ -382,6 +382,12 @@ def _measure_parameter(
         h = numeric._compute_absolute_step(magnitudes, rel, settings.method, dtype)
         rtol, atol = settings.tolerances
         d = numeric.ladder_derivatives(evaluate, h, settings.method, sigma, how.user_step, rtol, atol)
+        if V is not None:
+            # A direction moves every entry at once: it may cross many kinks, each free to
+            # take any value of its own subgradient interval, a set the one-sided slopes
+            # can understate.  Outside them the check cannot tell (UNRESOLVED, not FAIL).
+            assert d.flags is not None
+            d.flags[d.kinks & (d.flags == numeric.FLAG_NONE)] = numeric.FLAG_KINKS
     else:
         h = numeric._compute_absolute_step(magnitudes, settings.step, settings.method, dtype)
         if how.black_box:  # complex step on a black box: a real output is a zero derivative

@@ -188,7 +188,7 @@ def render_plain(renderable: RenderableType) -> str:
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
 
 
-def report_to_text(report: Report, width: int = 120) -> str:
+def report_to_text(report: Report, width: int = 160) -> str:
     """The rendered table as plain text (no colour), e.g. for an assertion message."""
     buffer = io.StringIO()
     Console(file=buffer, width=width, color_system=None, force_terminal=False).print(render_report(report, width))

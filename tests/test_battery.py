@@ -329,3 +329,62 @@ def test_correct_never_fails_and_a_wrong_entry_beyond_the_resolution_never_passe
     off[k] += sign * (2 * p.resolution * max(abs(g[k]), 1e-3 * reference) + 2 * atol)
     wrong = _check(loss, lambda w: {"w": off}, {"w": w}, method=method)
     assert wrong.parameters[0].status != "PASS", report_to_text(wrong)
+
+
+# 6. Kinks crossed several at once, and ties.
+@pytest.mark.parametrize("seed", range(3))
+def test_a_tie_in_max_in_directional_mode(seed):
+    # max(w) at a tie of w0 = w1: valid gradients are (t, 1 - t, 0, 0).  Entry by entry
+    # (1, 1, 0, 0) is inside each one-sided interval; a direction moving both sees it.
+    w = np.array([1.0, 1.0, 0.0, -0.5])
+    right = _check(
+        lambda w: float(np.max(w)),
+        lambda w: {"w": np.array([1.0, 0, 0, 0])},
+        {"w": w},
+        mode="directional",
+        directions=8,
+        seed=seed,
+    )
+    assert right.passed, report_to_text(right)
+    wrong = _check(
+        lambda w: float(np.max(w)),
+        lambda w: {"w": np.array([1.0, 1.0, 0, 0])},
+        {"w": w},
+        mode="directional",
+        directions=8,
+        seed=seed,
+    )
+    # A direction crosses the tie: outside its one-sided slopes, UNRESOLVED or FAIL, never PASS.
+    assert _statuses(wrong)["w"] != "PASS" and wrong.exit_code in (1, 3), report_to_text(wrong)
+
+
+def _pool(z):
+    return z.reshape(4, 2, 3, 2).max(axis=(1, 3))
+
+
+def _pool_backward(z, dout, mask_all_ties):
+    out = np.zeros_like(z)
+    for i in range(4):
+        for j in range(3):
+            window = z[2 * i : 2 * i + 2, 2 * j : 2 * j + 2]
+            if mask_all_ties:  # the mistake: dout to every tied entry
+                out[2 * i : 2 * i + 2, 2 * j : 2 * j + 2] = (window == window.max()) * dout[i, j]
+            else:  # argmax: one entry per window
+                k = np.unravel_index(np.argmax(window), (2, 2))
+                out[2 * i + k[0], 2 * j + k[1]] = dout[i, j]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_max_pool_over_relu_output_in_directional_mode(seed):
+    # Windows of exact zeros are ties; a direction crosses many at once, so a value
+    # outside the one-sided slopes may still be a valid chain-rule gradient: the
+    # correct argmax backward never FAILs, the equality-mask backward never PASSes.
+    rng = np.random.default_rng(seed)
+    z = np.maximum(rng.standard_normal((8, 6)) - 0.8, 0)
+    dout = rng.standard_normal((4, 3))
+    loss = lambda z: float(np.sum(_pool(z) * dout))
+    right = _check(loss, lambda z: {"z": _pool_backward(z, dout, False)}, {"z": z}, mode="directional", seed=seed)
+    _never_fails(right)
+    wrong = _check(loss, lambda z: {"z": _pool_backward(z, dout, True)}, {"z": z}, mode="directional", seed=seed)
+    assert _statuses(wrong)["z"] != "PASS", report_to_text(wrong)
