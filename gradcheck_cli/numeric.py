@@ -699,8 +699,14 @@ def ladder_derivatives(
             shrinking = (np.abs(dp) < SHRINK * np.abs(prev_plus[active])) | (dp == 0)
             if not one_sided:
                 shrinking &= (np.abs(dm) < SHRINK * np.abs(prev_minus[active])) | (dm == 0)
+            # And above the noise: changes of a few noise quanta can shrink by chance.
+            if one_sided:
+                heard = (np.abs(dp) > 10 * (sigma + plus.roundoff)) | (dp == 0)
+            else:
+                loudness = np.abs(dp) + np.abs(dm)
+                heard = (loudness > 10 * (2 * sigma + plus.roundoff + minus.roundoff)) | (loudness == 0)
             # Two rungs in a row: the estimate compares this rung with the one above.
-            trunc = np.where(shrinking & prev_shrinking[active], trunc, np.inf)
+            trunc = np.where(shrinking & prev_shrinking[active] & heard, trunc, np.inf)
             prev_shrinking[active] = shrinking
             last[active[valid]] = d[valid]
             last_step[active[valid]] = step[valid]

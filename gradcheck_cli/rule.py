@@ -99,7 +99,8 @@ class PassRule:
             scale[k] = np.maximum.reduce([np.abs(a), np.abs(lo), np.abs(hi)])
             noise[k] = 2 * noise[k]  # one-sided estimates carry twice the central round-off
         assert d.truncation is not None and d.flags is not None
-        uncertainty = noise + d.truncation
+        # Both are estimates (of a bound, and of a leading term): a factor of two on their sum.
+        uncertainty = 2 * (noise + d.truncation)
         limit = self.limit(scale, uncertainty, self.analytic_floor(scale, rounding))
         jumped = d.flags == FLAG_JUMP
         # No numerical value to hold the analytic one against (the domain ended), or one
