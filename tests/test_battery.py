@@ -255,7 +255,7 @@ def test_a_loss_computed_in_float32(method):
 
 # 14. A loss that is not deterministic cannot be checked: say so.
 def test_a_loss_that_is_not_deterministic():
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(0)  # seeded, yet every call draws a fresh mask
 
     def loss(w):  # unseeded dropout
         return float(np.sum((w * (rng.random(w.shape) > 0.5)) ** 2))
@@ -388,3 +388,10 @@ def test_max_pool_over_relu_output_in_directional_mode(seed):
     _never_fails(right)
     wrong = _check(loss, lambda z: {"z": _pool_backward(z, dout, True)}, {"z": z}, mode="directional", seed=seed)
     assert _statuses(wrong)["z"] != "PASS", report_to_text(wrong)
+
+
+# 5 (continued). A relu MLP with many samples, Richardson's large step: every crossing settled.
+@pytest.mark.parametrize("seed", range(3))
+def test_relu_mlp_with_a_thousand_samples_and_richardson(seed):
+    report = check_model(MLP(MLPSpec.build([6, 16, 16, 3], activation="relu", m=1000, seed=seed)), method="richardson")
+    assert report.passed, report_to_text(report)
