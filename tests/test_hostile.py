@@ -66,6 +66,12 @@ def loss_raises_later(W):
         raise ValueError("boom on a later call")
     return float(np.sum(W ** 2))
 
+def loss_offset(W):
+    return 1e12 + 1e-6 * float(np.sum(np.sin(W)))
+
+def grad_offset(W):
+    return {"W": 1e-6 * np.cos(W)}
+
 def loss_ctrl_c(W):
     CALLS["n"] += 1
     if CALLS["n"] > 5:
@@ -281,6 +287,9 @@ def test_exit_codes_each_row(runner, user):
     assert _func(runner, user, "loss", "grad", "-q").exit_code == 0
     assert _func(runner, user, "loss", "grad_wrong", "-q").exit_code == 1
     assert _func(runner, user, "nothere", "grad", "-q").exit_code == 2
+    # 1e12 + small: round-off far above the derivative, so the check cannot tell.
+    assert _func(runner, user, "loss_offset", "grad_offset", "-q").exit_code == 3
+    assert _func(runner, user, "loss_offset", "grad_offset", "-q", "--allow-unresolved").exit_code == 0
     assert _func(runner, user, "loss_ctrl_c", "grad", "-q").exit_code == 130
 
 
