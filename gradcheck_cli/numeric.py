@@ -720,8 +720,12 @@ def ladder_derivatives(
                 candidates.append((r, np.where(np.isfinite(r_trunc), r_trunc, np.inf) + r_noise, r_noise, r_trunc))
             # An estimate's error is confirmed by every rung below it: a later value
             # farther from it than its error estimate shows the estimate was lucky.
-            seen = active[valid & np.isfinite(best[active])]
-            best_err[seen] = np.maximum(best_err[seen], np.abs(d[valid & np.isfinite(best[active])] - best[seen]))
+            # (Less the later value's own round-off: a noisy small step proves nothing.)
+            known = valid & np.isfinite(best[active])
+            seen = active[known]
+            best_err[seen] = np.maximum(best_err[seen], np.abs(d[known] - best[seen]) - noise[known])
+            # ...and the reported uncertainty says so (the excess counts as truncation).
+            best_trunc[seen] = np.maximum(best_trunc[seen], best_err[seen] - best_noise[seen])
             for value, e, nz, tr in candidates:
                 better = valid & np.isfinite(value) & (e < best_err[active])
                 where = active[better]
