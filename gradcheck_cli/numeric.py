@@ -689,7 +689,10 @@ def ladder_derivatives(
             # one before it keeps a coincidental agreement (a periodic function at
             # steps near its period) from passing for convergence.
             change = np.abs(d - prev_d[active])
-            trunc = np.maximum(change, prev_change[active] / order_gain) / (order_gain - 1)
+            # (Forward differences get no division by gain - 1: their first-order model is
+            # the least trustworthy where round-off pushes the step toward the function's
+            # own scale.)
+            trunc = np.maximum(change, prev_change[active] / order_gain) / (1 if one_sided else order_gain - 1)
             # Only where the loss's changes shrink with the step (like h, or h^2 at a
             # stationary point) is the function seen on its own scale.  Changes that stay
             # put mean the steps still reach past a feature narrower than they are (a
