@@ -429,6 +429,9 @@ class TaylorResult:
     steps: Array
     remainders: Array
     kink: bool  # judged by one-sided slopes because the order stayed at 1 on both sides
+    # At a kink, a slope outside the one-sided slopes: the direction may cross many
+    # kinks at once, each free within its own subgradient interval, so it cannot tell.
+    undecided: bool = False
 
 
 TAYLOR_PASS_ORDER = 1.5
@@ -474,7 +477,7 @@ def taylor_test(
         spread = abs(right - left)
         if spread > 100 * (plus.roundoff[k] + minus.roundoff[k]) / steps[k] + slope_tolerance:
             inside = min(left, right) - slope_tolerance <= slope <= max(left, right) + slope_tolerance
-            return TaylorResult(order, bool(inside), steps, r_plus, kink=True)
+            return TaylorResult(order, bool(inside), steps, r_plus, kink=True, undecided=not inside)
     return TaylorResult(order, False, steps, r_plus, kink=False)
 
 

@@ -38,6 +38,8 @@ REASONS = {
     "domain": "the loss is not finite at nearby points (its domain ends there); start farther from the edge",
     "complex": "the complex step is not valid here (the loss is not complex-safe for these entries); "
     "use method central or richardson",
+    "taylor": "its direction crosses kinks and the slope lies outside the one-sided slopes, which a chain "
+    "rule choosing any subgradient at each of several kinks may still do",
     "kinks": "their steps cross several kinks at once (each may take any value of its own subgradient "
     "interval), and the value lies outside the one-sided slopes; check at a point off the kinks",
 }
@@ -143,6 +145,8 @@ class ParameterResult:
         plain = int(np.count_nonzero(self.unresolved & (self.flags == FLAG_NONE)))
         if plain:
             out.append(f"{plain} unresolved: {REASONS['roundoff']}")
+        if self.taylor is not None and self.taylor.undecided:
+            out.append(f"Taylor test unresolved: {REASONS['taylor']}")
         return out
 
     def _label(self, k: int) -> str:
@@ -159,7 +163,10 @@ class ParameterResult:
     @property
     def status(self) -> str:
         assert self.failed is not None and self.unresolved is not None
-        return status(self.failed, self.unresolved, self.taylor is not None and not self.taylor.passed)
+        taylor = self.taylor
+        taylor_failed = taylor is not None and not taylor.passed and not taylor.undecided
+        undecided = np.asarray([taylor is not None and taylor.undecided])
+        return status(self.failed, self.unresolved | undecided.any(), taylor_failed)
 
     def to_dict(self) -> dict[str, Any]:
         rel = self.rel_error

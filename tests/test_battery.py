@@ -395,3 +395,18 @@ def test_max_pool_over_relu_output_in_directional_mode(seed):
 def test_relu_mlp_with_a_thousand_samples_and_richardson(seed):
     report = check_model(MLP(MLPSpec.build([6, 16, 16, 3], activation="relu", m=1000, seed=seed)), method="richardson")
     assert report.passed, report_to_text(report)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_max_pool_over_relu_output_with_the_taylor_test(seed):
+    # The Taylor direction crosses many tied windows at once: a correct argmax backward
+    # whose slope lies outside the one-sided slopes is UNRESOLVED, never FAIL.
+    rng = np.random.default_rng(seed)
+    z = np.maximum(rng.standard_normal((8, 6)) - 0.8, 0)
+    dout = rng.standard_normal((4, 3))
+    loss = lambda z: float(np.sum(_pool(z) * dout))
+    report = _check(loss, lambda z: {"z": _pool_backward(z, dout, False)}, {"z": z}, taylor=True, seed=seed)
+    _never_fails(report)
+    p = report.parameters[0]
+    if p.status == "UNRESOLVED":
+        assert any("Taylor test unresolved" in r for r in p.reasons)
