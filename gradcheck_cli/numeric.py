@@ -622,7 +622,12 @@ def ladder_derivatives(
     truncation error is measured, not modelled: ``D(h) - D(4h) = 15 c h^2`` for
     central differences, so ``|D(h) - D(4h)| / 15`` estimates it; the round-off is
     ``(sigma + the round-off of the loss values) / h``.  Richardson's method also
-    offers the extrapolation ``(16 D(h) - D(4h)) / 15`` with its own estimate.  Each
+    offers the extrapolation ``(16 D(h) - D(4h)) / 15`` with its own estimate.  A
+    rung yields an estimate only where the loss's changes shrink with the step (by
+    ``SHRINK`` or more, two rungs in a row) and stand well above the noise: steps
+    wider than a narrow feature, aliasing of a periodic function and quantised
+    values can all look converged otherwise; and any later rung that contradicts an
+    estimate by more than its own round-off raises that estimate's uncertainty.  Each
     entry keeps the candidate with the smallest estimated error and stops climbing
     down once that error is far below what the tolerances allow, or once round-off
     has taken over.  A user's step (``user_step``) is where the ladder starts: the
