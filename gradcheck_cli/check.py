@@ -25,7 +25,7 @@ from .indexing import entry_index
 from .limits import require_bytes
 from .models.base import Model
 from .numeric import Derivatives, Evaluation, LoopProbe, Probe, TaylorResult
-from .options import ENGINE_OPTIONS, Settings
+from .options import ENGINE_OPTIONS, Settings, settings_for_call
 from .result import ParameterResult, Report
 from .rule import PassRule
 from .usercode import call_user
@@ -199,20 +199,7 @@ def check_gradients(
     Returns the ``Report``; raises ``InputError`` for options or values that
     cannot be checked, ``UserCodeError`` when ``loss`` or ``gradients`` raise.
     """
-    given = dict(
-        method=method,
-        mode=mode,
-        dtype=dtype,
-        eps=eps,
-        rtol=rtol,
-        atol=atol,
-        samples=samples,
-        directions=directions,
-        taylor=taylor,
-        seed=seed,
-        allow_unresolved=allow_unresolved,
-    )
-    chosen = (settings or Settings()).updated(**given)
+    chosen = settings_for_call(settings, locals())
     user_step = chosen.eps is not None
     settings = chosen.resolved()
     start = time.perf_counter()
@@ -668,18 +655,7 @@ def check_model(
         model.loss,
         model.gradients,
         model.initial_parameters(),
-        settings,
-        method=method,
-        mode=mode,
-        dtype=dtype,
-        eps=eps,
-        rtol=rtol,
-        atol=atol,
-        samples=samples,
-        directions=directions,
-        taylor=taylor,
-        seed=seed,
-        allow_unresolved=allow_unresolved,
+        settings_for_call(settings, locals()),
         kink_pattern=model.kink_pattern if model.has_kinks else None,
         smooth=not model.has_kinks,
         probe_factory=factory,

@@ -495,6 +495,12 @@ class Settings:
         return self.rtol, self.atol
 
 
+def settings_for_call(settings: Settings | None, call: Mapping[str, Any]) -> Settings:
+    """``settings`` (or the defaults) with the settings keywords of an API call that
+    were given (not None): ``call`` is the function's ``locals()``."""
+    return (settings or Settings()).updated(**{o.name: call[o.name] for o in SETTINGS_OPTIONS})
+
+
 def settings_from(values: Mapping[str, Any]) -> Settings:
     """``Settings`` from a mapping that holds (at least) every settings option."""
     return Settings(**{o.name: values[o.name] for o in SETTINGS_OPTIONS})

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .check import Params, api, check_gradients
-from .options import Settings
+from .options import Settings, settings_for_call
 from .report import report_to_text
 from .result import Report
 
@@ -38,18 +38,7 @@ def assert_gradients(
         loss,
         gradients,
         params,
-        settings,
-        method=method,
-        mode=mode,
-        dtype=dtype,
-        eps=eps,
-        rtol=rtol,
-        atol=atol,
-        samples=samples,
-        directions=directions,
-        taylor=taylor,
-        seed=seed,
-        allow_unresolved=allow_unresolved,
+        settings_for_call(settings, locals()),
         name=name,
     )
     if not report.passed:
