@@ -361,14 +361,7 @@ def _measure_parameter(
     real_output = False
     sigma = 0.0
     if how.black_box and settings.method != "complex":
-        sigma, variation = _noise(probe, name, flat_x, noise_rng)
-        # The step balances truncation against the loss's real precision: its output
-        # type's, or its measured noise where that is larger.
-        precision = max(getattr(probe, "output_eps", numeric.EPS64), min(1e-2, sigma / max(variation, 1e-300)))
-        rel = settings.step if how.user_step else precision ** (0.5 if settings.method == "forward" else 1 / 3)
-        h = numeric._compute_absolute_step(magnitudes, rel, settings.method, dtype)
-        rtol, atol = settings.tolerances
-        d = numeric.ladder_derivatives(evaluate, h, settings.method, sigma, how.user_step, rtol, atol)
+        d, sigma = _black_box_derivatives(probe, name, flat_x, magnitudes, evaluate, a_checked, how, noise_rng)
         if V is not None:
             # A direction moves every entry at once: it may cross many kinks, each free to
             # take any value of its own subgradient interval, a set the one-sided slopes
@@ -404,6 +397,63 @@ def _measure_parameter(
         probe.evaluations - before,
         sigma,
     )
+
+
+def _black_box_derivatives(
+    probe: Probe,
+    name: str,
+    flat_x: Array,
+    magnitudes: Array,
+    evaluate: numeric.Evaluate,
+    analytic: Array,
+    how: _How,
+    rng: np.random.Generator,
+) -> tuple[Derivatives, float]:
+    """A black box's derivatives: one step first (``numeric.screen_derivatives``);
+    the entries it does not settle, or all when the function is not seen on its own
+    scale at that step, go down the adaptive ladder with the loss's measured noise.
+    Returns the derivatives and that noise (0 when it was not needed)."""
+    settings = how.settings
+    dtype = np.dtype(settings.dtype)
+    rtol, atol = settings.tolerances
+    output_eps = getattr(probe, "output_eps", numeric.EPS64)
+    rel = settings.step if how.user_step else numeric._relative_precision_step(settings.method, output_eps)
+    h = numeric._compute_absolute_step(magnitudes, rel, settings.method, dtype)
+    # Forward differences never look left: a jump there passes one step unseen, so
+    # they always take the ladder (which probes the left side).
+    if settings.method == "forward":
+        d = Derivatives(np.zeros(len(h)), h, np.zeros(len(h)), *_no_kinks(len(h)))
+        pending = np.arange(len(h))
+    else:
+        screen = numeric.Screen(evaluate, h, settings.method, rtol, atol, rng)
+        d = screen.derivatives
+        pending = np.arange(len(h))
+        if screen.trusted:
+            j = how.rule.judge(analytic, d, float(np.max(np.abs(analytic), initial=0.0)))
+            unsure = np.flatnonzero(j.failed | j.unresolved | ~np.isfinite(d.values))
+            # Entries the one step does not pass: a second look settles most of them
+            # (a wrong value on a smooth function); the rest take the ladder.
+            pending = unsure[~screen.look_again(unsure)] if unsure.size else unsure
+    if pending.size == 0:
+        return d, 0.0
+    sigma, variation = _noise(probe, name, flat_x, rng)
+    # The step balances truncation against the loss's real precision: its output
+    # type's, or its measured noise where that is larger.
+    precision = max(output_eps, min(1e-2, sigma / max(variation, 1e-300)))
+    rel = settings.step if how.user_step else precision ** (0.5 if settings.method == "forward" else 1 / 3)
+    h = numeric._compute_absolute_step(magnitudes[pending], rel, settings.method, dtype)
+
+    def sub(steps: Array, subset: Array | None) -> Evaluation:
+        return evaluate(steps, pending if subset is None else pending[subset])
+
+    ladder = numeric.ladder_derivatives(sub, h, settings.method, sigma, how.user_step, rtol, atol)
+    numeric.merge_derivatives(d, pending, ladder)
+    return d, sigma
+
+
+def _no_kinks(n: int) -> tuple[Array, Array, Array]:
+    nan = np.full(n, np.nan)
+    return np.zeros(n, dtype=bool), nan, nan.copy()
 
 
 def _noise(probe: Probe, name: str, flat_x: Array, rng: np.random.Generator) -> tuple[float, float]:

@@ -809,3 +809,109 @@ def ladder_derivatives(
     best[never & ~seen] = 0.0
     best_noise[never] = np.inf
     return Derivatives(best, best_step, best_noise, kinks, lower, upper, best_trunc, flags, jumps, evaluations)
+
+
+# ---- one step first: the screen --------------------------------------------------------------
+
+SCREEN_SAMPLE = 64  # entries whose behaviour at a four-times-smaller step is looked at
+
+
+def _relative_precision_step(method: str, precision: float) -> float:
+    """The auto step for a function whose values carry a relative ``precision``."""
+    power = {"forward": 1 / 2, "central": 1 / 3, "richardson": 1 / 5}[method]
+    return float(precision**power)
+
+
+class Screen:
+    """One difference quotient per entry at the auto step ``h`` (the classic check),
+    and a second look at ``h / 4`` where it is wanted.
+
+    Most black-box entries need no more than this: an entry whose single estimate
+    agrees with its analytic value has passed a rule at least as strict as the
+    ladder's.  What one step cannot see is a function that varies on a scale
+    shorter than ``h`` (a narrow bump looks flat, and its changes do not shrink with
+    the step), or noise beyond the round-off model.  ``look_again(idx)`` takes the
+    entries ``idx`` at ``h / 4`` too: an entry is *settled* there when its changes
+    shrink with the step (changes well above round-off, or none at all), so does
+    the disagreement of its one-sided slopes (else a kink hides in the central
+    value), and its two estimates agree within
+    their round-off and a tenth of the tolerances; its truncation is then measured
+    as ``D(h) - D(h/4)``.  An entry that is not settled belongs to the ladder.
+
+    The screen itself is trusted when a sample of ``SCREEN_SAMPLE`` entries settles.
+    Where the sample's truncation reaches a hundredth of what the tolerances allow,
+    every entry is looked at again (so a PASS never rests on an unmeasured
+    truncation the tolerances would feel).
+    """
+
+    def __init__(
+        self, evaluate: Evaluate, h: Array, method: str, rtol: float, atol: float, rng: np.random.Generator
+    ) -> None:
+        self._evaluate, self._h, self._method = evaluate, h, method
+        self._rtol, self._atol = rtol, atol
+        self._whole: list[Evaluation] = []  # the first evaluations of every entry: changes at +h (and -h)
+
+        def recorded(steps: Array, subset: Array | None) -> Evaluation:
+            ev = evaluate(steps, subset)
+            if subset is None:
+                self._whole.append(ev)
+            return ev
+
+        self.derivatives = numerical_derivatives(recorded, h, method)
+        n = len(h)
+        sample = np.sort(rng.choice(n, size=min(SCREEN_SAMPLE, n), replace=False))
+        settled = self.look_again(sample)
+        self.trusted = bool(settled.all())
+        assert self.derivatives.truncation is not None
+        allowance = atol + rtol * np.abs(self.derivatives.values[sample])
+        if self.trusted and sample.size < n and np.any(self.derivatives.truncation[sample] > 0.01 * allowance):
+            self.look_again(np.setdiff1d(np.arange(n), sample))
+
+    def look_again(self, idx: Array) -> Array:
+        """Take the entries ``idx`` at ``h / 4``; which of them are settled (class Notes)."""
+        d, method, evaluate = self.derivatives, self._method, self._evaluate
+        later: list[Evaluation] = []
+
+        def sub(steps: Array, subset: Array | None) -> Evaluation:
+            ev = evaluate(steps, idx if subset is None else idx[subset])
+            if subset is None:
+                later.append(ev)
+            return ev
+
+        finer = numerical_derivatives(sub, self._h[idx] / LADDER_RATIO, method)
+        sides = 1 if method == "forward" else 2
+        gain = LADDER_RATIO ** {"forward": 1, "central": 2, "richardson": 4}[method]
+        with np.errstate(all="ignore"):
+            shrinks = np.ones(idx.size, dtype=bool)
+            for big, small in zip(self._whole[:sides], later[:sides], strict=True):
+                b, s = np.abs(np.real(big.change[idx])), np.abs(np.real(small.change))
+                # Changes of a few round-off quanta can shrink (or not) by chance: only
+                # changes well above round-off count, or none at all (a constant).
+                heard = b > 10 * big.roundoff[idx]
+                shrinks &= (heard & (s < SHRINK * b)) | ((s == 0) & (b == 0))
+            if sides == 2:
+                # One-sided slopes that keep disagreeing as the step shrinks: a kink,
+                # which the central value alone hides (|x| at 0 gives exactly 0).
+                (p1, m1), (p2, m2) = self._whole[:2], later[:2]
+                h1 = self._h[idx]
+                spread = np.abs(np.real(p1.change[idx]) + np.real(m1.change[idx])) / h1
+                spread_q = np.abs(np.real(p2.change) + np.real(m2.change)) / (h1 / LADDER_RATIO)
+                audible = spread > 10 * d.noise[idx]
+                shrinks &= ~audible | (spread_q < SHRINK * spread)
+            gap = np.abs(d.values[idx] - finer.values)
+            allowance = self._atol + self._rtol * np.abs(d.values[idx])
+            agrees = gap <= 2 * (d.noise[idx] + finer.noise) + 0.1 * allowance
+        assert d.truncation is not None
+        # The measurement is of the leading term; higher terms and its own noise get a
+        # factor of two.
+        d.truncation[idx] = np.where(np.isfinite(gap), 2 * gap * gain / (gain - 1), np.inf)
+        settled: Array = shrinks & agrees & np.isfinite(d.values[idx]) & np.isfinite(finer.values)
+        return settled
+
+
+def merge_derivatives(d: Derivatives, where: Array, other: Derivatives) -> None:
+    """Put ``other`` (derivatives of the entries ``where``) into ``d``."""
+    for field in ("values", "steps", "noise", "kinks", "lower", "upper", "truncation", "flags", "jumps"):
+        target = getattr(d, field)
+        target[where] = getattr(other, field)
+    d.evaluations += other.evaluations

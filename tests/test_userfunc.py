@@ -233,6 +233,13 @@ def test_abs_sum_at_exact_zeros_uses_the_subgradient_rule(runner, tmp_path):
     init = tmp_path / "zeros.npz"
     np.savez(init, W=np.array([[0.0, 1.5, 0.0], [-2.0, 0.0, 0.3]]))
     ok = runner.invoke(cli, ["func", f"{ABS}:loss", "--grad", f"{ABS}:grad", "--init", str(init), "--json"])
+    # sign(0) = 0 is the central difference itself: it passes at the first step.
+    assert ok.exit_code == 0, ok.output
+    # 1 at the kink is a valid subgradient (the right slope) that no single central
+    # difference gives: it passes by the subgradient rule, the kinks found.
+    edge = tmp_path / "edge.py"
+    edge.write_text("import numpy as np\ndef grad(W):\n    return {'W': np.where(W >= 0, 1.0, -1.0)}\n")
+    ok = runner.invoke(cli, ["func", f"{ABS}:loss", "--grad", f"{edge}:grad", "--init", str(init), "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["parameters"][0]["kink_entries"] == 3
     bad = runner.invoke(cli, ["func", f"{ABS}:loss", "--grad", f"{ABS}:grad_outside", "--init", str(init), "--json"])
