@@ -30,6 +30,7 @@ from .errors import CheckInterrupted, InputError, UserCodeError
 from .models import MLP, LinearRegression
 from .options import (
     CHECK_OPTIONS,
+    DERIVATIVE_KINDS,
     ENGINE_OPTIONS,
     FUNC_OPTIONS,
     LINREG_OPTIONS,
@@ -410,25 +411,40 @@ _FUNC = {o.name: o for o in FUNC_OPTIONS}
 
 @cli.command()
 @click.argument("loss", metavar=_FUNC["loss"].metavar, type=OptionType(_FUNC["loss"]))
-@_options([_FUNC["grad"]])
+@_options([_FUNC[k] for k in DERIVATIVE_KINDS])
 @click.option(
     "--param", "params", type=ParamSpec(), multiple=True, default=_FUNC["params"].default, help=_FUNC["params"].help
 )
-@_options([_FUNC["init"], *list(CHECK_OPTIONS["func"])])
+@_options([_FUNC["init"], _FUNC["data"]])
+@click.option(
+    "--const", "const", multiple=True, default=_FUNC["const"].default, metavar=_FUNC["const"].metavar, help=_FUNC["const"].help
+)
+@_options([_FUNC["dout"], _FUNC["sparsity"], *list(CHECK_OPTIONS["func"])])
 @_output_options
 @_input_errors
 def func(**kw: Any) -> int:
-    """Check your own gradient: LOSS(**params) -> float against GRAD(**params) -> dict.
+    """Check your own derivative code against finite differences of your function.
+
+    \b
+    A loss's gradient:   FUNCTION(**params) -> float,  --grad GRAD(**params) -> dict
+    A layer's backward:  FUNCTION(**inputs) -> out or (out, cache),
+                         --vjp BACKWARD(dout, **inputs) or BACKWARD(dout, cache)
+    Forward mode:        --jvp JVP(tangents, **inputs) -> d out along the tangents
+    A Jacobian:          FUNCTION(**inputs) -> array, --jac JAC(**inputs) -> block per input
+    A Hessian:           a loss, --hess HESS(**params) or --hvp HVP(v, **params),
+                         against --grad when given, else second differences of the loss
 
     Parameters are drawn from --seed (standard normal) with the shapes of --param,
-    or loaded with --init. Kinks (|x|, max) are found from the one-sided
-    differences and judged by the subgradient rule.
+    or loaded with --init; --data and --const pass fixed inputs by name. Kinks
+    (|x|, max, relu) are found from the one-sided differences and judged by the
+    subgradient rule.
 
-    Example: gradcheck func examples/two_layer.py:loss --grad examples/two_layer.py:grad
-    --param W1=4x8 --param b1=8 --param W2=8x2 --param b2=2
+    Example: gradcheck func examples/layers.py:affine_forward
+    --vjp examples/layers.py:affine_backward --param x=8x4 --param w=4x5 --param b=5
     """
     output = _Output(kw["as_json"], kw["quiet"], kw["junit"], kw["overwrite"])
     kw["params"] = _FUNC["params"].convert(kw["params"])
+    kw["const"] = _FUNC["const"].convert(kw["const"])
     spec = build_spec("func", kw)
     assert isinstance(spec, FuncSpec)
     with contextlib.redirect_stdout(sys.stderr):  # prints at import time too

@@ -28,9 +28,9 @@ from .check import ProgressSink, check_model
 from .errors import ConfigError, InputError, SpecError
 from .limits import MAX_CHECKS, MAX_SUITE_BYTES
 from .models import MLP, LinearRegression, LinRegSpec, MLPSpec
-from .options import MODEL_OPTIONS, MODELS, Settings, options_for, settings_from
+from .options import DERIVATIVE_KINDS, MODEL_OPTIONS, MODELS, Settings, options_for, settings_from
 from .result import Report
-from .userfunc import FuncSpec, LoadedFunction, check_function, load_check
+from .userfunc import FILE_KEYS, FuncSpec, LoadedFunction, check_function, load_check
 
 Spec = MLPSpec | LinRegSpec | FuncSpec
 
@@ -171,9 +171,13 @@ def _one_check(path: Path, lines: list[str], index: int, table: dict[str, Any]) 
             raise fail(None, f"{label} (model {model}) needs the key {option.name!r}")
     values = {**{o.name: o.default for o in schema.values()}, **values}
     if model == "func":
-        values["loss"], values["grad"] = (_relative(values[k], path.parent) for k in ("loss", "grad"))
-        if values["init"] is not None:
-            values["init"] = str(path.parent / values["init"])
+        # Files a suite names are relative to the suite's folder.
+        for key in ("loss", *DERIVATIVE_KINDS):
+            if values[key] is not None:
+                values[key] = _relative(values[key], path.parent)
+        for key in FILE_KEYS:
+            if values[key] is not None:
+                values[key] = str(path.parent / values[key])
     try:
         settings = settings_from(values)
         spec = build_spec(model, values)
@@ -209,7 +213,7 @@ def build_spec(model: str, values: dict[str, Any]) -> Spec:
     if model == "linreg":
         return LinRegSpec.build(values["m"], values["n"], values["l2"], values["seed"])
     if model == "func":
-        return FuncSpec(values["loss"], values["grad"], values["params"], values["init"], values["seed"])
+        return FuncSpec.build(values)
     raise SpecError("model", f"{model!r} is not one of {', '.join(MODELS)}")
 
 

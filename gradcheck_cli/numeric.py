@@ -481,6 +481,28 @@ def taylor_test(
     return TaylorResult(order, False, steps, r_plus, kink=False)
 
 
+CURVATURE_PASS_ORDER = 3.0  # a correct curvature leaves h^4; a wrong one h^2
+
+
+def curvature_test(
+    along: Callable[[Array], Evaluation], curvature: float, tolerance: float, h0: float, halvings: int = 20
+) -> TaylorResult:
+    """The second-order Taylor test: ``along(steps)`` returns the symmetric second
+    difference ``J(x + h v) + J(x - h v) - 2 J(x)``, which a correct curvature
+    ``v'Hv`` matches up to ``O(h^4)`` (odd terms cancel, so no gradient is needed and
+    a wrong gradient cannot spoil it); a wrong one leaves ``O(h^2)``.  An order below
+    3 fails only when the second-order part it reveals, ``r(h) / h^2``, exceeds
+    ``tolerance`` (the pass rule's allowance for the curvature)."""
+    steps = h0 * 0.5 ** np.arange(halvings)
+    ev = along(steps)
+    remainders = np.abs(np.real(ev.change) - steps**2 * curvature)
+    order, tail = _observed_order(steps, remainders, TAYLOR_TRUST * ev.roundoff)
+    if order is None or order >= CURVATURE_PASS_ORDER:
+        return TaylorResult(order, True, steps, remainders, kink=False)
+    passed = bool(np.median(remainders[tail] / steps[tail] ** 2) <= tolerance)
+    return TaylorResult(order, passed, steps, remainders, kink=False)
+
+
 def _observed_order(steps: Array, remainders: Array, floor: Array) -> tuple[float | None, Array]:
     """Slope of log r against log h over the last trustworthy run of halvings (up to 4
     steps), and the indices it used; None when the remainder is (or falls) exactly
@@ -832,13 +854,15 @@ class Screen:
     shorter than ``h`` (a narrow bump looks flat, and its changes do not shrink with
     the step), or noise beyond the round-off model.  ``look_again(idx)`` takes the
     entries ``idx`` at ``h / 4`` too: an entry is *settled* there when its changes
-    shrink with the step (changes well above round-off, or none at all), so does
+    shrink with the step (changes well above round-off), so does
     the disagreement of its one-sided slopes (else a kink hides in the central
     value), and its two estimates agree within
     their round-off and a tenth of the tolerances; its truncation is then measured
     as ``D(h) - D(h/4)``.  An entry that is not settled belongs to the ladder.
 
-    The screen itself is trusted when a sample of ``SCREEN_SAMPLE`` entries settles.
+    The screen itself is trusted when no entry of a sample of ``SCREEN_SAMPLE``
+    contradicts the step (changes heard that do not shrink, estimates that
+    disagree; an entry too quiet to tell is no evidence either way).
     Where the sample's truncation reaches a hundredth of what the tolerances allow,
     every entry is looked at again (so a PASS never rests on an unmeasured
     truncation the tolerances would feel).
@@ -860,8 +884,9 @@ class Screen:
         self.derivatives = numerical_derivatives(recorded, h, method)
         n = len(h)
         sample = np.sort(rng.choice(n, size=min(SCREEN_SAMPLE, n), replace=False))
-        settled = self.look_again(sample)
-        self.trusted = bool(settled.all())
+        self.contradicted = np.zeros(0, dtype=bool)  # of the last look_again
+        self.look_again(sample)
+        self.trusted = not bool(self.contradicted.any())
         assert self.derivatives.truncation is not None
         allowance = atol + rtol * np.abs(self.derivatives.values[sample])
         if self.trusted and sample.size < n and np.any(self.derivatives.truncation[sample] > 0.01 * allowance):
@@ -882,13 +907,16 @@ class Screen:
         sides = 1 if method == "forward" else 2
         gain = LADDER_RATIO ** {"forward": 1, "central": 2, "richardson": 4}[method]
         with np.errstate(all="ignore"):
-            shrinks = np.ones(idx.size, dtype=bool)
+            # Every change well above round-off.  (No change at all is not proof of a
+            # constant: a large loss rounds small changes to exactly zero; the ladder,
+            # looking at more steps, decides those.)
+            heard = np.ones(idx.size, dtype=bool)
+            stuck = np.zeros(idx.size, dtype=bool)  # a change heard that does not shrink with the step
             for big, small in zip(self._whole[:sides], later[:sides], strict=True):
                 b, s = np.abs(np.real(big.change[idx])), np.abs(np.real(small.change))
-                # Changes of a few round-off quanta can shrink (or not) by chance: only
-                # changes well above round-off count, or none at all (a constant).
-                heard = b > 10 * big.roundoff[idx]
-                shrinks &= (heard & (s < SHRINK * b)) | ((s == 0) & (b == 0))
+                loud = b > 10 * big.roundoff[idx]
+                heard &= loud
+                stuck |= loud & ~(s < SHRINK * b)
             if sides == 2:
                 # One-sided slopes that keep disagreeing as the step shrinks: a kink,
                 # which the central value alone hides (|x| at 0 gives exactly 0).
@@ -896,16 +924,19 @@ class Screen:
                 h1 = self._h[idx]
                 spread = np.abs(np.real(p1.change[idx]) + np.real(m1.change[idx])) / h1
                 spread_q = np.abs(np.real(p2.change) + np.real(m2.change)) / (h1 / LADDER_RATIO)
-                audible = spread > 10 * d.noise[idx]
-                shrinks &= ~audible | (spread_q < SHRINK * spread)
+                stuck |= (spread > 10 * d.noise[idx]) & ~(spread_q < SHRINK * spread)
             gap = np.abs(d.values[idx] - finer.values)
             allowance = self._atol + self._rtol * np.abs(d.values[idx])
-            agrees = gap <= 2 * (d.noise[idx] + finer.noise) + 0.1 * allowance
+            disagrees = ~(gap <= 2 * (d.noise[idx] + finer.noise) + 0.1 * allowance)
         assert d.truncation is not None
         # The measurement is of the leading term; higher terms and its own noise get a
         # factor of two.
         d.truncation[idx] = np.where(np.isfinite(gap), 2 * gap * gain / (gain - 1), np.inf)
-        settled: Array = shrinks & agrees & np.isfinite(d.values[idx]) & np.isfinite(finer.values)
+        # Evidence against the step itself: changes that do not shrink, estimates that
+        # disagree beyond their round-off, values that are not finite.  (Changes of a
+        # few round-off quanta are no such evidence: the entry alone stays unsettled.)
+        self.contradicted = stuck | disagrees
+        settled: Array = heard & ~self.contradicted
         return settled
 
 

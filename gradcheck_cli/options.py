@@ -13,6 +13,7 @@ number >= 0``.  The front ends prefix it with the option's own spelling.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
@@ -405,9 +406,62 @@ LINREG_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+Constants = tuple[tuple[str, Any], ...]
+
+
+def _constants(value: Any) -> Constants:
+    """Fixed literals: a table ``{stride = 2}``, or ``NAME=JSON`` strings."""
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        pairs = []
+        for item in value:
+            if not isinstance(item, str):
+                pairs.append((str(item[0]), item[1]))
+                continue
+            name, sep, text = item.partition("=")
+            if not sep or not name.strip().isidentifier():
+                raise ValueError(f"{item!r} is not NAME=JSON; e.g. stride=2 or mode='\"train\"'")
+            try:
+                pairs.append((name.strip(), json.loads(text)))
+            except json.JSONDecodeError:
+                raise ValueError(
+                    f"the value of {name.strip()} ({text!r}) is not JSON; e.g. 2, 0.5, \"train\", "
+                    f'{{"stride": 1, "pad": 1}}'
+                ) from None
+    else:
+        raise ValueError(f"{_shown(value)} is not a list of NAME=JSON constants")
+    for name, _ in pairs:
+        if not str(name).isidentifier():
+            raise ValueError(f"{name!r} is not a name; constants are passed as keyword arguments")
+    return tuple((str(n), v) for n, v in pairs)
+
+
+def _target(role: str, help_text: str) -> Option:
+    return Option(role, optional(_text), None, help_text, metavar=f"FILE.py:{role.upper()}")
+
+
+# The kinds of derivative a func check can hold against its function: the gradient
+# of a loss (grad), a layer's backward (vjp), forward-mode products (jvp), a
+# Jacobian (jac), a Hessian (hess) or Hessian-vector products (hvp).
+DERIVATIVE_KINDS = ("grad", "vjp", "jvp", "jac", "hess", "hvp")
+
 FUNC_OPTIONS: tuple[Option, ...] = (
-    Option("loss", _text, None, "Your loss: LOSS(**params) -> float.", metavar="FILE.py:LOSS", required=True),
-    Option("grad", _text, None, "Your gradient: GRAD(**params) -> dict.", metavar="FILE.py:GRAD", required=True),
+    Option(
+        "loss",
+        _text,
+        None,
+        "Your function: a loss LOSS(**params) -> float (with --grad, --hess, --hvp), a layer's forward "
+        "(with --vjp, --jvp) or a vector function F (with --jac).",
+        metavar="FILE.py:FUNCTION",
+        required=True,
+    ),
+    _target("grad", "Your gradient: GRAD(**params) -> dict (or a tuple in parameter order)."),
+    _target("vjp", "A layer's backward: VJP(dout, **inputs), or VJP(dout, cache) when FUNCTION returns (out, cache)."),
+    _target("jvp", "Forward mode: JVP(tangents, **inputs) -> the directional derivative of the output."),
+    _target("jac", "Your Jacobian: JAC(**inputs) -> a block per input, (out.size, in.size) or out.shape + in.shape."),
+    _target("hess", "Your Hessian: HESS(**params) -> an (N, N) array or a dict of blocks {p: {q: block}}."),
+    _target("hvp", "Your Hessian-vector product: HVP(v, **params) -> dict, v a dict shaped like the parameters."),
     Option(
         "params",
         _params,
@@ -420,6 +474,34 @@ FUNC_OPTIONS: tuple[Option, ...] = (
         optional(_text),
         None,
         "Start from the arrays of this .npz instead of drawing them from --seed.",
+        metavar="FILE.npz",
+    ),
+    Option(
+        "data",
+        optional(_text),
+        None,
+        "Arrays passed by name to every function and held fixed (labels y, a mask): an .npz.",
+        metavar="FILE.npz",
+    ),
+    Option(
+        "const",
+        _constants,
+        (),
+        "A literal passed by name to every function and held fixed, e.g. stride=2; repeat for each.",
+        metavar="NAME=JSON",
+    ),
+    Option(
+        "dout",
+        optional(_text),
+        None,
+        "With --vjp: the upstream gradient (.npy, the output's shape) instead of one drawn from --seed.",
+        metavar="FILE.npy",
+    ),
+    Option(
+        "sparsity",
+        optional(_text),
+        None,
+        "With --jac: a boolean mask per input (.npz): columns that share no output are evaluated together.",
         metavar="FILE.npz",
     ),
 )
@@ -499,6 +581,17 @@ def settings_for_call(settings: Settings | None, call: Mapping[str, Any]) -> Set
     """``settings`` (or the defaults) with the settings keywords of an API call that
     were given (not None): ``call`` is the function's ``locals()``."""
     return (settings or Settings()).updated(**{o.name: call[o.name] for o in SETTINGS_OPTIONS})
+
+
+def settings_for_keywords(settings: Settings | None, options: Mapping[str, Any], extra: Sequence[str] = ()) -> Settings:
+    """``settings`` with the settings keywords ``options`` of an API call; a name that
+    is no setting is an ``InputError`` listing the valid ones (and ``extra``, the
+    call's other keywords)."""
+    valid = [o.name for o in SETTINGS_OPTIONS]
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        raise InputError(f"unknown option {unknown[0]!r}; valid: {', '.join([*valid, *extra])}")
+    return (settings or Settings()).updated(**options)
 
 
 def settings_from(values: Mapping[str, Any]) -> Settings:

@@ -117,10 +117,10 @@ def render_report(report: Report, width: int = WIDE) -> Group:
     for p in report.parameters:
         w = p.worst
         cells: dict[str, str | Text] = {
-            "param": p.name,
+            "param": Text(p.name),
             "shape": "x".join(map(str, p.shape)) or "scalar",
             "checked": _coverage(p),
-            "worst": p.worst_label,
+            "worst": Text(p.worst_label),
             "analytic": _num(float(p.analytic[w])),
             "numerical": _num(float(p.numerical[w])),
             "err/limit": _ratio(p.error_ratio),
@@ -133,6 +133,7 @@ def render_report(report: Report, width: int = WIDE) -> Group:
         }
         table.add_row(*(cells[header] for header, _ in columns))
         notes += [Text(f"{p.name}: {reason}", style="yellow") for reason in p.reasons]
+    notes += [Text(note, style="yellow") for note in report.notes]
     parts: list[Table | Text] = [table, *notes]
     if report.unchecked:
         parts.append(Text(f"not checked (interrupted): {', '.join(report.unchecked)}", style="magenta"))
@@ -167,7 +168,7 @@ def render_summary(report: Report) -> Text:
         f"{f', {unresolved} unresolved' if unresolved else ''} | "
         f"{METHOD_LABEL[s.method]}, step {s.step:.3g}*max(1,|x|), rtol {s.rtol:g}, atol {s.atol:g}, {s.dtype}, "
         f"{s.mode} mode{', taylor test' if s.taylor else ''} | {report.engine} engine, "
-        f"{_count(report.evaluations, 'loss evaluation')}, {report.elapsed:.3f} s"
+        f"{_count(report.evaluations, report.evaluated + ' evaluation')}, {report.elapsed:.3f} s"
     )
     return text
 

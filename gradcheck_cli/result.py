@@ -68,6 +68,8 @@ class ParameterResult:
     truncation: Array | None = None  # measured truncation error of each numerical value
     resolution: float = float("nan")  # largest relative error a resolved entry could carry and pass
     evaluations: int = 0  # loss evaluations spent on this parameter
+    notes: list[str] = field(default_factory=list)  # what else the check found here, in words
+    diagnosis: str | None = None  # what a failure looks like ("transposed", "sign"), when it is clear
 
     def __post_init__(self) -> None:
         n = len(self.positions)
@@ -129,7 +131,7 @@ class ParameterResult:
     def reasons(self) -> list[str]:
         """Why entries fail without a derivative, or are unresolved, in words."""
         assert self.flags is not None and self.unresolved is not None and self.jumps is not None
-        out = []
+        out = list(self.notes)
         jumped = np.flatnonzero(self.flags == FLAG_JUMP)
         if jumped.size:
             k = int(jumped[0])
@@ -200,6 +202,7 @@ class ParameterResult:
             "loss_evaluations": self.evaluations,
             "worst": worst,
             "taylor_order": None if taylor is None or taylor.order is None else round(taylor.order, 4),
+            "diagnosis": self.diagnosis,
             "status": self.status,
         }
 
@@ -222,6 +225,8 @@ class Report:
     engine: str = "loop"
     name: str = ""
     unchecked: list[str] = field(default_factory=list)  # parameters an interrupt left unchecked
+    notes: list[str] = field(default_factory=list)  # findings about the check as a whole
+    evaluated: str = "loss"  # what the evaluations count: the loss, or a vector function
 
     @property
     def interrupted(self) -> bool:
@@ -266,6 +271,8 @@ class Report:
             "exit_code": self.exit_code,
             "elapsed_seconds": round(self.elapsed, 6),
             "loss_evaluations": self.evaluations,
+            "evaluated": self.evaluated,
+            "notes": self.notes,
             "parameters": [p.to_dict() for p in self.parameters],
             "unchecked_parameters": self.unchecked,
         }

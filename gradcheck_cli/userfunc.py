@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,8 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .check import ProgressSink, check_gradients
+from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
 from .errors import InputError
-from .options import ParamShapes, Settings
+from .options import DERIVATIVE_KINDS, Constants, ParamShapes, Settings
 from .result import Report
 from .usercode import call_user
 
@@ -173,56 +174,179 @@ def _check_signature(target: str, function: Callable[..., Any], names: list[str]
         ) from None
 
 
+FILE_KEYS = ("init", "data", "dout", "sparsity")  # options that name a file (not code)
+
+
 @dataclass(frozen=True)
 class FuncSpec:
-    """A user check: loss and gradient targets, parameter shapes, optional init file."""
+    """A user check: the function, the derivative it is held against (exactly one
+    kind of ``DERIVATIVE_KINDS``, ``grad`` also beside ``hess``/``hvp``), parameter
+    shapes, optional files (init, fixed data, upstream gradient, sparsity) and
+    constants."""
 
     loss: str
-    grad: str
-    params: ParamShapes
+    grad: str | None = None
+    params: ParamShapes = ()
     init: str | None = None
     seed: int = 0
+    vjp: str | None = None
+    jvp: str | None = None
+    jac: str | None = None
+    hess: str | None = None
+    hvp: str | None = None
+    data: str | None = None
+    const: Constants = ()
+    dout: str | None = None
+    sparsity: str | None = None
+
+    @classmethod
+    def build(cls, values: dict[str, Any]) -> FuncSpec:
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    @property
+    def kind(self) -> str:
+        """Which derivative is checked; an ``InputError`` unless exactly one is named."""
+        named = [k for k in DERIVATIVE_KINDS if k != "grad" and getattr(self, k) is not None]
+        if len(named) > 1:
+            raise InputError(
+                f"--{named[0]} and --{named[1]} both given; a check holds one derivative against the function",
+                option=named[1],
+            )
+        kind = named[0] if named else "grad"
+        if kind == "grad" and self.grad is None:
+            raise InputError(
+                "no derivative to check; give --grad (a loss's gradient), --vjp, --jvp, --jac, --hess or --hvp",
+                option="grad",
+            )
+        if kind in ("vjp", "jvp", "jac") and self.grad is not None:
+            raise InputError(
+                f"--grad goes with a loss (alone, or beside --hess or --hvp), not with --{kind}", option="grad"
+            )
+        if self.dout is not None and kind != "vjp":
+            raise InputError("--dout is the upstream gradient of --vjp; give it with --vjp", option="dout")
+        if self.sparsity is not None and kind != "jac":
+            raise InputError("--sparsity declares a Jacobian's pattern; give it with --jac", option="sparsity")
+        return kind
+
+    @property
+    def derivative(self) -> str:
+        target = getattr(self, self.kind)
+        assert isinstance(target, str)
+        return target
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "model": "func",
-            "loss": self.loss,
-            "grad": self.grad,
-            "params": {n: list(s) for n, s in self.params},
-            "init": self.init,
-            "seed": self.seed,
-        }
+        out: dict[str, Any] = {"model": "func", "kind": self.kind, "function": self.loss}
+        out.update({k: getattr(self, k) for k in DERIVATIVE_KINDS if getattr(self, k) is not None})
+        out["params"] = {n: list(s) for n, s in self.params}
+        out.update({k: getattr(self, k) for k in FILE_KEYS})
+        out["const"] = dict(self.const)
+        out["seed"] = self.seed
+        return out
 
     def title(self) -> str:
-        return f"func {self.loss} with gradient {self.grad}"
+        what = {
+            "grad": "gradient",
+            "vjp": "backward (VJP)",
+            "jvp": "forward mode (JVP)",
+            "jac": "Jacobian",
+            "hess": "Hessian",
+            "hvp": "Hessian-vector product",
+        }[self.kind]
+        return f"func {self.loss} with {what} {self.derivative}"
 
 
 @dataclass(frozen=True)
 class LoadedFunction:
-    """A user check ready to run: its functions imported, its parameters drawn or loaded."""
+    """A user check ready to run: its functions imported, its parameters drawn or
+    loaded, its fixed inputs read."""
 
     spec: FuncSpec
     loss: Callable[..., Any]
-    grad: Callable[..., Any]
+    derivative: Callable[..., Any]
     params: Params
+    fixed: dict[str, Any]
+    grad: Callable[..., Any] | None = None
+    dout: Array | None = None
+    sparsity: Params | None = None
+
+    def call(self, function: Callable[..., Any], *args: Any, **params: Any) -> Any:
+        """``function(*args, **params, **fixed)``, the fixed inputs it takes."""
+        return function(*args, **params, **_accepted(function, self.fixed))
+
+
+def _accepted(function: Callable[..., Any], fixed: dict[str, Any]) -> dict[str, Any]:
+    """The fixed inputs ``function`` takes by name (all, if it takes ``**kwargs``): a
+    layer's ``backward(dout, cache)`` need not take the labels its forward takes."""
+    if not fixed:
+        return fixed
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return fixed
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return fixed
+    return {k: v for k, v in fixed.items() if k in parameters}
+
+
+def _arrays(path: str, option: str, help_text: str) -> Params:
+    """The arrays of an .npz (or one .npy, named ``array``)."""
+    file = Path(path)
+    if not file.is_file():
+        what = "not found" if not file.exists() else "not a regular file"
+        raise InputError(f"{str(file)!r} is {what}; {help_text}", option=option)
+    try:
+        loaded = np.load(file, allow_pickle=False)
+    except Exception:
+        raise InputError(f"{file} is not a numpy .npz or .npy file; {help_text}", option=option) from None
+    if isinstance(loaded, np.ndarray):
+        return {"array": loaded}
+    with loaded as data:
+        return {k: data[k] for k in data.files}
 
 
 def load_check(spec: FuncSpec) -> LoadedFunction:
     """Everything about a user check that can fail before its first evaluation:
-    targets, imports, functions, parameters, signatures."""
+    targets, imports, functions, parameters, fixed inputs, signatures."""
+    kind = spec.kind
     loss_where, loss_name = parse_target(spec.loss, "loss")
-    grad_where, grad_name = parse_target(spec.grad, "grad")
+    derivative_where, derivative_name = parse_target(spec.derivative, kind)
     shapes = dict(spec.params)
     if spec.init is None and not shapes:
         raise InputError(
             "no parameters given; name each with its shape (NAME=SHAPE) or give an init .npz", option="params"
         )
     loss_fn = load_function(loss_where, loss_name, "loss")
-    grad_fn = load_function(grad_where, grad_name, "grad")
+    derivative_fn = load_function(derivative_where, derivative_name, kind)
+    grad_fn = None
+    if kind in ("hess", "hvp") and spec.grad is not None:
+        grad_where, grad_name = parse_target(spec.grad, "grad")
+        grad_fn = load_function(grad_where, grad_name, "grad")
     params = load_init(Path(spec.init), shapes) if spec.init else draw_params(shapes, spec.seed)
-    for target, function in ((spec.loss, loss_fn), (spec.grad, grad_fn)):
-        _check_signature(target, function, list(params))
-    return LoadedFunction(spec, loss_fn, grad_fn, params)
+    fixed: dict[str, Any] = {}
+    if spec.data is not None:
+        fixed.update(_arrays(spec.data, "data", "give an .npz of the fixed arrays, one per name"))
+    fixed.update(dict(spec.const))
+    clash = sorted(set(fixed) & set(params))
+    if clash:
+        raise InputError(
+            f"{clash[0]} is both a parameter and a fixed input (--data/--const); a name is one or the other",
+            option="data" if spec.data and clash[0] not in dict(spec.const) else "const",
+        )
+    _check_signature(spec.loss, loss_fn, [*params, *fixed])
+    if kind in ("grad", "jac", "hess"):
+        _check_signature(spec.derivative, derivative_fn, [*params, *_accepted(derivative_fn, fixed)])
+    if grad_fn is not None and spec.grad is not None:
+        _check_signature(spec.grad, grad_fn, [*params, *_accepted(grad_fn, fixed)])
+    dout = None
+    if spec.dout is not None:
+        arrays = _arrays(spec.dout, "dout", "give an .npy of the upstream gradient (the output's shape)")
+        if len(arrays) != 1:
+            raise InputError(f"{spec.dout} holds {len(arrays)} arrays; give one (.npy)", option="dout")
+        dout = np.asarray(next(iter(arrays.values())), dtype=np.float64)
+    sparsity = None
+    if spec.sparsity is not None:
+        sparsity = _arrays(spec.sparsity, "sparsity", "give an .npz with a boolean mask per input")
+    return LoadedFunction(spec, loss_fn, derivative_fn, params, fixed, grad_fn, dout, sparsity)
 
 
 def check_function(
@@ -232,18 +356,73 @@ def check_function(
     progress: ProgressSink | None = None,
     name: str = "",
 ) -> Report:
-    """Load (unless loaded) and check a user's ``LOSS`` and ``GRAD`` (``gradcheck func``)."""
+    """Load (unless loaded) and check a user's function and its derivative (``gradcheck func``)."""
     loaded = spec if isinstance(spec, LoadedFunction) else load_check(spec)
-    loss_fn, grad_fn = loaded.loss, loaded.grad
-    return check_gradients(
-        lambda p: loss_fn(**p),
-        lambda p: grad_fn(**p),
+    s = loaded.spec
+    kind = s.kind
+    f, derivative, call = loaded.loss, loaded.derivative, loaded.call
+    common: dict[str, Any] = {"progress": progress, "name": name, "title": s.title(), "model": s.describe()}
+    if kind == "grad":
+        return check_gradients(
+            lambda p: call(f, **p),
+            lambda p: call(derivative, **p),
+            loaded.params,
+            settings,
+            loss_name=s.loss,
+            grad_name=s.derivative,
+            **common,
+        )
+    if kind == "vjp":
+
+        def backward(dout: Array, cache: Any, p: Params) -> Any:
+            return call(derivative, dout, **p) if cache is None else call(derivative, dout, cache)
+
+        return check_vjp(
+            lambda p: call(f, **p),
+            backward,
+            loaded.params,
+            settings,
+            dout=loaded.dout,
+            forward_name=s.loss,
+            backward_name=s.derivative,
+            **common,
+        )
+    if kind == "jvp":
+        return check_jvp(
+            lambda p: _output(call(f, **p)),
+            lambda t, p: call(derivative, t, **p),
+            loaded.params,
+            settings,
+            function_name=s.loss,
+            tangent_name=s.derivative,
+            **common,
+        )
+    if kind == "jac":
+        return check_jacobian(
+            lambda p: call(f, **p),
+            lambda p: call(derivative, **p),
+            loaded.params,
+            settings,
+            sparsity=loaded.sparsity,
+            function_name=s.loss,
+            jacobian_name=s.derivative,
+            **common,
+        )
+    grad = loaded.grad
+    return check_hessian(
+        lambda p: call(f, **p),
         loaded.params,
         settings,
-        title=loaded.spec.title(),
-        model=loaded.spec.describe(),
-        loss_name=loaded.spec.loss,
-        grad_name=loaded.spec.grad,
-        progress=progress,
-        name=name,
+        hessian=(lambda p: call(derivative, **p)) if kind == "hess" else None,
+        hvp=(lambda v, p: call(derivative, v, **p)) if kind == "hvp" else None,
+        gradient=(lambda p: call(grad, **p)) if grad is not None else None,
+        loss_name=s.loss,
+        hessian_name=s.derivative,
+        gradient_name=s.grad or "gradient",
+        **common,
     )
+
+
+def _output(raw: Any) -> Any:
+    """A layer's output: its forward may return ``(out, cache)``."""
+    return raw[0] if isinstance(raw, tuple) and len(raw) == 2 else raw

@@ -381,7 +381,7 @@ def test_module_targets_with_relative_imports(runner, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     missing = runner.invoke(cli, ["func", "nopkg.model:loss", "--grad", "nopkg.model:grad", "--param", "W=3"])
     assert _one_error_line(missing) == (
-        "Error: Invalid value for 'FILE.py:LOSS': no module 'nopkg.model' (from the working folder or installed); "
+        "Error: Invalid value for 'FILE.py:FUNCTION': no module 'nopkg.model' (from the working folder or installed); "
         "give FILE.py:FUNCTION or MODULE:FUNCTION"
     )
 

@@ -179,7 +179,7 @@ def test_missing_file(runner, tmp_path):
     assert result.exit_code == 2
     assert (
         result.stderr
-        == "Error: Invalid value for 'FILE.py:LOSS': file 'nowhere.py' not found; give an existing FILE.py:FUNCTION\n"
+        == "Error: Invalid value for 'FILE.py:FUNCTION': file 'nowhere.py' not found; give an existing FILE.py:FUNCTION\n"
     )
 
 
