@@ -13,6 +13,8 @@ have the right shapes and the wrong values: what dimension matching lets through
         --param x=2x3x6x6 --param w=4x3x3x3 --param b=4 --const stride=1 --const pad=1
     gradcheck func examples/layers.py:max_pool_forward --vjp examples/layers.py:max_pool_backward \
         --param x=2x3x4x4 --const size=2
+    gradcheck func examples/layers.py:affine_forward --jvp examples/layers.py:affine_jvp \
+        --param x=8x4 --param w=4x5 --param b=5
     gradcheck func examples/layers.py:softmax_loss --grad examples/layers.py:softmax_grad \
         --param scores=8x5 --data examples/labels.npz
 
@@ -42,6 +44,16 @@ def affine_backward_wrong(dout, cache):
     return dout @ w.T, x.T @ dout, dout.mean(axis=0)
 
 
+def affine_jvp(tangents, x, w, b):
+    """Forward mode: d out = dx w + x dw + db along the tangents (dx, dw, db)."""
+    return tangents["x"] @ w + x @ tangents["w"] + tangents["b"]
+
+
+def affine_jvp_wrong(tangents, x, w, b):
+    """The bias's tangent left out."""
+    return tangents["x"] @ w + x @ tangents["w"]
+
+
 # ---- relu --------------------------------------------------------------------
 
 
@@ -69,7 +81,7 @@ BN_EPS = 1e-5
 def batchnorm_forward(x, gamma, beta):
     """x: (N, D), gamma, beta: (D,)."""
     mu = x.mean(axis=0)
-    var = x.var(axis=0)
+    var = ((x - mu) ** 2).mean(axis=0)  # not x.var(): that takes |.|, which a complex step cannot pass
     inv_std = 1.0 / np.sqrt(var + BN_EPS)
     xhat = (x - mu) * inv_std
     return gamma * xhat + beta, (xhat, gamma, inv_std)
@@ -104,7 +116,7 @@ def conv_forward(x, w, b, stride, pad):
     f, _, hh, ww = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     ho, wo = 1 + (h + 2 * pad - hh) // stride, 1 + (wd + 2 * pad - ww) // stride
-    out = np.zeros((n, f, ho, wo), dtype=np.result_type(x, w))
+    out = np.zeros((n, f, ho, wo), dtype=np.result_type(x, w, b))
     for i in range(ho):
         for j in range(wo):
             window = xp[:, :, i * stride : i * stride + hh, j * stride : j * stride + ww]
@@ -124,7 +136,8 @@ def _conv_backward(dout, cache, flip):
             window = xp[:, :, i * stride : i * stride + hh, j * stride : j * stride + ww]
             g = dout[:, :, i, j]  # (N, F)
             dw += np.tensordot(g, window, axes=([0], [0]))
-            dxp[:, :, i * stride : i * stride + hh, j * stride : j * stride + ww] += np.tensordot(g, kernel, axes=([1], [0]))
+            back = np.tensordot(g, kernel, axes=([1], [0]))  # (N, C, HH, WW)
+            dxp[:, :, i * stride : i * stride + hh, j * stride : j * stride + ww] += back
     dx = dxp[:, :, pad : pad + x.shape[2], pad : pad + x.shape[3]]
     return dx, dw, dout.sum(axis=(0, 2, 3))
 

@@ -59,8 +59,9 @@ def _as_params(params: Mapping[str, Any]) -> Params:
     return out
 
 
-def normalise_gradients(raw: Any, params: Params, where: str = "gradient") -> Params:
-    """Accept a dict, or a tuple/list in parameter order; check names, shapes and values."""
+def normalise_gradients(raw: Any, params: Params, where: str = "gradient", complex_ok: bool = False) -> Params:
+    """Accept a dict, or a tuple/list in parameter order; check names, shapes and values
+    (complex values only where ``complex_ok``: a gradient under a complex step)."""
     names = list(params)
     if isinstance(raw, Mapping):
         missing = [n for n in names if n not in raw]
@@ -86,7 +87,7 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient") -> Pa
             g = np.asarray(grads[n])
         except Exception:
             raise InputError(f"{where}: {n} is not an array") from None
-        if g.dtype.kind not in "fiu":
+        if g.dtype.kind not in ("fiuc" if complex_ok else "fiu"):
             raise InputError(f"{where}: {n} has dtype {g.dtype}; expected a real floating-point array")
         if g.shape != params[n].shape:
             raise InputError(

@@ -417,7 +417,12 @@ _FUNC = {o.name: o for o in FUNC_OPTIONS}
 )
 @_options([_FUNC["init"], _FUNC["data"]])
 @click.option(
-    "--const", "const", multiple=True, default=_FUNC["const"].default, metavar=_FUNC["const"].metavar, help=_FUNC["const"].help
+    "--const",
+    "const",
+    multiple=True,
+    default=_FUNC["const"].default,
+    metavar=_FUNC["const"].metavar,
+    help=_FUNC["const"].help,
 )
 @_options([_FUNC["dout"], _FUNC["sparsity"], *list(CHECK_OPTIONS["func"])])
 @_output_options

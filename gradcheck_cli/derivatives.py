@@ -25,7 +25,7 @@ from . import numeric
 from .check import ProgressSink, _as_params, _unit_directions, check_gradients, normalise_gradients
 from .diagnosis import diagnose_square
 from .errors import BadValueError, CheckInterrupted, InputError
-from .indexing import entry_index
+from .indexing import entry_index, format_index
 from .numeric import Derivatives, Evaluation, TaylorResult
 from .options import Settings, settings_for_keywords
 from .result import ParameterResult, Report
@@ -38,7 +38,6 @@ from .vector import (
     column_evaluator,
     direction_columns,
     measure_output_noise,
-    single_output,
     unit_columns,
 )
 
@@ -99,7 +98,9 @@ class Block:
 
 def _block(raw: Any, out_shape: tuple[int, ...], in_name: str, in_shape: tuple[int, ...], where: str) -> Block:
     m, n = int(np.prod(out_shape, dtype=np.int64)), int(np.prod(in_shape, dtype=np.int64))
-    layouts = f"({m}, {n}) = (output size, {in_name} size) or {_shape(out_shape + in_shape)} (output shape + {in_name} shape)"
+    layouts = f"({m}, {n}) (output size, {in_name} size)"
+    if out_shape + in_shape != (m, n):
+        layouts += f" or {_shape(out_shape + in_shape)} (output shape + {in_name} shape)"
     if hasattr(raw, "tocoo") and not isinstance(raw, np.ndarray):
         try:
             coo = raw.tocoo()
@@ -117,9 +118,10 @@ def _block(raw: Any, out_shape: tuple[int, ...], in_name: str, in_shape: tuple[i
     if array.dtype.kind not in "fiu":
         raise BadValueError(f"{where}: {in_name} is {type(raw).__name__}; expected a real array of {layouts}")
     if array.shape not in ((m, n), out_shape + in_shape):
-        raise BadValueError(f"{where}: {in_name} has shape {_shape(array.shape)}; expected {layouts}")
+        hint = "; it looks transposed: rows are outputs, columns inputs" if array.shape == (n, m) else ""
+        raise BadValueError(f"{where}: {in_name} has shape {_shape(array.shape)}; expected {layouts}{hint}")
     dense = array.astype(np.float64).reshape(m, n)
-    _finite(dense.reshape(-1), where, in_name, lambda k: entry_index((m, n), k))
+    _finite(dense.reshape(-1), where, in_name, lambda k: format_index((m, n), k))
     return Block((m, n), dense=dense)
 
 
@@ -227,7 +229,13 @@ def _measure(
         pending = np.arange(len(h))
         ladder_method = "forward"
     else:
-        screen = numeric.Screen(evaluate, h, method, rtol, atol, rng)
+        # The second look of the screen's sample moves one column group: one evaluation.
+        groups = columns.group[cols]
+        chosen = groups == groups[rng.integers(len(groups))] if len(groups) else groups.astype(bool)
+        sample = np.flatnonzero(chosen)
+        if sample.size > numeric.SCREEN_SAMPLE:
+            sample = np.sort(rng.choice(sample, size=numeric.SCREEN_SAMPLE, replace=False))
+        screen = numeric.Screen(evaluate, h, method, rtol, atol, rng, sample)
         d = screen.derivatives
         pending = np.arange(len(h))
         ladder_method = method
@@ -237,6 +245,9 @@ def _measure(
             pending = unsure[~screen.look_again(unsure)] if unsure.size else unsure
     if pending.size == 0:
         return d
+    # Checked only now: a function that failed no entry at one step had no chance to
+    # mislead, and the evaluation would break the grouped Jacobian's budget.
+    _require_deterministic(fn)
     involved = np.unique(rows[pending])
     fn.noise[involved] = np.maximum(fn.noise[involved], measure_output_noise(fn, name, involved, rng))
     ladder_rel = settings.step if plan.user_step else (plan.relative_step or numeric._eps_for_method(ladder_method))
@@ -281,9 +292,7 @@ def _subset(d: Derivatives, keep: Array) -> Derivatives:
     )
 
 
-def _scalar_taylor(
-    fn: VectorFunction, name: str, v: Array, weights: Array, slope: float, plan: _Plan
-) -> TaylorResult:
+def _scalar_taylor(fn: VectorFunction, name: str, v: Array, weights: Array, slope: float, plan: _Plan) -> TaylorResult:
     """The Taylor test of ``<weights, F>`` along the input direction ``v``."""
     x = fn.params[name].reshape(-1)
 
@@ -393,6 +402,10 @@ def _plan(settings: Settings | None, options: Mapping[str, Any], relative_step: 
 
 
 def _require_deterministic(fn: VectorFunction) -> None:
+    """Two calls at the same point must agree (once per function)."""
+    if fn.verified:
+        return
+    fn.verified = True
     again = fn.again()
     differ = again != fn.base
     if differ.any():
@@ -434,9 +447,7 @@ def _run(
 # ---- Jacobians -------------------------------------------------------------------------------
 
 
-def _entries(
-    mask: Array | None, m: int, n: int, settings: Settings, rng: np.random.Generator
-) -> tuple[Array, Array]:
+def _entries(mask: Array | None, m: int, n: int, settings: Settings, rng: np.random.Generator) -> tuple[Array, Array]:
     """The (row, column) entries a full or sampled check compares."""
     if mask is None:
         rows, cols = np.repeat(np.arange(m), n), np.tile(np.arange(n), m)
@@ -448,7 +459,9 @@ def _entries(
     return rows, cols
 
 
-def _masks(sparsity: Mapping[str, Any] | None, names: list[str], m: int, out_shape: tuple[int, ...], params: Params) -> dict[str, Array]:
+def _masks(
+    sparsity: Mapping[str, Any] | None, names: list[str], m: int, out_shape: tuple[int, ...], params: Params
+) -> dict[str, Array]:
     if sparsity is None:
         return {}
     masks: dict[str, Array] = {}
@@ -507,7 +520,6 @@ def check_jacobian(
     typed, reference = _typed(params, settings)
     names = list(params)
     fn = VectorFunction(function, reference, function_name)
-    _require_deterministic(fn)
     out_shape = fn.layout[0][1]
     m = fn.size
     raw = call_user(jacobian_name, jacobian, {k: v.copy() for k, v in typed.items()})
@@ -568,12 +580,9 @@ def _append_outside(batch: _Batch, block: Block, mask: Array) -> None:
     extra = Derivatives(np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k, bool), nan, nan.copy())
     assert d.truncation is not None and d.flags is not None and d.jumps is not None
     assert extra.truncation is not None and extra.flags is not None and extra.jumps is not None
-    batch.derivatives = Derivatives(
-        *(
-            np.concatenate([getattr(d, f), getattr(extra, f)])
-            for f in ("values", "steps", "noise", "kinks", "lower", "upper", "truncation", "flags", "jumps")
-        )
-    )
+    fields = ("values", "steps", "noise", "kinks", "lower", "upper", "truncation", "flags", "jumps")
+    joined = [np.concatenate([getattr(d, f), getattr(extra, f)]) for f in fields]
+    batch.derivatives = Derivatives(*joined[:6], truncation=joined[6], flags=joined[7], jumps=joined[8])
     batch.rows, batch.cols = np.concatenate([batch.rows, r]), np.concatenate([batch.cols, c])
     batch.analytic = np.concatenate([batch.analytic, v])
     batch.outside = k
@@ -634,7 +643,6 @@ def check_jvp(
     typed, reference = _typed(params, settings)
     names = list(params)
     fn = VectorFunction(function, reference, function_name)
-    _require_deterministic(fn)
     out_shape = fn.layout[0][1]
     m = fn.size
     rng = np.random.default_rng(settings.seed)
@@ -673,7 +681,7 @@ def _product(raw: Any, shape: tuple[int, ...], where: str, what: str) -> Array:
         raise BadValueError(
             f"{where} returned shape {_shape(array.shape)}; expected {_shape(shape)} (the shape of {what})"
         )
-    _finite(array.reshape(-1), where, "the product", lambda k: entry_index(shape, k))
+    _finite(array.reshape(-1), where, "the product", lambda k: format_index(shape, k))
     flat: Array = array.reshape(-1)
     return flat
 
@@ -771,9 +779,7 @@ class NumericalGradient:
     def __init__(self, loss: Callable[[Params], Any], where: str, params: Params) -> None:
         self._loss, self._where = loss, where
         self.rel = float(numeric.EPS64**0.25)
-        self.steps = {
-            k: numeric._compute_absolute_step(v.reshape(-1), self.rel, "central") for k, v in params.items()
-        }
+        self.steps = {k: numeric._compute_absolute_step(v.reshape(-1), self.rel, "central") for k, v in params.items()}
         self.calls = 0
 
     def _value(self, params: Params) -> complex:
@@ -854,7 +860,8 @@ def _hessian_blocks(raw: Any, params: Params, where: str) -> dict[tuple[str, str
 
 def _symmetry(blocks: Mapping[tuple[str, str], Block], rule: PassRule, where: str) -> str:
     """Whether a dense Hessian is symmetric, in words."""
-    scale = max((float(np.max(np.abs(b.dense), initial=0.0)) for b in blocks.values() if b.dense is not None), default=0.0)
+    dense = [b.dense for b in blocks.values() if b.dense is not None]
+    scale = max((float(np.max(np.abs(b), initial=0.0)) for b in dense), default=0.0)
     worst, at = 0.0, ""
     for (p, q), block in blocks.items():
         other = blocks.get((q, p))
@@ -866,7 +873,10 @@ def _symmetry(blocks: Mapping[tuple[str, str], Block], rule: PassRule, where: st
             worst, at = float(gap.reshape(-1)[k]), f"H[{p},{q}]{list(np.unravel_index(k, gap.shape))}"
     if worst <= float(rule.limit(scale)):
         return f"{where} is symmetric (largest |H - Hᵀ| {worst:.3g}, largest |H| {scale:.3g})"
-    return f"{where} is not symmetric: |H - Hᵀ| reaches {worst:.3g} at {at} (largest |H| {scale:.3g}); a Hessian of a twice-differentiable loss is"
+    return (
+        f"{where} is not symmetric: |H - Hᵀ| reaches {worst:.3g} at {at} (largest |H| {scale:.3g}); "
+        f"the Hessian of a twice-differentiable loss is"
+    )
 
 
 def check_hessian(
@@ -914,15 +924,16 @@ def check_hessian(
             )
             results += first.parameters
             evaluations += first.evaluations
-        fn = VectorFunction(
-            gradient, reference, gradient_name, outputs=lambda raw, where: normalise_gradients(raw, reference, where)
-        )
+
+        def outputs(raw: Any, where: str) -> dict[str, Array]:
+            return normalise_gradients(raw, reference, where, complex_ok=True)
+
+        fn = VectorFunction(gradient, reference, gradient_name, outputs=outputs)
     else:
         assert loss is not None
         numerical_gradient = NumericalGradient(loss, loss_name, reference)
         fn = VectorFunction(numerical_gradient, reference, f"second differences of {loss_name}")
         plan = _Plan(plan.settings, plan.rule, plan.user_step, numerical_gradient.rel)
-    _require_deterministic(fn)
     rng = np.random.default_rng(settings.seed)
     direction_rng, noise_rng, taylor_rng, pick_rng = rng.spawn(4)
     blocks = (
@@ -1013,4 +1024,3 @@ def _curvature_taylor(
     tolerance = float(plan.rule.limit(abs(curvature)))
     h0 = 0.1 * max(1.0, float(np.max(np.abs(x), initial=0.0)))
     return numeric.curvature_test(along, curvature, tolerance, h0)
-

@@ -39,9 +39,7 @@ def diagnose_square(result: ParameterResult, shape: tuple[int, ...], out_ndim: i
     if m == n and m > 1:
         A, N, L = a.reshape(m, n), num.reshape(m, n), allowed.reshape(m, n)
         if not _fits(A, N, L) and _fits(A, N.T, np.maximum(L, L.T)):
-            return "transposed", (
-                "looks transposed: it matches the numerical values with rows and columns swapped"
-            )
+            return "transposed", ("looks transposed: it matches the numerical values with rows and columns swapped")
     if _fits(a, -num, allowed):
         return "sign", "looks sign-flipped: it matches minus the numerical values"
     return None, ""

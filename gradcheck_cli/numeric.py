@@ -846,97 +846,96 @@ def _relative_precision_step(method: str, precision: float) -> float:
 
 class Screen:
     """One difference quotient per entry at the auto step ``h`` (the classic check),
-    and a second look at ``h / 4`` where it is wanted.
+    and a second look, one more evaluation, where it is wanted.
 
-    Most black-box entries need no more than this: an entry whose single estimate
+    Most black-box entries need no more than the first: an entry whose estimate
     agrees with its analytic value has passed a rule at least as strict as the
     ladder's.  What one step cannot see is a function that varies on a scale
-    shorter than ``h`` (a narrow bump looks flat, and its changes do not shrink with
-    the step), or noise beyond the round-off model.  ``look_again(idx)`` takes the
-    entries ``idx`` at ``h / 4`` too: an entry is *settled* there when its changes
-    shrink with the step (changes well above round-off), so does
-    the disagreement of its one-sided slopes (else a kink hides in the central
-    value), and its two estimates agree within
-    their round-off and a tenth of the tolerances; its truncation is then measured
-    as ``D(h) - D(h/4)``.  An entry that is not settled belongs to the ladder.
+    shorter than ``h`` (a narrow bump looks flat), a kink the central value hides
+    (``|x|`` at 0 gives exactly 0), or noise beyond the round-off model.
 
-    The screen itself is trusted when no entry of a sample of ``SCREEN_SAMPLE``
-    contradicts the step (changes heard that do not shrink, estimates that
-    disagree; an entry too quiet to tell is no evidence either way).
-    Where the sample's truncation reaches a hundredth of what the tolerances allow,
-    every entry is looked at again (so a PASS never rests on an unmeasured
-    truncation the tolerances would feel).
+    ``look_again(idx)`` moves the entries ``idx`` by ``+h/4``.  The two changes at
+    ``+-h`` fix a local quadratic, ``J(x + s) - J(x) = D s + C s^2 / 2`` (``D`` the
+    central value, ``C = (dp + dm) / h^2``); a function seen on its own scale lands
+    on it at ``h/4`` up to the central value's own truncation (the cubic term, about
+    ``15/16`` of ``D(h)``'s error), which the gap therefore measures.  A narrow
+    feature, a kink or noise lands elsewhere.  An entry is *settled* when its
+    changes are well above round-off, the change at ``h/4`` shrank (by ``SHRINK``)
+    and the gap is within round-off and a tenth of the tolerances; an entry that is
+    not belongs to the ladder.
+
+    The screen is trusted when no entry of a sample contradicts the step (a change
+    heard that does not shrink, a gap beyond round-off; an entry too quiet to tell
+    is no evidence either way).  The caller may choose the sample (a vector
+    function's, from one column group: one evaluation).  Where the sample's
+    truncation stands above its round-off and reaches a hundredth of what the
+    tolerances allow, every entry is looked at (so a PASS never rests on an
+    unmeasured truncation the tolerances would feel).
     """
 
     def __init__(
-        self, evaluate: Evaluate, h: Array, method: str, rtol: float, atol: float, rng: np.random.Generator
+        self,
+        evaluate: Evaluate,
+        h: Array,
+        method: str,
+        rtol: float,
+        atol: float,
+        rng: np.random.Generator,
+        sample: Array | None = None,
     ) -> None:
-        self._evaluate, self._h, self._method = evaluate, h, method
+        self._evaluate, self._h = evaluate, h
         self._rtol, self._atol = rtol, atol
-        self._whole: list[Evaluation] = []  # the first evaluations of every entry: changes at +h (and -h)
+        self._sides: list[Evaluation] = []  # changes of every entry at +h and -h
 
         def recorded(steps: Array, subset: Array | None) -> Evaluation:
             ev = evaluate(steps, subset)
-            if subset is None:
-                self._whole.append(ev)
+            if subset is None and len(self._sides) < 2:
+                self._sides.append(ev)
             return ev
 
         self.derivatives = numerical_derivatives(recorded, h, method)
         n = len(h)
-        sample = np.sort(rng.choice(n, size=min(SCREEN_SAMPLE, n), replace=False))
+        if sample is None:
+            sample = np.sort(rng.choice(n, size=min(SCREEN_SAMPLE, n), replace=False))
         self.contradicted = np.zeros(0, dtype=bool)  # of the last look_again
+        self.audible = np.zeros(0, dtype=bool)
         self.look_again(sample)
         self.trusted = not bool(self.contradicted.any())
         assert self.derivatives.truncation is not None
         allowance = atol + rtol * np.abs(self.derivatives.values[sample])
-        if self.trusted and sample.size < n and np.any(self.derivatives.truncation[sample] > 0.01 * allowance):
+        felt = (self.derivatives.truncation[sample] > 0.01 * allowance) & self.audible
+        if self.trusted and sample.size < n and np.any(felt):
             self.look_again(np.setdiff1d(np.arange(n), sample))
 
     def look_again(self, idx: Array) -> Array:
-        """Take the entries ``idx`` at ``h / 4``; which of them are settled (class Notes)."""
-        d, method, evaluate = self.derivatives, self._method, self._evaluate
-        later: list[Evaluation] = []
-
-        def sub(steps: Array, subset: Array | None) -> Evaluation:
-            ev = evaluate(steps, idx if subset is None else idx[subset])
-            if subset is None:
-                later.append(ev)
-            return ev
-
-        finer = numerical_derivatives(sub, self._h[idx] / LADDER_RATIO, method)
-        sides = 1 if method == "forward" else 2
-        gain = LADDER_RATIO ** {"forward": 1, "central": 2, "richardson": 4}[method]
+        """Move the entries ``idx`` by ``+h/4``; which of them are settled (class Notes)."""
+        d = self.derivatives
+        h = self._h[idx]
+        quarter = self._evaluate(h / LADDER_RATIO, idx)
+        plus, minus = self._sides
         with np.errstate(all="ignore"):
-            # Every change well above round-off.  (No change at all is not proof of a
-            # constant: a large loss rounds small changes to exactly zero; the ladder,
-            # looking at more steps, decides those.)
-            heard = np.ones(idx.size, dtype=bool)
-            stuck = np.zeros(idx.size, dtype=bool)  # a change heard that does not shrink with the step
-            for big, small in zip(self._whole[:sides], later[:sides], strict=True):
-                b, s = np.abs(np.real(big.change[idx])), np.abs(np.real(small.change))
-                loud = b > 10 * big.roundoff[idx]
-                heard &= loud
-                stuck |= loud & ~(s < SHRINK * b)
-            if sides == 2:
-                # One-sided slopes that keep disagreeing as the step shrinks: a kink,
-                # which the central value alone hides (|x| at 0 gives exactly 0).
-                (p1, m1), (p2, m2) = self._whole[:2], later[:2]
-                h1 = self._h[idx]
-                spread = np.abs(np.real(p1.change[idx]) + np.real(m1.change[idx])) / h1
-                spread_q = np.abs(np.real(p2.change) + np.real(m2.change)) / (h1 / LADDER_RATIO)
-                stuck |= (spread > 10 * d.noise[idx]) & ~(spread_q < SHRINK * spread)
-            gap = np.abs(d.values[idx] - finer.values)
-            allowance = self._atol + self._rtol * np.abs(d.values[idx])
-            disagrees = ~(gap <= 2 * (d.noise[idx] + finer.noise) + 0.1 * allowance)
+            dp, dm = np.real(plus.change[idx]), np.real(minus.change[idx])
+            rp, rm = plus.roundoff[idx], minus.roundoff[idx]
+            q = np.real(quarter.change)
+            central = (dp - dm) / (2 * h)
+            predicted = central * (h / LADDER_RATIO) + (dp + dm) / (2 * LADDER_RATIO**2)
+            # In derivative units: the gap and the round-off it may carry.
+            gap = np.abs(q - predicted) / (h / LADDER_RATIO)
+            noise = (quarter.roundoff + (rp + rm) * (0.5 + 1 / LADDER_RATIO)) / (h / LADDER_RATIO)
+            allowance = self._atol + self._rtol * np.abs(central)
+            heard = (np.abs(dp) > 10 * rp) & (np.abs(dm) > 10 * rm)
+            stuck = (np.abs(dp) > 10 * rp) & ~(np.abs(q) < SHRINK * np.abs(dp))
+            disagrees = ~(gap <= 2 * noise + 0.1 * allowance)
         assert d.truncation is not None
-        # The measurement is of the leading term; higher terms and its own noise get a
-        # factor of two.
-        d.truncation[idx] = np.where(np.isfinite(gap), 2 * gap * gain / (gain - 1), np.inf)
-        # Evidence against the step itself: changes that do not shrink, estimates that
-        # disagree beyond their round-off, values that are not finite.  (Changes of a
-        # few round-off quanta are no such evidence: the entry alone stays unsettled.)
+        # The gap is (15/16 of) the central value's truncation at h: a factor of two for
+        # what the measurement leaves out.
+        d.truncation[idx] = np.where(np.isfinite(gap), 2 * gap * LADDER_RATIO**2 / (LADDER_RATIO**2 - 1), np.inf)
+        # Evidence against the step itself: a change that does not shrink, a gap beyond
+        # round-off, values that are not finite.  (Changes of a few round-off quanta are
+        # no such evidence: the entry alone stays unsettled.)
         self.contradicted = stuck | disagrees
-        settled: Array = heard & ~self.contradicted
+        self.audible = gap > 2 * noise  # truncation seen above round-off
+        settled: Array = heard & ~self.contradicted & np.isfinite(d.values[idx])
         return settled
 
 

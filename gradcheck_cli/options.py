@@ -426,7 +426,7 @@ def _constants(value: Any) -> Constants:
                 pairs.append((name.strip(), json.loads(text)))
             except json.JSONDecodeError:
                 raise ValueError(
-                    f"the value of {name.strip()} ({text!r}) is not JSON; e.g. 2, 0.5, \"train\", "
+                    f'the value of {name.strip()} ({text!r}) is not JSON; e.g. 2, 0.5, "train", '
                     f'{{"stride": 1, "pad": 1}}'
                 ) from None
     else:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .check import Params, api, check_gradients
+from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
 from .options import Settings, settings_for_call
 from .report import report_to_text
 from .result import Report
@@ -45,3 +46,41 @@ def assert_gradients(
         label = f"gradient check {name!r}" if name else "gradient check"
         raise AssertionError(f"{label} failed\n" + report_to_text(report))
     return report
+
+
+def _passes(report: Report, label: str) -> Report:
+    __tracebackhide__ = True
+    if not report.passed:
+        raise AssertionError(f"{label} failed\n" + report_to_text(report))
+    return report
+
+
+def assert_vjp(
+    forward: Callable[[Params], Any], backward: Callable[..., Any], inputs: Mapping[str, Any], **options: Any
+) -> Report:
+    """``check_vjp`` for a test suite: the Report when it passes, else ``AssertionError``
+    with the table."""
+    __tracebackhide__ = True
+    return _passes(check_vjp(forward, backward, inputs, **options), "VJP check")
+
+
+def assert_jvp(
+    function: Callable[[Params], Any], tangent: Callable[..., Any], inputs: Mapping[str, Any], **options: Any
+) -> Report:
+    """``check_jvp`` for a test suite."""
+    __tracebackhide__ = True
+    return _passes(check_jvp(function, tangent, inputs, **options), "JVP check")
+
+
+def assert_jacobian(
+    function: Callable[[Params], Any], jacobian: Callable[[Params], Any], inputs: Mapping[str, Any], **options: Any
+) -> Report:
+    """``check_jacobian`` for a test suite."""
+    __tracebackhide__ = True
+    return _passes(check_jacobian(function, jacobian, inputs, **options), "Jacobian check")
+
+
+def assert_hessian(loss: Callable[[Params], Any] | None, params: Mapping[str, Any], **options: Any) -> Report:
+    """``check_hessian`` for a test suite (``hessian=`` or ``hvp=``, ``gradient=``)."""
+    __tracebackhide__ = True
+    return _passes(check_hessian(loss, params, **options), "Hessian check")

@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import BadValueError, UserCodeError
+from .errors import BadValueError, GradcheckError, UserCodeError
 
 
 def call_user(where: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``function(*args, **kwargs)``; ``where`` names it in messages (``f.py:loss``)."""
     try:
         return function(*args, **kwargs)
+    except GradcheckError:  # already ours, from a nested call (a numerical gradient's loss)
+        raise
     except SystemExit as exc:
         raise BadValueError(
             f"{where} called sys.exit({exc.code!r}); the code under test must return a value, not exit"

@@ -78,6 +78,7 @@ class VectorFunction:
         self.base = np.real(values).astype(np.float64)
         self.base_noise = noise
         self.noise = np.zeros(self.base.size)
+        self.verified = False  # determinism checked
         self.evaluations = 1
         self.progress: Callable[[int], None] | None = None
 
