@@ -78,6 +78,9 @@ class Block:
     def nonzero_outside(self, mask: Array) -> tuple[Array, Array, Array]:
         """Entries that are non-zero where ``mask`` (a sparsity pattern) says zero."""
         if self.dense is not None:
+            if np.count_nonzero(self.dense) == np.count_nonzero(self.dense[mask]):
+                empty = np.zeros(0, dtype=np.int64)
+                return empty, empty.copy(), np.zeros(0)
             r, c = np.nonzero((self.dense != 0) & ~mask)
             return r, c, self.dense[r, c]
         assert self.coo is not None
@@ -120,8 +123,9 @@ def _block(raw: Any, out_shape: tuple[int, ...], in_name: str, in_shape: tuple[i
     if array.shape not in ((m, n), out_shape + in_shape):
         hint = "; it looks transposed: rows are outputs, columns inputs" if array.shape == (n, m) else ""
         raise BadValueError(f"{where}: {in_name} has shape {_shape(array.shape)}; expected {layouts}{hint}")
-    dense = array.astype(np.float64).reshape(m, n)
-    _finite(dense.reshape(-1), where, in_name, lambda k: format_index((m, n), k))
+    dense = np.asarray(array, dtype=np.float64).reshape(m, n)
+    if not np.isfinite(np.sum(dense)):  # a fast pass first: the sum of finite values is finite
+        _finite(dense.reshape(-1), where, in_name, lambda k: format_index((m, n), k))
     return Block((m, n), dense=dense)
 
 
@@ -447,12 +451,14 @@ def _run(
 # ---- Jacobians -------------------------------------------------------------------------------
 
 
-def _entries(mask: Array | None, m: int, n: int, settings: Settings, rng: np.random.Generator) -> tuple[Array, Array]:
-    """The (row, column) entries a full or sampled check compares."""
-    if mask is None:
+def _entries(
+    pattern: tuple[Array, Array] | None, m: int, n: int, settings: Settings, rng: np.random.Generator
+) -> tuple[Array, Array]:
+    """The (row, column) entries a full or sampled check compares: the pattern's, or all."""
+    if pattern is None:
         rows, cols = np.repeat(np.arange(m), n), np.tile(np.arange(n), m)
     else:
-        rows, cols = np.nonzero(mask)
+        rows, cols = pattern
     if settings.mode == "sample" and settings.samples < rows.size:
         pick = np.sort(rng.choice(rows.size, size=settings.samples, replace=False))
         rows, cols = rows[pick], cols[pick]
@@ -483,7 +489,7 @@ def _masks(
             )
         if array.dtype.kind not in "biuf":
             raise InputError(f"the sparsity of {name} is {array.dtype}; give a boolean mask", option="sparsity")
-        masks[name] = array.reshape(m, n) != 0
+        masks[name] = array.reshape(m, n) if array.dtype == bool else array.reshape(m, n) != 0
     return masks
 
 
@@ -543,9 +549,10 @@ def check_jacobian(
             analytic = np.concatenate([block.matvec(v) for v in V])
             columns = direction_columns(V)
         else:
-            rows, cols = _entries(mask, m, n, settings, pick_rng)
+            pattern = None if mask is None else np.nonzero(mask)
+            rows, cols = _entries(pattern, m, n, settings, pick_rng)
             analytic = block.at(rows, cols)
-            columns = unit_columns(n, mask)
+            columns = unit_columns(n, pattern)
         d = _measure(fn, q, columns, rows, cols, analytic, plan, noise_rng)
         batch = _Batch(q, rows, cols, analytic, d, 0, settings.mode == "directional")
         if mask is not None and settings.mode == "full":
@@ -582,7 +589,8 @@ def _append_outside(batch: _Batch, block: Block, mask: Array) -> None:
     assert extra.truncation is not None and extra.flags is not None and extra.jumps is not None
     fields = ("values", "steps", "noise", "kinks", "lower", "upper", "truncation", "flags", "jumps")
     joined = [np.concatenate([getattr(d, f), getattr(extra, f)]) for f in fields]
-    batch.derivatives = Derivatives(*joined[:6], truncation=joined[6], flags=joined[7], jumps=joined[8])
+    values, steps, noise, kinks, lower, upper, truncation, flags, jumps = joined
+    batch.derivatives = Derivatives(values, steps, noise, kinks, lower, upper, truncation, flags, jumps)
     batch.rows, batch.cols = np.concatenate([batch.rows, r]), np.concatenate([batch.cols, c])
     batch.analytic = np.concatenate([batch.analytic, v])
     batch.outside = k

@@ -194,10 +194,10 @@ class Columns:
         return len(self.group)
 
 
-def unit_columns(size: int, mask: Array | None = None) -> Columns:
-    """One column per input entry, grouped by the sparsity ``mask`` (outputs x inputs)
-    when given, else each alone."""
-    group = np.arange(size) if mask is None else group_columns(mask)
+def unit_columns(size: int, pattern: tuple[Array, Array] | None = None) -> Columns:
+    """One column per input entry, grouped by the sparsity ``pattern`` (the rows and
+    columns of its non-zero entries) when given, else each alone."""
+    group = np.arange(size) if pattern is None else group_columns(*pattern, size)
     return Columns(group, entry=np.arange(size))
 
 
@@ -205,22 +205,25 @@ def direction_columns(directions: Array) -> Columns:
     return Columns(np.arange(len(directions)), directions=directions)
 
 
-def group_columns(mask: Array) -> Array:
+def group_columns(rows: Array, cols: Array, size: int) -> Array:
     """Greedy Curtis-Powell-Reid grouping: each column joins the first group none of
-    whose columns shares an output (a row) with it.  ``mask``: bool (outputs, inputs)."""
-    rows_of = [np.flatnonzero(mask[:, j]) for j in range(mask.shape[1])]
-    if mask.all():
-        return np.arange(mask.shape[1])
-    used = np.zeros((mask.shape[0], 0), dtype=bool)  # output x group: taken
-    group = np.empty(mask.shape[1], dtype=np.int64)
-    for j, rows in enumerate(rows_of):
-        free = np.flatnonzero(~used[rows].any(axis=0)) if rows.size else np.arange(used.shape[1])
-        if free.size:
-            g = int(free[0])
-        else:
-            g = used.shape[1]
-            used = np.concatenate([used, np.zeros((mask.shape[0], max(1, used.shape[1])), dtype=bool)], axis=1)
-        used[rows, g] = True
+    whose columns shares an output (a row) with it.  ``(rows, cols)``: the pattern's
+    non-zero entries; ``size``: the number of columns."""
+    order = np.argsort(cols, kind="stable")
+    bounds = np.searchsorted(cols[order], np.arange(size + 1))
+    by_column = rows[order].tolist()
+    taken: dict[int, set[int]] = {}  # output -> groups that already move it
+    group = np.empty(size, dtype=np.int64)
+    for j in range(size):
+        mine = by_column[bounds[j] : bounds[j + 1]]
+        forbidden: set[int] = set()
+        for r in mine:
+            forbidden |= taken.get(r, set())
+        g = 0
+        while g in forbidden:
+            g += 1
+        for r in mine:
+            taken.setdefault(r, set()).add(g)
         group[j] = g
     return group
 
