@@ -549,7 +549,10 @@ def check_jacobian(
             analytic = np.concatenate([block.matvec(v) for v in V])
             columns = direction_columns(V)
         else:
-            pattern = None if mask is None else np.nonzero(mask)
+            pattern: tuple[Array, Array] | None = None
+            if mask is not None:
+                pattern_rows, pattern_cols = np.nonzero(mask)
+                pattern = (pattern_rows, pattern_cols)
             rows, cols = _entries(pattern, m, n, settings, pick_rng)
             analytic = block.at(rows, cols)
             columns = unit_columns(n, pattern)
