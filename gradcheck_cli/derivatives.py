@@ -645,15 +645,16 @@ def check_jvp(
     **options: Any,
 ) -> Report:
     """Check ``tangent(tangents, inputs)``, the directional derivative of
-    ``function(inputs)`` (one array), along ``directions`` random unit tangents
-    per input (the other inputs' tangents zero), output entry by output entry."""
+    ``function(inputs)`` (one array, or a layer's ``(out, cache)``), along
+    ``directions`` random unit tangents per input (the other inputs' tangents
+    zero), output entry by output entry."""
     plan = _plan(settings, options)
     settings = plan.settings
     start = time.perf_counter()
     params = _as_params(inputs)
     typed, reference = _typed(params, settings)
     names = list(params)
-    fn = VectorFunction(function, reference, function_name)
+    fn = VectorFunction(lambda p: _layer_output(function(p)), reference, function_name)
     out_shape = fn.layout[0][1]
     m = fn.size
     rng = np.random.default_rng(settings.seed)
@@ -681,6 +682,11 @@ def check_jvp(
     shapes = {n: params[n].shape for n in names}
     results = _results(batches, fn, plan, lambda _out, q: f"J·v[{q}]", shapes, tangent_name)
     return _report(title, model, settings, results, start, fn, name, "function")
+
+
+def _layer_output(raw: Any) -> Any:
+    """A layer's output: its forward may return ``(out, cache)``."""
+    return raw[0] if isinstance(raw, tuple) and len(raw) == 2 else raw
 
 
 def _product(raw: Any, shape: tuple[int, ...], where: str, what: str) -> Array:

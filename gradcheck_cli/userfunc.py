@@ -389,7 +389,7 @@ def check_function(
         )
     if kind == "jvp":
         return check_jvp(
-            lambda p: _output(call(f, **p)),
+            lambda p: call(f, **p),
             lambda t, p: call(derivative, t, **p),
             loaded.params,
             settings,
@@ -421,8 +421,3 @@ def check_function(
         gradient_name=s.grad or "gradient",
         **common,
     )
-
-
-def _output(raw: Any) -> Any:
-    """A layer's output: its forward may return ``(out, cache)``."""
-    return raw[0] if isinstance(raw, tuple) and len(raw) == 2 else raw

@@ -409,3 +409,22 @@ def test_bad_input_is_one_line_with_exit_2(runner, tmp_path, case, args, message
     result = runner.invoke(cli, [a.format(**fill) for a in args])
     assert result.exit_code == 2, result.output
     assert result.stderr == message.format(**fill)
+
+
+def test_dout_from_a_file(runner, tmp_path):
+    dout = tmp_path / "dout.npy"
+    np.save(dout, np.ones((5, 4)))
+    args = _params("x=5x3", "w=3x4", "b=4")
+    code, report = _run(
+        runner, f"{LAYERS}:affine_forward", "--vjp", f"{LAYERS}:affine_backward", args, "--dout", str(dout)
+    )
+    assert code == 0 and report["model"]["dout"] == str(dout)
+    np.save(dout, np.ones((4, 5)))
+    result = runner.invoke(
+        cli, ["func", f"{LAYERS}:affine_forward", "--vjp", f"{LAYERS}:affine_backward", *args, "--dout", str(dout)]
+    )
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == "Error: Invalid value for '--dout': dout has shape (4, 5); it must have the output's shape (5, 4)\n"
+    )
