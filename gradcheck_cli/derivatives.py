@@ -239,7 +239,7 @@ def _measure(
         sample = np.flatnonzero(chosen)
         if sample.size > numeric.SCREEN_SAMPLE:
             sample = np.sort(rng.choice(sample, size=numeric.SCREEN_SAMPLE, replace=False))
-        screen = numeric.Screen(evaluate, h, method, rtol, atol, rng, sample)
+        screen = numeric.Screen(evaluate, h, method, rtol, atol, rng, sample, both_sides=False)
         d = screen.derivatives
         pending = np.arange(len(h))
         ladder_method = method

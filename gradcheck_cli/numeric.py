@@ -854,15 +854,17 @@ class Screen:
     shorter than ``h`` (a narrow bump looks flat), a kink the central value hides
     (``|x|`` at 0 gives exactly 0), or noise beyond the round-off model.
 
-    ``look_again(idx)`` moves the entries ``idx`` by ``+h/4``.  The two changes at
+    ``look_again(idx)`` moves the entries ``idx`` by ``+-h/4`` and ``+-h/16`` (or, with
+    ``both_sides=False``, by ``+h/4`` alone: a grouped Jacobian's budget).  The two changes at
     ``+-h`` fix a local quadratic, ``J(x + s) - J(x) = D s + C s^2 / 2`` (``D`` the
     central value, ``C = (dp + dm) / h^2``); a function seen on its own scale lands
-    on it at ``h/4`` up to the central value's own truncation (the cubic term, about
+    on it at ``h/4`` and ``h/16`` up to the central value's own truncation (the cubic term, about
     ``15/16`` of ``D(h)``'s error), which the gap therefore measures.  A narrow
-    feature, a kink or noise lands elsewhere.  An entry is *settled* when its
-    changes are well above round-off, the change at ``h/4`` shrank (by ``SHRINK``)
-    and the gap is within round-off and a tenth of the tolerances; an entry that is
-    not belongs to the ladder.
+    feature, a kink or noise lands elsewhere (two points landing by chance are far
+    less likely than one).  An entry is *settled* when its changes are well above
+    round-off, the changes at ``h/4`` shrank (by ``SHRINK``) and the gaps are within
+    round-off and a tenth of the tolerances; an entry that is not belongs to the
+    ladder.
 
     The screen is trusted when no entry of a sample contradicts the step (a change
     heard that does not shrink, a gap beyond round-off; an entry too quiet to tell
@@ -882,8 +884,10 @@ class Screen:
         atol: float,
         rng: np.random.Generator,
         sample: Array | None = None,
+        both_sides: bool = True,
     ) -> None:
         self._evaluate, self._h = evaluate, h
+        self._both_sides = both_sides
         self._rtol, self._atol = rtol, atol
         self._sides: list[Evaluation] = []  # changes of every entry at +h and -h
 
@@ -908,23 +912,34 @@ class Screen:
             self.look_again(np.setdiff1d(np.arange(n), sample))
 
     def look_again(self, idx: Array) -> Array:
-        """Move the entries ``idx`` by ``+h/4``; which of them are settled (class Notes)."""
+        """Move the entries ``idx`` by ``+-h/4`` and ``+-h/16`` (``+h/4`` alone with
+        ``both_sides=False``); which of them are settled (class Notes)."""
         d = self.derivatives
         h = self._h[idx]
-        quarter = self._evaluate(h / LADDER_RATIO, idx)
         plus, minus = self._sides
+        looks = [(1, LADDER_RATIO), (-1, LADDER_RATIO), (1, LADDER_RATIO**2), (-1, LADDER_RATIO**2)]
         with np.errstate(all="ignore"):
             dp, dm = np.real(plus.change[idx]), np.real(minus.change[idx])
             rp, rm = plus.roundoff[idx], minus.roundoff[idx]
-            q = np.real(quarter.change)
             central = (dp - dm) / (2 * h)
-            predicted = central * (h / LADDER_RATIO) + (dp + dm) / (2 * LADDER_RATIO**2)
-            # In derivative units: the gap and the round-off it may carry.
-            gap = np.abs(q - predicted) / (h / LADDER_RATIO)
-            noise = (quarter.roundoff + (rp + rm) * (0.5 + 1 / LADDER_RATIO)) / (h / LADDER_RATIO)
-            allowance = self._atol + self._rtol * np.abs(central)
             heard = (np.abs(dp) > 10 * rp) & (np.abs(dm) > 10 * rm)
-            stuck = (np.abs(dp) > 10 * rp) & ~(np.abs(q) < SHRINK * np.abs(dp))
+            stuck = np.zeros(idx.size, dtype=bool)
+            gap = np.zeros(idx.size)
+            noise = np.zeros(idx.size)
+            for sign, fraction in looks if self._both_sides else looks[:1]:
+                s = h / fraction
+                seen = self._evaluate(sign * s, idx)
+                q = np.real(seen.change)
+                predicted = sign * central * s + (dp + dm) / (2 * fraction**2)
+                # In derivative units: the gap, and the round-off it may carry (its own
+                # change's, and that of the two changes the prediction is made of).
+                gap = np.maximum(gap, np.abs(q - predicted) / s)
+                noise = np.maximum(noise, seen.roundoff / s + (rp + rm) * (0.5 + 0.5 / fraction) / h)
+                bigger = dp if sign > 0 else dm
+                loud = np.abs(bigger) > 10 * (rp if sign > 0 else rm)
+                rungs = round(math.log(fraction, LADDER_RATIO))
+                stuck |= loud & ~(np.abs(q) < SHRINK**rungs * np.abs(bigger))
+            allowance = self._atol + self._rtol * np.abs(central)
             disagrees = ~(gap <= 2 * noise + 0.1 * allowance)
         assert d.truncation is not None
         # The gap is (15/16 of) the central value's truncation at h: a factor of two for
