@@ -433,7 +433,10 @@ def _run(
     progress: ProgressSink | None,
     fn: VectorFunction,
     per_input: Callable[[str], int],
-) -> list[_Batch]:
+    finish: Callable[[list[_Batch], list[str]], Report],
+) -> Report:
+    """Measure every input in turn and build the report; Ctrl-C keeps what finished
+    (the caller shows it, marked incomplete, and exits 130)."""
     batches: list[_Batch] = []
     if progress is not None:
         fn.progress = progress.advance
@@ -442,10 +445,12 @@ def _run(
             if progress is not None:
                 progress.start(name, per_input(name), (position, len(inputs)))
             batches.append(measure_one(name))
+    except KeyboardInterrupt:
+        raise CheckInterrupted(finish(batches, inputs[len(batches) :])) from None
     finally:
         if progress is not None:
             progress.stop()
-    return batches
+    return finish(batches, [])
 
 
 # ---- Jacobians -------------------------------------------------------------------------------
@@ -570,12 +575,12 @@ def check_jacobian(
     def per_input(q: str) -> int:
         return 2 * params[q].size
 
-    try:
-        batches = _run(names, measure_one, progress, fn, per_input)
-    except KeyboardInterrupt:
-        raise CheckInterrupted(_report(title, model, settings, [], start, fn, name, "function")) from None
-    results = _results(batches, fn, plan, lambda _out, q: q, {n: params[n].shape for n in names}, jacobian_name)
-    return _report(title, model, settings, results, start, fn, name, "function")
+    def finish(batches: list[_Batch], unchecked: list[str]) -> Report:
+        shapes = {n: params[n].shape for n in names}
+        results = _results(batches, fn, plan, lambda _out, q: q, shapes, jacobian_name)
+        return _report(title, model, settings, results, start, fn, name, "function", unchecked=unchecked)
+
+    return _run(names, measure_one, progress, fn, per_input, finish)
 
 
 def _append_outside(batch: _Batch, block: Block, mask: Array) -> None:
@@ -675,13 +680,12 @@ def check_jvp(
         d = _measure(fn, q, direction_columns(V), rows, cols, analytic, plan, noise_rng)
         return _Batch(q, rows, cols, analytic, d, fn.evaluations - before, True)
 
-    try:
-        batches = _run(names, measure_one, progress, fn, lambda q: 2 * settings.directions)
-    except KeyboardInterrupt:
-        raise CheckInterrupted(_report(title, model, settings, [], start, fn, name, "function")) from None
-    shapes = {n: params[n].shape for n in names}
-    results = _results(batches, fn, plan, lambda _out, q: f"J·v[{q}]", shapes, tangent_name)
-    return _report(title, model, settings, results, start, fn, name, "function")
+    def finish(batches: list[_Batch], unchecked: list[str]) -> Report:
+        shapes = {n: params[n].shape for n in names}
+        results = _results(batches, fn, plan, lambda _out, q: f"J·v[{q}]", shapes, tangent_name)
+        return _report(title, model, settings, results, start, fn, name, "function", unchecked=unchecked)
+
+    return _run(names, measure_one, progress, fn, lambda q: 2 * settings.directions, finish)
 
 
 def _layer_output(raw: Any) -> Any:
@@ -931,7 +935,6 @@ def check_hessian(
     names = list(base)
     shapes = {n: base[n].shape for n in names}
     results: list[ParameterResult] = []
-    notes: list[str] = []
     evaluations = 0
     numerical_gradient: NumericalGradient | None = None
     if gradient is not None:
@@ -990,22 +993,19 @@ def check_hessian(
         return batch
 
     unit = "Hv" if hvp is not None else "H"
-    try:
-        batches = _run(names, measure_one, progress, fn, lambda q: 2 * base[q].size)
-    except KeyboardInterrupt:
-        raise CheckInterrupted(
-            _report(title, model, settings, results, start, fn, name, "function", unchecked=names)
-        ) from None
-    results += _results(batches, fn, plan, lambda p, q: f"{unit}[{p},{q}]", shapes, hessian_name if hessian else "hvp")
-    if hessian is not None:
-        notes.append(_symmetry(blocks, plan.rule, hessian_name))
-    if numerical_gradient is not None:
-        evaluations += numerical_gradient.calls
-        evaluated = "loss"
-    else:
-        evaluations += fn.evaluations
-        evaluated = "gradient" if loss is None else "loss and gradient"
-    return _report(title, model, settings, results, start, None, name, evaluated, notes, evaluations)
+    where = hessian_name if hessian is not None else "hvp"
+
+    def finish(batches: list[_Batch], unchecked: list[str]) -> Report:
+        rows = results + _results(batches, fn, plan, lambda p, q: f"{unit}[{p},{q}]", shapes, where)
+        notes = [_symmetry(blocks, plan.rule, hessian_name)] if hessian is not None else []
+        if numerical_gradient is not None:
+            count, evaluated = evaluations + numerical_gradient.calls, "loss"
+        else:
+            count = evaluations + fn.evaluations
+            evaluated = "gradient" if loss is None else "loss and gradient"
+        return _report(title, model, settings, rows, start, None, name, evaluated, notes, count, unchecked)
+
+    return _run(names, measure_one, progress, fn, lambda q: 2 * base[q].size, finish)
 
 
 def _hvp_product(hvp: Callable[[Params, Params], Any], v: Array, q: str, typed: Params, where: str) -> Array:

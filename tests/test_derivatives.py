@@ -429,3 +429,20 @@ def test_dout_from_a_file(runner, tmp_path):
         result.stderr
         == "Error: Invalid value for '--dout': dout has shape (4, 5); it must have the output's shape (5, 4)\n"
     )
+
+
+def test_ctrl_c_keeps_the_inputs_that_finished(runner, tmp_path):
+    code = tmp_path / "slow.py"
+    code.write_text(
+        "import numpy as np\ncalls = [0]\n"
+        "def f(a, b):\n    calls[0] += 1\n"
+        "    if calls[0] > 12:\n        raise KeyboardInterrupt\n"
+        "    return np.concatenate([a ** 2, b ** 2])\n"
+        "def jac(a, b):\n    z = np.zeros((5, 3))\n"
+        "    return {'a': np.vstack([np.diag(2 * a), np.zeros((2, 3))]), 'b': np.vstack([np.zeros((3, 2)), np.diag(2 * b)])}\n"
+    )
+    result = runner.invoke(cli, ["func", f"{code}:f", "--jac", f"{code}:jac", *_params("a=3", "b=2"), "--json"])
+    assert result.exit_code == 130
+    report = json.loads(result.stdout)
+    assert report["status"] == "INCOMPLETE" and report["unchecked_parameters"] == ["b"]
+    assert [p["name"] for p in report["parameters"]] == ["a"]
