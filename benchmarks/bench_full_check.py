@@ -19,14 +19,13 @@ sizes; ``--loop-repeats`` (default 1) sets how often it runs there.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from timing import median_time
 
 from gradcheck_cli import check_model
 from gradcheck_cli.engine import DEFAULT_MAX_MEMORY, tune_allocator
@@ -35,15 +34,6 @@ from gradcheck_cli.numeric import _eps_for_method
 
 SIZES = {"4-8-3": 100, "64-128-10": 100, "784-128-10": 64, "784-256-128-10": 64}
 LARGE = 50_000  # entries above which the loop and torch's slow mode run --loop-repeats times
-
-
-def _median_time(run: Callable[[], object], repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def _peak_memory(run: Callable[[], object]) -> int:
@@ -60,9 +50,9 @@ def _throughput(m: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal(2**20), rng.standard_normal(2**20)
     out = np.empty_like(a)
-    elementwise, _ = _median_time(lambda: np.multiply(a, b, out=out), 20)
+    elementwise, _ = median_time(lambda: np.multiply(a, b, out=out), 20)
     x, w = rng.standard_normal((256 * m, 128)), rng.standard_normal((128, 128))
-    gemm, _ = _median_time(lambda: x @ w, 10)
+    gemm, _ = median_time(lambda: x @ w, 10)
     return {"elementwise": a.size / elementwise, "gemm": 2 * x.shape[0] * 128 * 128 / gemm}
 
 
@@ -201,8 +191,8 @@ def main() -> None:
         entries = sum(v.size for v in model.initial_parameters().values())
         slow_repeats = args.loop_repeats if entries > LARGE else args.repeats
 
-        engine_s, fast = _median_time(lambda: check_model(model, engine="incremental"), args.repeats)
-        loop_s, slow = _median_time(lambda: check_model(model, engine="loop"), slow_repeats)
+        engine_s, fast = median_time(lambda: check_model(model, engine="incremental"), args.repeats)
+        loop_s, slow = median_time(lambda: check_model(model, engine="loop"), slow_repeats)
         pairs = zip(fast.parameters, slow.parameters, strict=True)
         diff = max(float(np.max(np.abs(f.numerical - s.numerical))) for f, s in pairs)
         assert fast.passed and slow.passed
@@ -215,8 +205,8 @@ def main() -> None:
         if slow_check is None:
             notes.append("torch not installed (pip install torch==2.13.0): its columns are skipped")
         else:
-            t_slow, ok_slow = _median_time(slow_check, slow_repeats)
-            t_fast, ok_fast = _median_time(_torch_check(model, step, fast=True), args.repeats)
+            t_slow, ok_slow = median_time(slow_check, slow_repeats)
+            t_fast, ok_fast = median_time(_torch_check(model, step, fast=True), args.repeats)
             torch_slow, torch_fast = f"{t_slow:.3f}", f"{t_fast:.3f}"
             torch_ratio = f"{t_slow / engine_s:.0f}x"
             if not (ok_slow and ok_fast):
@@ -269,10 +259,10 @@ def _truncation_overhead(model: MLP, repeats: int) -> float:
     import gradcheck_cli.check as check_module
 
     measure = check_module._measure_truncation
-    with_it, _ = _median_time(lambda: check_model(model), repeats)
+    with_it, _ = median_time(lambda: check_model(model), repeats)
     check_module._measure_truncation = lambda *args, **kwargs: None  # type: ignore[assignment]
     try:
-        without, _ = _median_time(lambda: check_model(model), repeats)
+        without, _ = median_time(lambda: check_model(model), repeats)
     finally:
         check_module._measure_truncation = measure
     return with_it / without

@@ -24,12 +24,11 @@ than the dense one.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from timing import median_time
 
 from gradcheck_cli import check_jacobian
 
@@ -69,15 +68,6 @@ def problem(n: int, width: int) -> tuple[Callable[..., Any], Callable[..., Any],
     return residual, jacobian, pattern
 
 
-def _timed(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000)
@@ -98,10 +88,10 @@ def main() -> None:
     print("-" * len(header))
     for width in (3, 5):
         residual, jacobian, pattern = problem(args.n, width)
-        grouped_s, grouped = _timed(
+        grouped_s, grouped = median_time(
             lambda: check_jacobian(residual, jacobian, {"u": u}, sparsity={"u": pattern}), args.repeats
         )
-        dense_s, dense = _timed(lambda: check_jacobian(residual, jacobian, {"u": u}), 1)
+        dense_s, dense = median_time(lambda: check_jacobian(residual, jacobian, {"u": u}), 1)
         scipy_cells = f"{'-':>11} {'-':>8}"
         if approx_derivative is not None:
             calls = [0]
@@ -110,7 +100,7 @@ def main() -> None:
                 calls[0] += 1
                 return residual({"u": x})
 
-            scipy_s, _ = _timed(
+            scipy_s, _ = median_time(
                 lambda: approx_derivative(counted, u, method="3-point", sparsity=csr_matrix(pattern)), args.repeats
             )
             scipy_cells = f"{calls[0] // args.repeats:>11} {scipy_s:>8.4f}"

@@ -420,11 +420,18 @@ def _require_deterministic(fn: VectorFunction) -> None:
         )
 
 
-def _typed(params: Params, settings: Settings) -> tuple[Params, Params]:
-    """The inputs in the check's dtype (for the analytic side) and the same values in float64."""
-    dtype = np.dtype(settings.dtype)
+def _begin(
+    settings: Settings | None, options: Mapping[str, Any], inputs: Mapping[str, Any]
+) -> tuple[_Plan, float, Params, Params, Params]:
+    """What every vector check starts from: its plan, the clock, the inputs as
+    float64 arrays, in the check's dtype (for the analytic side), and the same
+    values in float64 (for the numerical side)."""
+    plan = _plan(settings, options)
+    start = time.perf_counter()
+    params = _as_params(inputs)
+    dtype = np.dtype(plan.settings.dtype)
     typed = {k: v.astype(dtype) for k, v in params.items()}
-    return typed, {k: v.astype(np.float64) for k, v in typed.items()}
+    return plan, start, params, typed, {k: v.astype(np.float64) for k, v in typed.items()}
 
 
 def _run(
@@ -524,12 +531,8 @@ def check_jacobian(
     value there fails).  Settings as for ``check_gradients`` (keywords or a
     ``Settings``); ``directional`` mode compares ``J v`` for random ``v``.
     """
-    plan = _plan(settings, options)
-    settings = plan.settings
-    start = time.perf_counter()
-    params = _as_params(inputs)
-    typed, reference = _typed(params, settings)
-    names = list(params)
+    plan, start, params, typed, reference = _begin(settings, options, inputs)
+    settings, names = plan.settings, list(params)
     fn = VectorFunction(function, reference, function_name)
     out_shape = fn.layout[0][1]
     m = fn.size
@@ -653,12 +656,8 @@ def check_jvp(
     ``function(inputs)`` (one array, or a layer's ``(out, cache)``), along
     ``directions`` random unit tangents per input (the other inputs' tangents
     zero), output entry by output entry."""
-    plan = _plan(settings, options)
-    settings = plan.settings
-    start = time.perf_counter()
-    params = _as_params(inputs)
-    typed, reference = _typed(params, settings)
-    names = list(params)
+    plan, start, params, typed, reference = _begin(settings, options, inputs)
+    settings, names = plan.settings, list(params)
     fn = VectorFunction(lambda p: _layer_output(function(p)), reference, function_name)
     out_shape = fn.layout[0][1]
     m = fn.size
@@ -927,12 +926,8 @@ def check_hessian(
         raise InputError("give exactly one of hessian and hvp", option="hess")
     if loss is None and gradient is None:
         raise InputError("a Hessian check needs the loss or its gradient", option="grad")
-    plan = _plan(settings, options)
-    settings = plan.settings
-    start = time.perf_counter()
-    base = _as_params(params)
-    typed, reference = _typed(base, settings)
-    names = list(base)
+    plan, start, base, typed, reference = _begin(settings, options, params)
+    settings, names = plan.settings, list(base)
     shapes = {n: base[n].shape for n in names}
     results: list[ParameterResult] = []
     evaluations = 0
