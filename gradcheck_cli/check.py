@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import numeric
+from .diagnosis import diagnose, match_zoo
 from .engine import EVALUATORS
 from .errors import BadValueError, CheckInterrupted, InputError
 from .indexing import entry_index
@@ -238,6 +239,8 @@ def check_gradients(
 
     def finish(unchecked: list[str]) -> Report:
         results = _judge_all(measured, rule, rounding, how, loss_name)
+        batch = (model or {}).get("m")
+        diagnose(results, batch if isinstance(batch, int) else None)
         return Report(
             title,
             model or {},
@@ -702,7 +705,7 @@ def check_model(
         memory_option.convert(memory_option.default if max_memory is None else max_memory),
     )
     spec = model.spec
-    return check_gradients(
+    report = check_gradients(
         model.loss,
         model.gradients,
         model.initial_parameters(),
@@ -714,3 +717,5 @@ def check_model(
         title=spec.title(),
         model=spec.describe(),
     )
+    match_zoo(report.parameters, model)
+    return report

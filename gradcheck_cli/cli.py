@@ -16,6 +16,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ from .check import check_model
 from .config import build_spec, load_suite, prepare_suite, run_check
 from .engine import tune_allocator
 from .errors import CheckInterrupted, InputError, UserCodeError
-from .models import MLP, LinearRegression
+from .models import MLP, LinearRegression, MLPSpec
 from .options import (
     CHECK_OPTIONS,
     DERIVATIVE_KINDS,
@@ -49,6 +50,7 @@ from .report import (
     render_report,
     render_suite_summary,
     render_summary,
+    render_zoo,
     reports_to_junit,
 )
 from .result import (
@@ -63,6 +65,7 @@ from .result import (
     suite_to_dict,
 )
 from .userfunc import FuncSpec, check_function, load_check
+from .zoo_check import ZOO_LAYERS, check_zoo
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -271,6 +274,13 @@ class _Output:
                 return EXIT_USAGE
         return suite_exit_code(outcomes, unrun)
 
+    def emit(self, renderable: Any, data: dict[str, Any]) -> None:
+        """A result that is not a check's report (the zoo): its table, or its JSON."""
+        if self.as_json:
+            self._write_json(json.dumps(data, indent=2))
+        else:
+            self._write(renderable)
+
     def _write_json(self, text: str) -> None:
         if self.broken:
             return
@@ -455,6 +465,44 @@ def func(**kw: Any) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # prints at import time too
         loaded = load_check(spec)
     return _run_one(output, lambda: check_function(loaded, settings_from(kw), progress=output.progress()))
+
+
+_ZOO_OPTIONS = [
+    replace(
+        o,
+        default=ZOO_LAYERS,
+        required=False,
+        help="Layer sizes n0,n1,...,nL (default: one square and two equal-shaped weights, so every mistake can show).",
+    )
+    if o.name == "layers"
+    else o
+    for o in MLP_OPTIONS
+] + [o for o in SETTINGS_OPTIONS if o.name == "seed"]
+
+
+@cli.command()
+@_options(_ZOO_OPTIONS)
+@click.option("--json", "as_json", is_flag=True, help="Print the zoo as JSON instead of a table.")
+@_input_errors
+def zoo(as_json: bool, **kw: Any) -> int:
+    """Run the zoo of shape-correct mistakes against the checker, on an MLP.
+
+    Every mistake the dimension-matching trick lets through (a forgotten 1/m, a
+    sign, sigma' of the wrong thing, a transposed square weight, swapped layers,
+    ...) is put into the MLP's backward pass in turn and checked with every method
+    and mode: one row per mistake, what it is, the formula it wrongly uses, the rows
+    that failed, who caught it and what the diagnosis called it. Exit 0 only when
+    the correct gradient passes and every mistake that can show on the model is
+    caught: a self-test of the checker on your machine.
+
+    Example: gradcheck zoo --layers 4,6,6,6,3 --activation sigmoid
+    """
+    output = _Output(as_json, False, None, False)
+    spec = build_spec("mlp", kw)
+    assert isinstance(spec, MLPSpec)
+    result = check_zoo(spec)
+    output.emit(render_zoo(result), result.to_dict())
+    return result.exit_code
 
 
 def _overrides(options: Sequence[Option]) -> Callable[[F], F]:

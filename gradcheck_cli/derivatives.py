@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from . import numeric
 from .check import ProgressSink, _as_params, _unit_directions, check_gradients, normalise_gradients
-from .diagnosis import diagnose_square
+from .diagnosis import diagnose
 from .errors import BadValueError, CheckInterrupted, InputError
 from .indexing import entry_index, format_index
 from .numeric import Derivatives, Evaluation, TaylorResult
@@ -382,11 +382,8 @@ def _results(
                 evaluations=b.evaluations,
                 notes=notes,
             )
-            if result.status == "FAIL" and not b.directions and result.checked == result.size:
-                result.diagnosis, text = diagnose_square(result, shape, len(out_shape))
-                if text:
-                    result.notes.append(text)
             results.append(result)
+    diagnose(results)
     return results
 
 

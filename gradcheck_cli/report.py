@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .result import CheckError, Outcome, ParameterResult, Report
+from .result import ZOO_CHECKS, ZOO_REQUIRED, CheckError, Outcome, ParameterResult, Report, ZooReport
 
 STATUS_STYLE = {
     "PASS": "bold green",
@@ -372,3 +372,80 @@ class RichProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+# ---- the zoo ---------------------------------------------------------------------------------
+
+
+ZOO_HEADERS = {
+    "central": "cen",
+    "forward": "fwd",
+    "richardson": "rich",
+    "complex": "cplx",
+    "directional": "dir",
+    "sample": "smpl",
+}
+
+
+def _mark(caught: bool | None, required: bool) -> Text:
+    if caught is None:
+        return Text("-")
+    if caught:
+        return Text("yes", style="green")
+    return Text("no", style="red" if required else "yellow")
+
+
+def render_zoo(zoo: ZooReport) -> Group:
+    """One row per mistake: what it is, the formula it wrongly uses, the rows that
+    failed, the largest relative error, who caught it, what the diagnosis called it."""
+    table = Table(
+        title=Text(zoo.title, style="bold"),
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("mistake", no_wrap=True)
+    table.add_column("wrong formula")
+    table.add_column("rows failed")
+    table.add_column("max rel err", justify="right", no_wrap=True)
+    for label, _, _ in ZOO_CHECKS:
+        table.add_column(ZOO_HEADERS[label], justify="center", no_wrap=True)
+    table.add_column("diagnosis")
+    table.add_column("status", justify="center", no_wrap=True)
+    for row in zoo.rows:
+        if row.reason is not None:
+            cells: list[Text] = [Text(row.name), Text(row.formula), Text(row.reason, style="dim"), Text("-")]
+            cells += [Text("-") for _ in ZOO_CHECKS] + [Text("-"), Text("n/a", style="dim")]
+        else:
+            cells = [
+                Text(row.name),
+                Text(row.formula),
+                Text(", ".join(row.failed) or "none"),
+                Text(_err(row.max_rel_error)),
+            ]
+            cells += [_mark(row.caught.get(label), label in ZOO_REQUIRED) for label, _, _ in ZOO_CHECKS]
+            status = Text(row.status, style=STATUS_STYLE["PASS" if row.status == "caught" else "FAIL"])
+            cells += [Text(row.diagnosis or "-"), status]
+        table.add_row(*cells)
+    wrong = [label for label, ok in zoo.correct.items() if not ok]
+    correct = (
+        Text("the correct gradient passes every check", style="green")
+        if not wrong
+        else Text(f"the correct gradient FAILS with: {', '.join(wrong)}", style="red")
+    )
+    applicable = [r for r in zoo.rows if r.reason is None]
+    missed = [r.name for r in applicable if r.status == "MISSED"]
+    verdict = Text()
+    verdict.append("PASS" if zoo.passed else "FAIL", style=STATUS_STYLE["PASS" if zoo.passed else "FAIL"])
+    verdict.append(
+        f"  {len(applicable)} of {len(zoo.rows)} mistakes can show on this model, "
+        + (
+            f"{len(missed)} missed ({', '.join(missed)})"
+            if missed
+            else "every one caught by every method and by directional mode"
+        )
+        + "; sample mode is shown, not required"
+    )
+    return Group(table, correct, verdict)

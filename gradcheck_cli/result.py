@@ -7,6 +7,7 @@ it, and nothing here knows how it is drawn.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -329,3 +330,79 @@ def suite_to_dict(outcomes: Sequence[Outcome], unrun: Sequence[str] = ()) -> dic
         "unrun_checks": list(unrun),
         "exit_code": suite_exit_code(outcomes, unrun),
     }
+
+
+# ---- the zoo ---------------------------------------------------------------------------------
+
+# (label, method, mode): the checks each mistake of the zoo faces; the last is
+# informative only (sample mode may miss a mistake confined to entries it did not draw).
+ZOO_CHECKS: tuple[tuple[str, str, str], ...] = (
+    ("central", "central", "full"),
+    ("forward", "forward", "full"),
+    ("richardson", "richardson", "full"),
+    ("complex", "complex", "full"),
+    ("directional", "central", "directional"),
+    ("sample", "central", "sample"),
+)
+ZOO_REQUIRED = ("central", "forward", "richardson", "complex", "directional")
+
+
+@dataclass
+class ZooRow:
+    """One mistake on one model: what it is, what it changes, who caught it."""
+
+    name: str
+    description: str
+    formula: str
+    reason: str | None  # why it cannot show on this model (None: it can)
+    expected: list[str] = field(default_factory=list)  # parameters it changes
+    failed: list[str] = field(default_factory=list)  # rows that failed (central, full)
+    max_rel_error: float = math.nan
+    caught: dict[str, bool] = field(default_factory=dict)
+    diagnosis: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.reason is not None:
+            return "n/a"
+        return "caught" if all(self.caught.get(k, False) for k in ZOO_REQUIRED) else "MISSED"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "formula": self.formula,
+            "not_applicable": self.reason,
+            "changes": self.expected,
+            "failed": self.failed,
+            "max_rel_error": None if math.isnan(self.max_rel_error) else self.max_rel_error,
+            "caught": self.caught,
+            "diagnosis": self.diagnosis,
+            "status": self.status,
+        }
+
+
+@dataclass
+class ZooReport:
+    """The zoo on one model."""
+
+    title: str
+    correct: dict[str, bool]  # the right gradient passed, per check
+    rows: list[ZooRow]
+
+    @property
+    def passed(self) -> bool:
+        return all(self.correct.values()) and all(r.status != "MISSED" for r in self.rows)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_PASS if self.passed else EXIT_FAIL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "correct_passes": self.correct,
+            "mistakes": [r.to_dict() for r in self.rows],
+            "passed": self.passed,
+            "exit_code": self.exit_code,
+        }

@@ -11,7 +11,7 @@ from gradcheck_cli.numeric import METHODS
 from gradcheck_cli.report import report_to_text
 from gradcheck_cli.rule import TOLERANCES
 
-from mistakes import MISTAKES, OneEntryOff
+from mistakes import MISTAKES, one_entry_off
 
 MISTAKE_IDS = [m.name for m in MISTAKES]
 
@@ -107,13 +107,13 @@ def test_taylor_order_is_two_for_correct_gradients():
 
 
 def _wrong_entry(model):
-    """Flat index of dW1's largest entry, the one OneEntryOff spoils."""
+    """Flat index of dW1's largest entry, the one one_entry_off spoils."""
     g = MLP.gradients(model, model.initial_parameters())["W1"]
     return int(np.argmax(np.abs(g)))
 
 
 def test_sample_mode_catches_the_one_wrong_entry_when_it_is_sampled():
-    model = OneEntryOff(MLPSpec.build([3, 5, 2]))
+    model = one_entry_off([3, 5, 2], 1e-3)
     wrong = _wrong_entry(model)
     seeds = [
         s for s in range(40) if wrong in check_model(model, mode="sample", samples=3, seed=s).parameters[0].positions
@@ -132,8 +132,7 @@ def test_sample_mode_samples_every_parameter():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_float32_correct_passes_and_one_entry_off_by_1e2_fails(dtype):
     assert check_model(MLP(MLPSpec.build([4, 6, 3])), dtype=dtype).passed
-    bad = OneEntryOff(MLPSpec.build([4, 6, 3]))
-    bad.relative = 1e-2
+    bad = one_entry_off([4, 6, 3], 1e-2)
     report = check_model(bad, dtype=dtype)
     assert [p.name for p in report.parameters if p.status == "FAIL"] == ["W1"]
 
@@ -173,7 +172,7 @@ def test_tolerance_defaults_come_from_the_table():
 
 
 def test_user_tolerance_can_turn_a_failure_into_a_pass():
-    model = OneEntryOff(MLPSpec.build([3, 5, 2]))
+    model = one_entry_off([3, 5, 2], 1e-3)
     assert not check_model(model).passed
     assert check_model(model, rtol=1e-2).passed
 

@@ -167,7 +167,7 @@ def test_a_sign_flipped_jacobian_is_named(runner, tmp_path):
     assert status == 1 and report["parameters"][0]["diagnosis"] == "sign"
 
 
-def test_a_wrong_jacobian_entry_gets_no_confident_label(runner, tmp_path):
+def test_a_wrong_jacobian_entry_is_named_as_one_entry(runner, tmp_path):
     code = tmp_path / "one.py"
     code.write_text(
         f"import sys\nsys.path.insert(0, {str(EXAMPLES)!r})\nimport least_squares as l\n"
@@ -175,7 +175,7 @@ def test_a_wrong_jacobian_entry_gets_no_confident_label(runner, tmp_path):
     )
     status, report = _run(runner, f"{LSQ}:convection", "--jac", f"{code}:jac", _params("u=6"))
     row = report["parameters"][0]
-    assert status == 1 and row["diagnosis"] is None and row["worst"]["index"] == [2, 3]
+    assert status == 1 and row["diagnosis"] == "entry" and row["worst"]["index"] == [2, 3]
 
 
 def test_relu_at_exact_zeros_is_judged_by_the_subgradient_rule(runner, tmp_path):

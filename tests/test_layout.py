@@ -128,6 +128,10 @@ def _reaches(module: str) -> set[str]:
         ("gradcheck_cli.numeric", {"gradcheck_cli.check", "gradcheck_cli.options", "gradcheck_cli.engine"}),
         ("gradcheck_cli.engine", {"gradcheck_cli.check", "gradcheck_cli.options", "gradcheck_cli.result"}),
         ("gradcheck_cli.models.mlp", {"gradcheck_cli.engine", "gradcheck_cli.numeric", "gradcheck_cli.check"}),
+        ("gradcheck_cli.vector", {"gradcheck_cli.check", "gradcheck_cli.derivatives", "gradcheck_cli.result"}),
+        ("gradcheck_cli.derivatives", {"gradcheck_cli.report", "gradcheck_cli.cli", "gradcheck_cli.userfunc"}),
+        ("gradcheck_cli.diagnosis", {"gradcheck_cli.check", "gradcheck_cli.derivatives", "gradcheck_cli.report"}),
+        ("gradcheck_cli.zoo", {"gradcheck_cli.check", "gradcheck_cli.numeric", "gradcheck_cli.result"}),
     ],
 )
 def test_layers_import_downwards(module, forbidden):
