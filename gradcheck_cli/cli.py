@@ -28,6 +28,7 @@ from .check import check_model
 from .config import build_spec, load_suite, prepare_suite, run_check
 from .engine import tune_allocator
 from .errors import CheckInterrupted, InputError, UserCodeError
+from .explain import explain_linreg, explain_mlp, itemsize_of
 from .models import MLP, LinearRegression, MLPSpec
 from .options import (
     CHECK_OPTIONS,
@@ -46,6 +47,7 @@ from .report import (
     RichProgress,
     is_junit_report,
     render_error,
+    render_explanation,
     render_plain,
     render_report,
     render_suite_summary,
@@ -274,6 +276,11 @@ class _Output:
                 return EXIT_USAGE
         return suite_exit_code(outcomes, unrun)
 
+    def write(self, renderable: Any) -> None:
+        """Something shown beside the results (a derivation); nothing with --json or --quiet."""
+        if not self.as_json and not self.quiet:
+            self._write(renderable)
+
     def emit(self, renderable: Any, data: dict[str, Any]) -> None:
         """A result that is not a check's report (the zoo): its table, or its JSON."""
         if self.as_json:
@@ -308,6 +315,11 @@ def _check_builtin(model_name: str, kw: dict[str, Any]) -> int:
     output = _Output(kw["as_json"], kw["quiet"], kw["junit"], kw["overwrite"])
     spec = build_spec(model_name, kw)
     model = MLP(spec) if model_name == "mlp" else LinearRegression(spec)  # type: ignore[arg-type]
+    if kw["explain"]:
+        itemsize = itemsize_of(settings_from(kw).dtype)
+        assert isinstance(spec, (MLPSpec, LinRegSpec))
+        derivation = explain_mlp(spec, itemsize) if isinstance(spec, MLPSpec) else explain_linreg(spec, itemsize)
+        output.write(render_explanation(derivation))
     return _run_one(
         output,
         lambda: check_model(
@@ -392,8 +404,16 @@ def cli() -> None:
     """
 
 
+_EXPLAIN = click.option(
+    "--explain",
+    is_flag=True,
+    help="Before the table, the backward pass as the seed derives it: as scalars, then matrices with every shape.",
+)
+
+
 @cli.command()
 @_options(MLP_OPTIONS + CHECK_OPTIONS["mlp"])
+@_EXPLAIN
 @_output_options
 @_input_errors
 def mlp(**kw: Any) -> int:
@@ -406,6 +426,7 @@ def mlp(**kw: Any) -> int:
 
 @cli.command()
 @_options(LINREG_OPTIONS + CHECK_OPTIONS["linreg"])
+@_EXPLAIN
 @_output_options
 @_input_errors
 def linreg(**kw: Any) -> int:

@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .explain import Explanation
 from .result import ZOO_CHECKS, ZOO_REQUIRED, CheckError, Outcome, ParameterResult, Report, ZooReport
 
 STATUS_STYLE = {
@@ -449,3 +450,36 @@ def render_zoo(zoo: ZooReport) -> Group:
         + "; sample mode is shown, not required"
     )
     return Group(table, correct, verdict)
+
+
+# ---- the derivation --------------------------------------------------------------------------
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def render_explanation(explanation: Explanation) -> Group:
+    """The derivation as aligned lines: each step's matrix expression with its
+    operands' shapes and its result, the chain rule as scalars under it; then the
+    cache the forward pass keeps, and where the seed's shortcut holds."""
+    lines: list[Text] = [Text(explanation.title, style="bold")]
+    for heading, steps in (("forward", explanation.forward), ("backward", explanation.backward)):
+        lines.append(Text(f"{heading}:", style="bold"))
+        width = max(len(step.what) for step in steps)
+        for step in steps:
+            lines.append(Text(f"  {step.what:<{width}} = {step.matrix} → {step.result}"))
+            lines.append(Text(f"  {'':<{width}}   as scalars: {step.scalar}", style="dim"))
+    lines.append(
+        Text(f"cached by the forward pass for the backward pass ({_bytes(explanation.cache_bytes)}):", style="bold")
+    )
+    width = max(len(c.name) for c in explanation.cache)
+    for c in explanation.cache:
+        shape = "×".join(map(str, c.shape))
+        lines.append(Text(f"  {c.name:<{width}} ({shape}) {_bytes(c.nbytes):>10}  {c.why}"))
+    for shortcut in explanation.shortcuts:
+        lines.append(Text(f"  {shortcut}", style="dim"))
+    return Group(*lines, Text(""))
