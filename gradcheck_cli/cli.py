@@ -29,7 +29,7 @@ from .config import build_spec, load_suite, prepare_suite, run_check
 from .engine import tune_allocator
 from .errors import CheckInterrupted, InputError, UserCodeError
 from .explain import explain_linreg, explain_mlp, itemsize_of
-from .models import MLP, LinearRegression, MLPSpec
+from .models import MLP, LinearRegression, LinRegSpec, MLPSpec
 from .options import (
     CHECK_OPTIONS,
     DERIVATIVE_KINDS,
