@@ -150,7 +150,7 @@ def explain_mlp(spec: MLPSpec, itemsize: int = 8) -> Explanation:
         for name in dict.fromkeys(spec.activations[:-1] if spec.loss != "mse" else spec.activations)
         if name in FROM_OUTPUT
     ]
-    title = f"backward pass of {spec.title()}, derived as scalars, then by matching dimensions"
+    title = f"{spec.title()}\nthe backward pass: as scalars, then by matching dimensions"
     return Explanation(title, forward, backward, cache, shortcuts)
 
 
@@ -174,7 +174,7 @@ def explain_linreg(spec: LinRegSpec, itemsize: int = 8) -> Explanation:
         Cached("X", "for Xᵀ r (the data)", (m, k), m * k * itemsize),
         Cached("r", "the residual", (m, 1), m * itemsize),
     ]
-    title = f"gradient of {spec.title()}, derived as scalars, then by matching dimensions"
+    title = f"{spec.title()}\nthe gradient: as scalars, then by matching dimensions"
     return Explanation(title, forward, backward, cache, [])
 
 
