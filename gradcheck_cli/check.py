@@ -177,7 +177,7 @@ def check_gradients(
     seed: int | None = None,
     allow_unresolved: bool | None = None,
     kink_pattern: Callable[[Params], Array | None] | None = None,
-    probe_factory: ProbeFactory | None = None,
+    _probe_factory: ProbeFactory | None = None,
     progress: ProgressSink | None = None,
     smooth: bool = False,
     loss_name: str = "loss",
@@ -193,7 +193,7 @@ def check_gradients(
     its fields as keywords (``method``, ``mode``, ``dtype``, ``eps``, ``rtol``,
     ``atol``, ``samples``, ``directions``, ``taylor``, ``seed``,
     ``allow_unresolved``; keywords given override the ``Settings``).
-    ``probe_factory(reference_params)`` supplies a faster evaluator than the plain
+    ``_probe_factory(reference_params)`` supplies a faster evaluator than the plain
     loop; ``progress`` is told how far the check has come.  ``kink_pattern`` (a
     model that reports its kinks) or ``smooth=True`` (a function known to have
     none) mark a function that is not a black box; a black box gets measured
@@ -216,10 +216,10 @@ def check_gradients(
     rounding = _measured_rounding(gradients, reference, analytic) if dtype_ != np.float64 else {}
     # A function that reports its kinks (a built-in model) or is known smooth is not
     # a black box; anything else is measured from outside.
-    black_box = not smooth and probe_factory is None and kink_pattern is None
+    black_box = not smooth and _probe_factory is None and kink_pattern is None
     probe = (
-        probe_factory(reference)
-        if probe_factory
+        _probe_factory(reference)
+        if _probe_factory
         else LoopProbe(loss, reference, kink_pattern, loss_name, black_box=black_box)
     )
     if black_box:
@@ -712,7 +712,7 @@ def check_model(
         settings_for_call(settings, locals()),
         kink_pattern=model.kink_pattern if model.has_kinks else None,
         smooth=not model.has_kinks,
-        probe_factory=factory,
+        _probe_factory=factory,
         progress=progress,
         title=spec.title(),
         model=spec.describe(),

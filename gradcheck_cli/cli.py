@@ -29,6 +29,7 @@ from .config import build_spec, load_suite, prepare_suite, run_check
 from .engine import tune_allocator
 from .errors import CheckInterrupted, InputError, UserCodeError
 from .explain import explain_linreg, explain_mlp, itemsize_of
+from .image import write_sweep_image
 from .models import MLP, LinearRegression, LinRegSpec, MLPSpec
 from .options import (
     CHECK_OPTIONS,
@@ -52,6 +53,7 @@ from .report import (
     render_report,
     render_suite_summary,
     render_summary,
+    render_sweep,
     render_zoo,
     reports_to_junit,
 )
@@ -63,9 +65,11 @@ from .result import (
     CheckError,
     Outcome,
     Report,
+    SweepResult,
     suite_exit_code,
     suite_to_dict,
 )
+from .sweep import sweep_model, sweep_steps
 from .userfunc import FuncSpec, check_function, load_check
 from .zoo_check import ZOO_LAYERS, check_zoo
 
@@ -488,6 +492,7 @@ def func(**kw: Any) -> int:
     return _run_one(output, lambda: check_function(loaded, settings_from(kw), progress=output.progress()))
 
 
+_SEED = tuple(o for o in SETTINGS_OPTIONS if o.name == "seed")
 _ZOO_OPTIONS = [
     replace(
         o,
@@ -498,7 +503,7 @@ _ZOO_OPTIONS = [
     if o.name == "layers"
     else o
     for o in MLP_OPTIONS
-] + [o for o in SETTINGS_OPTIONS if o.name == "seed"]
+] + list(_SEED)
 
 
 @cli.command()
@@ -524,6 +529,168 @@ def zoo(as_json: bool, **kw: Any) -> int:
     result = check_zoo(spec)
     output.emit(render_zoo(result), result.to_dict())
     return result.exit_code
+
+
+# ---- gradcheck sweep --------------------------------------------------------------------------
+
+
+class SweepParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
+    """``NAME`` (sweep this parameter alone) or, for ``sweep func``, ``NAME=SHAPE`` (declare it)."""
+
+    name = "NAME[=SHAPE]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        text = str(value)
+        if "=" not in text:
+            if not text.strip().isidentifier():
+                self.fail(f"{text!r} is not a parameter name; e.g. W1", param, ctx)
+            return ("select", text.strip())
+        try:
+            return ("shape", parse_param(text))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _sweep_options(command: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--points", type=click.IntRange(3, 200), default=25, show_default=True, help="Steps from 1e-1 to 1e-13."
+            ),
+            click.option(
+                "--samples", type=click.IntRange(1), default=32, show_default=True, help="Entries per parameter."
+            ),
+            click.option(
+                "--param",
+                "params",
+                type=SweepParam(),
+                multiple=True,
+                help="NAME: sweep this parameter alone (default: every one); sweep func also takes NAME=SHAPE.",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print the data as JSON instead of the chart."),
+            click.option(
+                "--plot",
+                type=OutputPath(),
+                default=None,
+                help="Also write the chart as an image (.png or .svg; needs matplotlib: gradcheck-cli[plot]).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _selected(params: Sequence[tuple[str, Any]], allow_shapes: bool) -> tuple[str | None, tuple[Any, ...]]:
+    chosen = [v for kind, v in params if kind == "select"]
+    shapes = tuple(v for kind, v in params if kind == "shape")
+    if shapes and not allow_shapes:
+        raise click.BadParameter(
+            "NAME=SHAPE declares a parameter of sweep func; here give a NAME", param_hint="'--param'"
+        )
+    if len(chosen) > 1:
+        raise click.BadParameter(f"one parameter at a time; got {', '.join(chosen)}", param_hint="'--param'")
+    return (chosen[0] if chosen else None), shapes
+
+
+def _show_sweep(run: Callable[[], SweepResult], kw: dict[str, Any]) -> int:
+    output = _Output(kw["as_json"], False, None, False)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run()
+    if kw["plot"] is not None:
+        write_sweep_image(result, kw["plot"])
+    width = output.console.width if output.terminal else 80
+    output.emit(render_sweep(result, min(width, 100)), result.to_dict())
+    return EXIT_PASS
+
+
+@cli.group()
+def sweep() -> None:
+    """Plot the error of each method against the step: why the step size matters.
+
+    For relative steps from 1e-1 down to 1e-13, every method's largest error on
+    sampled entries, as a log-log chart in the terminal and a table: truncation
+    error falls as the step shrinks, round-off rises, and the complex step stays
+    at round-off. Each method's best step and the auto step are marked.
+
+    Example: gradcheck sweep mlp --layers 4,8,3 --plot sweep.png
+    """
+
+
+@sweep.command("mlp")
+@_options(MLP_OPTIONS + _SEED)
+@_sweep_options
+@_input_errors
+def sweep_mlp(**kw: Any) -> int:
+    """Error against step for an MLP (the options of gradcheck mlp).
+
+    Example: gradcheck sweep mlp --layers 4,8,3 --param W1
+    """
+    parameter, _ = _selected(kw["params"], allow_shapes=False)
+    model = MLP(build_spec("mlp", kw))  # type: ignore[arg-type]
+    return _show_sweep(
+        lambda: sweep_model(model, points=kw["points"], samples=kw["samples"], parameter=parameter, seed=kw["seed"]), kw
+    )
+
+
+@sweep.command("linreg")
+@_options(LINREG_OPTIONS + _SEED)
+@_sweep_options
+@_input_errors
+def sweep_linreg(**kw: Any) -> int:
+    """Error against step for linear regression (the options of gradcheck linreg).
+
+    Example: gradcheck sweep linreg --m 100 --l2 0.5
+    """
+    parameter, _ = _selected(kw["params"], allow_shapes=False)
+    model = LinearRegression(build_spec("linreg", kw))  # type: ignore[arg-type]
+    return _show_sweep(
+        lambda: sweep_model(model, points=kw["points"], samples=kw["samples"], parameter=parameter, seed=kw["seed"]), kw
+    )
+
+
+@sweep.command("func")
+@click.argument("loss", metavar=_FUNC["loss"].metavar, type=OptionType(_FUNC["loss"]))
+@_options([_FUNC["grad"], _FUNC["init"], _FUNC["data"], *_SEED])
+@click.option(
+    "--const",
+    "const",
+    multiple=True,
+    default=_FUNC["const"].default,
+    metavar=_FUNC["const"].metavar,
+    help=_FUNC["const"].help,
+)
+@_sweep_options
+@_input_errors
+def sweep_func(**kw: Any) -> int:
+    """Error against step for your own loss against its --grad.
+
+    Example: gradcheck sweep func examples/two_layer.py:loss --grad examples/two_layer.py:grad
+    --param W1=4x8 --param b1=8 --param W2=8x2 --param b2=2 --param W1
+    """
+    parameter, shapes = _selected(kw["params"], allow_shapes=True)
+    if kw["grad"] is None:
+        raise click.BadParameter("sweep func holds the loss against its gradient; give --grad", param_hint="'--grad'")
+    values = {**kw, "params": _FUNC["params"].convert(shapes), "const": _FUNC["const"].convert(kw["const"])}
+    spec = build_spec("func", values)
+    assert isinstance(spec, FuncSpec)
+    with contextlib.redirect_stdout(sys.stderr):
+        loaded = load_check(spec)
+    f, g, call = loaded.loss, loaded.derivative, loaded.call
+    return _show_sweep(
+        lambda: sweep_steps(
+            lambda p: call(f, **p),
+            lambda p: call(g, **p),
+            loaded.params,
+            points=kw["points"],
+            samples=kw["samples"],
+            parameter=parameter,
+            seed=kw["seed"],
+            title=spec.title(),
+        ),
+        kw,
+    )
 
 
 def _overrides(options: Sequence[Option]) -> Callable[[F], F]:

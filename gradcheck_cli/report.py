@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 import numpy as np
+import plotext
 from rich import box
 from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.progress import (
@@ -28,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .explain import Explanation
-from .result import ZOO_CHECKS, ZOO_REQUIRED, CheckError, Outcome, ParameterResult, Report, ZooReport
+from .result import ZOO_CHECKS, ZOO_REQUIRED, CheckError, Outcome, ParameterResult, Report, SweepResult, ZooReport
 
 STATUS_STYLE = {
     "PASS": "bold green",
@@ -483,3 +484,65 @@ def render_explanation(explanation: Explanation) -> Group:
     for shortcut in explanation.shortcuts:
         lines.append(Text(f"  {shortcut}", style="dim"))
     return Group(*lines, Text(""))
+
+
+# ---- error against step ----------------------------------------------------------------------
+
+MARKERS = {"forward": "x", "central": "dot", "richardson": "+", "complex": "o"}
+
+
+def _decades(low: float, high: float) -> list[float]:
+    first, last = int(np.floor(np.log10(low))), int(np.ceil(np.log10(high)))
+    every = max(1, (last - first) // 5)
+    return [10.0**k for k in range(first, last + 1, every)]
+
+
+def render_sweep_chart(sweep: SweepResult, width: int = 80, height: int = 22) -> str:
+    """The log-log chart of error against step, one curve per method, each best step
+    a point on its curve and the central method's auto step a vertical line; plain
+    text (no colour), ``width`` columns."""
+    plotext.clf()
+    plotext.plotsize(width, height)
+    plotext.theme("clear")
+    plotext.xscale("log")
+    plotext.yscale("log")
+    shown = [c for c in sweep.curves if c.missing is None]
+    floor = 1e-17
+    for curve in shown:
+        plotext.plot(sweep.steps, np.maximum(curve.errors, floor), label=curve.method, marker=MARKERS[curve.method])
+    central = next((c for c in shown if c.method == "central"), None)
+    if central is not None:
+        plotext.vline(central.auto_step)
+    errors = np.concatenate([np.maximum(c.errors, floor) for c in shown]) if shown else np.array([1.0])
+    xticks = _decades(float(sweep.steps.min()), float(sweep.steps.max()))
+    yticks = _decades(float(errors.min()), float(errors.max()))
+    plotext.xticks(xticks, [f"1e{round(np.log10(t))}" for t in xticks])
+    plotext.yticks(yticks, [f"1e{round(np.log10(t))}" for t in yticks])
+    plotext.xlabel("relative step h (| at the central auto step)")
+    plotext.ylabel("error")
+    chart: str = plotext.uncolorize(plotext.build())
+    plotext.clf()
+    return "\n".join(line.rstrip() for line in chart.splitlines())
+
+
+def render_sweep(sweep: SweepResult, width: int = 80) -> Group:
+    """The chart, then the numbers: each method's error at every step, its best step
+    and error, and the auto step's."""
+    scope = f"parameter {sweep.parameter}" if sweep.parameter else "every parameter"
+    title = Text(f"{sweep.title}: max error / max |analytic| against the step, {scope}", style="bold")
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, collapse_padding=True)
+    table.add_column("h", justify="right", no_wrap=True)
+    for curve in sweep.curves:
+        table.add_column(curve.method, justify="right", no_wrap=True)
+    for k, h in enumerate(sweep.steps):
+        cells = [f"{h:.1e}"] + ["-" if c.missing else f"{c.errors[k]:.1e}" for c in sweep.curves]
+        table.add_row(*cells)
+    best = [
+        f"{c.best(sweep.steps)[0]:.1e}: {c.best(sweep.steps)[1]:.1e}" if not c.missing else "-" for c in sweep.curves
+    ]
+    table.add_row("best", *best, style="bold")
+    auto = [f"{c.auto_step:.1e}: {c.auto_error:.1e}" if not c.missing else "-" for c in sweep.curves]
+    table.add_row("auto", *auto, style="bold")
+    notes = [Text(f"{c.method}: {c.missing}", style="yellow") for c in sweep.curves if c.missing]
+    summary = Text(f"{sweep.evaluations} loss evaluations", style="dim")
+    return Group(title, Text(render_sweep_chart(sweep, width)), table, *notes, summary)

@@ -406,3 +406,54 @@ class ZooReport:
             "passed": self.passed,
             "exit_code": self.exit_code,
         }
+
+
+# ---- error against step ----------------------------------------------------------------------
+
+
+@dataclass
+class SweepCurve:
+    """One method's error at each step of a sweep."""
+
+    method: str
+    errors: Array  # the largest error relative to the parameter's largest gradient, per step
+    auto_step: float  # the relative step --eps auto chooses
+    auto_error: float  # the error there (interpolated)
+    missing: str | None = None  # why there is no curve (a loss that is not complex-safe)
+
+    def best(self, steps: Array) -> tuple[float, float]:
+        """The step with the smallest error, and that error."""
+        k = int(np.argmin(self.errors))
+        return float(steps[k]), float(self.errors[k])
+
+
+@dataclass
+class SweepResult:
+    """Error against step for every method (``sweep.sweep_steps``)."""
+
+    title: str
+    steps: Array  # relative steps, from large to small
+    parameter: str | None  # the one parameter swept, or None for all
+    curves: list[SweepCurve]
+    evaluations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        curves = {}
+        for c in self.curves:
+            best_step, best_error = c.best(self.steps)
+            curves[c.method] = {
+                "errors": None if c.missing else [float(e) for e in c.errors],
+                "best_step": None if c.missing else best_step,
+                "best_error": None if c.missing else best_error,
+                "auto_step": c.auto_step,
+                "auto_error": None if c.missing else c.auto_error,
+                "missing": c.missing,
+            }
+        return {
+            "gradcheck_version": __version__,
+            "title": self.title,
+            "parameter": self.parameter,
+            "steps": [float(h) for h in self.steps],
+            "methods": curves,
+            "loss_evaluations": self.evaluations,
+        }
