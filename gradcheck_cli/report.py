@@ -499,7 +499,7 @@ def _decades(low: float, high: float) -> list[float]:
 
 def render_sweep_chart(sweep: SweepResult, width: int = 80, height: int = 22) -> str:
     """The log-log chart of error against step, one curve per method, each best step
-    a point on its curve and the central method's auto step a vertical line; plain
+    a star on its curve and the central method's auto step a vertical line; plain
     text (no colour), ``width`` columns."""
     plotext.clf()
     plotext.plotsize(width, height)
@@ -510,6 +510,9 @@ def render_sweep_chart(sweep: SweepResult, width: int = 80, height: int = 22) ->
     floor = 1e-17
     for curve in shown:
         plotext.plot(sweep.steps, np.maximum(curve.errors, floor), label=curve.method, marker=MARKERS[curve.method])
+    for curve in shown:  # each method's best step
+        best_step, best_error = curve.best(sweep.steps)
+        plotext.scatter([best_step], [max(best_error, floor)], marker="*")
     central = next((c for c in shown if c.method == "central"), None)
     if central is not None:
         plotext.vline(central.auto_step)
@@ -518,7 +521,7 @@ def render_sweep_chart(sweep: SweepResult, width: int = 80, height: int = 22) ->
     yticks = _decades(float(errors.min()), float(errors.max()))
     plotext.xticks(xticks, [f"1e{round(np.log10(t))}" for t in xticks])
     plotext.yticks(yticks, [f"1e{round(np.log10(t))}" for t in yticks])
-    plotext.xlabel("relative step h (| at the central auto step)")
+    plotext.xlabel("relative step h   (* best step, | central auto step)")
     plotext.ylabel("error")
     chart: str = plotext.uncolorize(plotext.build())
     plotext.clf()
@@ -529,7 +532,7 @@ def render_sweep(sweep: SweepResult, width: int = 80) -> Group:
     """The chart, then the numbers: each method's error at every step, its best step
     and error, and the auto step's."""
     scope = f"parameter {sweep.parameter}" if sweep.parameter else "every parameter"
-    title = Text(f"{sweep.title}: max error / max |analytic| against the step, {scope}", style="bold")
+    title = Text(f"{sweep.title}\nmax error / max |analytic| against the step, {scope}", style="bold")
     table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, collapse_padding=True)
     table.add_column("h", justify="right", no_wrap=True)
     for curve in sweep.curves:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from gradcheck_cli.cli import cli
+
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
 
@@ -23,6 +25,6 @@ def test_readme_setup_commands_are_the_ones_ci_runs():
     assert re.search(r"^python3 -m venv .* && gradcheck mlp --layers 4,8,3$", README, re.M)
 
 
-@pytest.mark.parametrize("command", ["mlp", "linreg", "func", "run"])
+@pytest.mark.parametrize("command", sorted(cli.commands))
 def test_every_command_is_documented(command):
     assert f"gradcheck {command}" in README
