@@ -282,6 +282,8 @@ def reports_to_junit(outcomes: Sequence[Outcome], unrun: Sequence[str] = ()) -> 
                 )
                 if p.taylor is not None and not p.taylor.passed:
                     message += f"; taylor order {p.taylor.order}"
+                if p.notes:
+                    message += "; " + "; ".join(p.notes)
                 failure = ET.SubElement(case, "failure", message=_xml(message), type="GradientMismatch")
                 failure.text = _xml(message)
             elif p.status == "UNRESOLVED":
