@@ -110,7 +110,7 @@ class PassRule:
         # On several kinks at once the one-sided slopes bound too narrow a set: outside
         # them the check cannot tell a wrong value from a valid combination.
         crowded = (d.flags == FLAG_KINKS) & (err > limit)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):  # a zero floor: an exactly zero derivative
             failed = ((err > limit) & ~blind & ~crowded) | jumped
             floor = np.maximum(scale, RESOLVE_FLOOR * reference)
             unresolved = ~failed & (
