@@ -442,6 +442,15 @@ def linreg(**kw: Any) -> int:
 
 
 _FUNC = {o.name: o for o in FUNC_OPTIONS}
+# Repeatable NAME=JSON, converted by the option's own parser in the command.
+_CONST = click.option(
+    "--const",
+    "const",
+    multiple=True,
+    default=_FUNC["const"].default,
+    metavar=_FUNC["const"].metavar,
+    help=_FUNC["const"].help,
+)
 
 
 @cli.command()
@@ -451,14 +460,7 @@ _FUNC = {o.name: o for o in FUNC_OPTIONS}
     "--param", "params", type=ParamSpec(), multiple=True, default=_FUNC["params"].default, help=_FUNC["params"].help
 )
 @_options([_FUNC["init"], _FUNC["data"]])
-@click.option(
-    "--const",
-    "const",
-    multiple=True,
-    default=_FUNC["const"].default,
-    metavar=_FUNC["const"].metavar,
-    help=_FUNC["const"].help,
-)
+@_CONST
 @_options([_FUNC["dout"], _FUNC["sparsity"], *list(CHECK_OPTIONS["func"])])
 @_output_options
 @_input_errors
@@ -653,14 +655,7 @@ def sweep_linreg(**kw: Any) -> int:
 @sweep.command("func")
 @click.argument("loss", metavar=_FUNC["loss"].metavar, type=OptionType(_FUNC["loss"]))
 @_options([_FUNC["grad"], _FUNC["init"], _FUNC["data"], *_SEED])
-@click.option(
-    "--const",
-    "const",
-    multiple=True,
-    default=_FUNC["const"].default,
-    metavar=_FUNC["const"].metavar,
-    help=_FUNC["const"].help,
-)
+@_CONST
 @_sweep_options
 @_input_errors
 def sweep_func(**kw: Any) -> int:

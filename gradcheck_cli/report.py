@@ -74,6 +74,18 @@ def _coverage(p: ParameterResult) -> str:
 WIDE = 118  # narrower consoles get the compact table
 
 
+def _titled_table(title: str) -> Table:
+    """The house table: a bold title on the left, a rule under the header, no frame."""
+    return Table(
+        title=Text(title, style="bold"),
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
 def render_report(report: Report, width: int = WIDE) -> Group:
     """The table (one row per parameter) with a title, the reasons behind any
     UNRESOLVED or discontinuous entry, and the verdict line.
@@ -88,14 +100,7 @@ def render_report(report: Report, width: int = WIDE) -> Group:
     taylor = report.settings.taylor
     compact = width < WIDE
     any_kinks = any(p.kinks.any() for p in report.parameters)
-    table = Table(
-        title=Text(report.title, style="bold"),
-        title_justify="left",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = _titled_table(report.title)
     columns: list[tuple[str, JustifyMethod]] = [("param", "left"), ("shape", "left"), ("checked", "right")]
     columns += [("worst", "left"), ("analytic", "right"), ("numerical", "right"), ("err/limit", "right")]
     columns.append(("resolution", "right"))
@@ -402,14 +407,7 @@ def _mark(caught: bool | None, required: bool) -> Text:
 def render_zoo(zoo: ZooReport) -> Group:
     """One row per mistake: what it is, the formula it wrongly uses, the rows that
     failed, the largest relative error, who caught it, what the diagnosis called it."""
-    table = Table(
-        title=Text(zoo.title, style="bold"),
-        title_justify="left",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = _titled_table(zoo.title)
     table.add_column("mistake", no_wrap=True)
     table.add_column("wrong formula")
     table.add_column("rows failed")
