@@ -674,7 +674,12 @@ def check_jvp(
         cols = np.repeat(np.arange(len(V)), m)
         analytic = np.concatenate(products)
         d = _measure(fn, q, direction_columns(V), rows, cols, analytic, plan, noise_rng)
-        return _Batch(q, rows, cols, analytic, d, fn.evaluations - before, True)
+        batch = _Batch(q, rows, cols, analytic, d, 0, True)
+        if settings.taylor:  # along the first tangent, outputs weighted at random
+            w = noise_rng.standard_normal(m)
+            batch.taylor["out"] = _scalar_taylor(fn, q, V[0], w, float(w @ products[0]), plan)
+        batch.evaluations = fn.evaluations - before
+        return batch
 
     def finish(batches: list[_Batch], unchecked: list[str]) -> Report:
         shapes = {n: params[n].shape for n in names}
@@ -981,6 +986,15 @@ def check_hessian(
         batch = _Batch(q, rows, cols, analytic, d, 0, directions)
         if settings.taylor and loss is not None and hessian is not None:
             batch.taylor[q] = _curvature_taylor(loss, reference, q, blocks[q, q], plan, taylor_rng)
+        elif settings.taylor and hvp is not None:
+            # The gradient along a random direction of q: G_q(x + h v) - G_q(x) - h (Hv)_q
+            # leaves O(h^2) when the product is right (q's own outputs, weighted at random).
+            v = _unit_directions(1, n, taylor_rng)[0]
+            own = next(block for name_, _, block in fn.blocks() if name_ == q)
+            w = np.zeros(fn.size)
+            w[own] = taylor_rng.standard_normal(own.stop - own.start)
+            slope = float(w @ _hvp_product(hvp, v, q, typed, hessian_name))
+            batch.taylor[q] = _scalar_taylor(fn, q, v, w, slope, plan)
         batch.evaluations = fn.evaluations - before
         return batch
 

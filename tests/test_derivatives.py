@@ -446,3 +446,21 @@ def test_ctrl_c_keeps_the_inputs_that_finished(runner, tmp_path):
     report = json.loads(result.stdout)
     assert report["status"] == "INCOMPLETE" and report["unchecked_parameters"] == ["b"]
     assert [p["name"] for p in report["parameters"]] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("option", "right", "wrong", "extra", "row"),
+    [
+        ("--jvp", f"{LAYERS}:affine_jvp", f"{LAYERS}:affine_jvp_wrong", _params("x=5x3", "w=3x4", "b=4"), "J·v[b]"),
+        ("--hvp", f"{NEWTON}:hvp", f"{NEWTON}:hvp_wrong", ["--grad", f"{NEWTON}:grad", *_params("w=4")], "Hv[w,w]"),
+        ("--jac", f"{LSQ}:convection_jacobian", f"{LSQ}:convection_jacobian_transposed", _params("u=6"), "u"),
+    ],
+)
+def test_the_taylor_test_for_every_vector_kind(runner, option, right, wrong, extra, row):
+    function = {"--jvp": f"{LAYERS}:affine_forward", "--hvp": f"{NEWTON}:loss", "--jac": f"{LSQ}:convection"}[option]
+    code, report = _run(runner, function, option, right, extra, "--taylor")
+    orders = {p["name"]: p["taylor_order"] for p in report["parameters"]}
+    assert code == 0 and (orders[row] is None or orders[row] > 1.5)
+    code, report = _run(runner, function, option, wrong, extra, "--taylor")
+    orders = {p["name"]: p["taylor_order"] for p in report["parameters"]}
+    assert code == 1 and orders[row] is not None and orders[row] < 1.5
