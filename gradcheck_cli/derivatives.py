@@ -336,12 +336,13 @@ def _results(
     )
     results: list[ParameterResult] = []
     for b in batches:
-        j = plan.rule.judge(b.analytic, b.derivatives, reference)
-        d = b.derivatives
         for block_name, out_shape, block in fn.blocks():
             keep = np.flatnonzero((b.rows >= block.start) & (b.rows < block.stop))
             if keep.size == 0:
                 continue
+            d = _subset(b.derivatives, keep)
+            analytic = b.analytic[keep]
+            j = plan.rule.judge(analytic, d, reference)
             local = b.rows[keep] - block.start
             out_size = block.stop - block.start
             in_shape = shapes[b.input_name]
@@ -365,35 +366,26 @@ def _results(
                 shape,
                 "entries",
                 positions,
-                b.analytic[keep],
-                d.values[keep],
-                j.abs_error[keep],
-                j.limit[keep],
-                d.kinks[keep],
-                d.steps[keep],
-                d.noise[keep],
+                analytic,
+                d.values,
+                j.abs_error,
+                j.limit,
+                d.kinks,
+                d.steps,
+                d.noise,
                 b.taylor.get(block_name),
-                failed=j.failed[keep],
-                unresolved=j.unresolved[keep],
-                flags=d.flags[keep],
-                jumps=d.jumps[keep],
-                truncation=d.truncation[keep],
-                resolution=_resolution(j.limit[keep], j.unresolved[keep], b.analytic[keep], d.values[keep], plan),
+                failed=j.failed,
+                unresolved=j.unresolved,
+                flags=d.flags,
+                jumps=d.jumps,
+                truncation=d.truncation,
+                resolution=j.resolution,
                 evaluations=b.evaluations,
                 notes=notes,
             )
             results.append(result)
     diagnose(results)
     return results
-
-
-def _resolution(limit: Array, unresolved: Array, a: Array, n: Array, plan: _Plan) -> float:
-    """The pass rule's resolution over one row's entries (``rule.Judgement.resolution``)."""
-    scale = np.maximum(np.abs(a), np.abs(n))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        relative = (limit - plan.rule.atol) / scale
-    ok = ~unresolved & np.isfinite(relative)
-    return float(np.max(relative[ok])) if ok.any() else float("nan")
 
 
 def _plan(settings: Settings | None, options: Mapping[str, Any], relative_step: float | None = None) -> _Plan:
