@@ -161,3 +161,21 @@ def test_a_function_whose_output_changes_shape_is_refused():
 
     with pytest.raises(BadValueError, match=r"returned shape \(4,\) with u moved, but \(3,\) at the starting"):
         check_jacobian(f, lambda p: np.ones((3, 2)), {"u": np.ones(2)})
+
+
+def test_a_jacobian_matching_a_broken_complex_step_never_passes():
+    # abs() drops the complex step's imaginary part: the complex step sees 0 there.
+    def f(p):
+        return np.array([np.abs(p["u"][0]) + 0 * p["u"][1], p["u"][1] ** 2])
+
+    right = check_jacobian(
+        f,
+        lambda p: np.array([[np.sign(p["u"][0]), 0], [0, 2 * p["u"][1]]]),
+        {"u": np.array([0.7, -0.3])},
+        method="complex",
+    )
+    assert right.status == "UNRESOLVED" and "complex step is not valid" in right.parameters[0].reasons[0]
+    broken = check_jacobian(
+        f, lambda p: np.array([[0.0, 0], [0, 2 * p["u"][1]]]), {"u": np.array([0.7, -0.3])}, method="complex"
+    )
+    assert broken.status == "FAIL"
