@@ -537,11 +537,7 @@ def _judge_all(
 ) -> list[ParameterResult]:
     """Judge every measured parameter against the check's largest derivative."""
     if how.black_box and how.settings.method == "complex" and measured and all(m.real_output for m in measured):
-        raise BadValueError(
-            f"{loss_name} dropped the imaginary part of its complex input (float(), abs, .real or a real array "
-            f"do that), so the complex step cannot see its derivative; keep the loss complex-safe or use the "
-            f"central method"
-        )
+        raise numeric.dropped_imaginary(loss_name)
     reference = max(
         (float(np.max(np.abs(np.concatenate([m.derivatives.values, m.analytic])), initial=0.0)) for m in measured),
         default=0.0,

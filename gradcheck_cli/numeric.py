@@ -122,6 +122,14 @@ def loss_roundoff(base: float, change: Array, eps: float = EPS64) -> Array:
     return bound
 
 
+def dropped_imaginary(where: str, what: str = "the loss") -> BadValueError:
+    """The error for code that loses the complex step's imaginary part (one wording)."""
+    return BadValueError(
+        f"{where} dropped the imaginary part of its complex input (float(), abs, .real or a real array do that), "
+        f"so the complex step cannot see its derivative; keep {what} complex-safe or use the central method"
+    )
+
+
 def _finite_scalar(value: object, who: str, context: str) -> complex | float:
     if isinstance(value, tuple):
         raise BadValueError(
@@ -193,11 +201,7 @@ class LoopProbe:
         dropped = any(issubclass(w.category, np.exceptions.ComplexWarning) for w in caught)
         self._real_output = complex_input and not np.iscomplexobj(array)
         if complex_input and (dropped or (self._real_output and not self.black_box)):
-            raise BadValueError(
-                f"{self._where} dropped the imaginary part of its complex input (float(), abs, .real or a real "
-                f"array do that), so the complex step cannot see its derivative; keep the loss complex-safe or "
-                f"use the central method"
-            )
+            raise dropped_imaginary(self._where)
         if moved and self.black_box and array.size == 1:
             number = array.reshape(())
             if number.dtype.kind in "fc" and not np.isfinite(number):

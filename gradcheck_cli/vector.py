@@ -22,7 +22,16 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import BadValueError
-from .numeric import EPS64, LOSS_ROUNDOFF, NOISE_POINTS, NOISE_SAFETY, Evaluate, Evaluation, _noise_from_differences
+from .numeric import (
+    EPS64,
+    LOSS_ROUNDOFF,
+    NOISE_POINTS,
+    NOISE_SAFETY,
+    Evaluate,
+    Evaluation,
+    _noise_from_differences,
+    dropped_imaginary,
+)
 from .usercode import call_user
 
 Array = npt.NDArray[Any]
@@ -126,11 +135,7 @@ class VectorFunction:
             )
         flat = np.concatenate([a.reshape(-1) for _, a in arrays]) if arrays else np.zeros(0)
         if complex_input and (dropped or not np.iscomplexobj(flat)):
-            raise BadValueError(
-                f"{self.where} dropped the imaginary part of its complex input (float(), abs, .real or a real "
-                f"array do that), so the complex step cannot see its derivative; keep it complex-safe or use the "
-                f"central method"
-            )
+            raise dropped_imaginary(self.where, "the function")
         flat = flat.astype(np.complex128 if np.iscomplexobj(flat) else np.float64)
         finite = np.isfinite(flat)
         if not finite.all():
