@@ -555,27 +555,7 @@ def _judge(m: _Measured, rule: PassRule, rounding: Array | None, how: _How, refe
     if how.black_box and (how.settings.method == "complex" or (how.settings.method == "forward" and j.failed.any())):
         evaluations += _recheck(m, how, np.flatnonzero(j.failed), np.random.default_rng(how.settings.seed))
         j = rule.judge(m.analytic, d, reference, rounding)
-    return ParameterResult(
-        m.name,
-        m.shape,
-        m.coverage,
-        m.positions,
-        m.analytic,
-        d.values,
-        j.abs_error,
-        j.limit,
-        d.kinks,
-        d.steps,
-        d.noise,
-        m.taylor,
-        failed=j.failed,
-        unresolved=j.unresolved,
-        flags=d.flags,
-        jumps=d.jumps,
-        truncation=d.truncation,
-        resolution=j.resolution,
-        evaluations=evaluations,
-    )
+    return ParameterResult.judged(m.name, m.shape, m.coverage, m.positions, m.analytic, d, j, m.taylor, evaluations)
 
 
 COMPLEX_SAMPLE = 8  # entries per parameter whose complex step is held against real differences

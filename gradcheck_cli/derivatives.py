@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import numeric
-from .check import ProgressSink, _as_params, _unit_directions, check_gradients, normalise_gradients
+from .check import COMPLEX_SAMPLE, ProgressSink, _as_params, _unit_directions, check_gradients, normalise_gradients
 from .diagnosis import diagnose
 from .errors import BadValueError, CheckInterrupted, InputError
 from .indexing import entry_index, format_index
@@ -287,9 +287,6 @@ def _measure(
     return d
 
 
-COMPLEX_SAMPLE = 8  # entries per input whose complex step is held against real differences
-
-
 def _complex_broken(d: Derivatives, pending: Array, ladder: Derivatives) -> Array:
     """Entries where real differences disagree with the complex step beyond both their
     errors (or sit at a kink the complex step cannot see)."""
@@ -380,27 +377,10 @@ def _results(
                     f"{first}); the pattern says they are structurally zero"
                 )
             assert d.truncation is not None and d.flags is not None and d.jumps is not None
-            result = ParameterResult(
-                row_name(block_name, b.input_name),
-                shape,
-                "entries",
-                positions,
-                analytic,
-                d.values,
-                j.abs_error,
-                j.limit,
-                d.kinks,
-                d.steps,
-                d.noise,
-                b.taylor.get(block_name),
-                failed=j.failed,
-                unresolved=j.unresolved,
-                flags=d.flags,
-                jumps=d.jumps,
-                truncation=d.truncation,
-                resolution=j.resolution,
-                evaluations=b.evaluations,
-                notes=notes,
+            name = row_name(block_name, b.input_name)
+            taylor = b.taylor.get(block_name)
+            result = ParameterResult.judged(
+                name, shape, "entries", positions, analytic, d, j, taylor, b.evaluations, notes
             )
             results.append(result)
     diagnose(results)

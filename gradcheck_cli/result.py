@@ -17,9 +17,9 @@ import numpy.typing as npt
 
 from ._version import __version__
 from .indexing import entry_index, format_index
-from .numeric import FLAG_COMPLEX_INVALID, FLAG_DOMAIN, FLAG_JUMP, FLAG_KINKS, FLAG_NONE, TaylorResult
+from .numeric import FLAG_COMPLEX_INVALID, FLAG_DOMAIN, FLAG_JUMP, FLAG_KINKS, FLAG_NONE, Derivatives, TaylorResult
 from .options import Settings
-from .rule import status
+from .rule import Judgement, status
 
 Array = npt.NDArray[Any]
 
@@ -84,6 +84,44 @@ class ParameterResult:
             self.jumps = np.zeros(n)
         if self.truncation is None:
             self.truncation = np.zeros(n)
+
+    @classmethod
+    def judged(
+        cls,
+        name: str,
+        shape: tuple[int, ...],
+        coverage: str,
+        positions: Array,
+        analytic: Array,
+        d: Derivatives,
+        j: Judgement,
+        taylor: TaylorResult | None,
+        evaluations: int,
+        notes: list[str] | None = None,
+    ) -> ParameterResult:
+        """The row for numerical derivatives ``d`` judged by the pass rule (``j``)."""
+        return cls(
+            name,
+            shape,
+            coverage,
+            positions,
+            analytic,
+            d.values,
+            j.abs_error,
+            j.limit,
+            d.kinks,
+            d.steps,
+            d.noise,
+            taylor,
+            failed=j.failed,
+            unresolved=j.unresolved,
+            flags=d.flags,
+            jumps=d.jumps,
+            truncation=d.truncation,
+            resolution=j.resolution,
+            evaluations=evaluations,
+            notes=notes or [],
+        )
 
     @property
     def size(self) -> int:
