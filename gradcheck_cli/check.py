@@ -8,11 +8,14 @@ result data in ``result``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import numpy as np
@@ -22,14 +25,16 @@ from . import numeric
 from .diagnosis import diagnose, match_zoo
 from .engine import EVALUATORS
 from .errors import BadValueError, CheckInterrupted, InputError
+from .evaluation import EPS64, dropped_imaginary
 from .indexing import entry_index
 from .limits import require_bytes
 from .models.base import Model
 from .numeric import Derivatives, Evaluation, LoopProbe, Probe, TaylorResult
-from .options import ENGINE_OPTIONS, Settings, settings_for_call
+from .options import ENGINE_OPTIONS, Execution, Settings, execution_for_call, settings_for_call
 from .result import ParameterResult, Report
 from .rule import PassRule
 from .usercode import call_user
+from .workers import Runner, check_digest, guard, open_runner
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
@@ -128,11 +133,14 @@ EVALUATIONS_PER_ENTRY = {"forward": 1, "central": 2, "richardson": 4, "complex":
 
 class ProgressSink(Protocol):
     """Receives progress: one ``start`` per parameter (its name, its evaluations, and
-    which of how many parameters it is), ``advance`` per batch of evaluations."""
+    which of how many parameters it is), ``advance`` per batch of evaluations, and
+    ``plan``, the check's estimated time and where it runs."""
 
     def start(self, name: str, total: int, position: tuple[int, int]) -> None: ...
 
     def advance(self, count: int) -> None: ...
+
+    def plan(self, text: str) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -185,6 +193,15 @@ def check_gradients(
     title: str = "gradient check",
     model: dict[str, Any] | None = None,
     name: str = "",
+    workers: int | str | None = None,
+    dask: Any = None,
+    checkpoint: str | None = None,
+    timeout: float | None = None,
+    max_seconds: float | None = None,
+    force: bool | None = None,
+    execution: Execution | None = None,
+    _runner: Runner | None = None,
+    _sources: tuple[str, ...] = (),
 ) -> Report:
     """Check ``gradients`` against finite differences of ``loss`` at ``params``.
 
@@ -198,10 +215,16 @@ def check_gradients(
     model that reports its kinks) or ``smooth=True`` (a function known to have
     none) mark a function that is not a black box; a black box gets measured
     noise and the adaptive step ladder (``numeric.ladder_derivatives``).
+    Where the loss is evaluated is an ``Execution`` or its fields as keywords:
+    ``workers`` (processes, or ``"auto"``), ``dask`` (an address, ``"local:N"`` or a
+    ``distributed.Client``), ``checkpoint`` (a file to resume from), ``timeout``
+    (seconds per evaluation), ``max_seconds`` and ``force`` (the time guard);
+    ``loss`` must then pickle (a module-level function).
     Returns the ``Report``; raises ``InputError`` for options or values that
     cannot be checked, ``UserCodeError`` when ``loss`` or ``gradients`` raise.
     """
     chosen = settings_for_call(settings, locals())
+    run = execution_for_call(execution, locals())
     user_step = chosen.eps is not None
     settings = chosen.resolved()
     start = time.perf_counter()
@@ -217,13 +240,39 @@ def check_gradients(
     # A function that reports its kinks (a built-in model) or is known smooth is not
     # a black box; anything else is measured from outside.
     black_box = not smooth and _probe_factory is None and kink_pattern is None
-    probe = (
-        _probe_factory(reference)
-        if _probe_factory
-        else LoopProbe(loss, reference, kink_pattern, loss_name, black_box=black_box)
-    )
-    if black_box:
-        _require_deterministic(probe, loss_name)
+    with contextlib.ExitStack() as stack:
+        if _probe_factory is None:
+            identity = (title, model, loss_name, grad_name, settings)
+            _runner = stack.enter_context(opened_runner(run, _runner, _sources, identity, reference))
+        probe = (
+            _probe_factory(reference)
+            if _probe_factory
+            else LoopProbe(loss, reference, kink_pattern, loss_name, black_box=black_box, runner=_runner)
+        )
+        if black_box:
+            _require_deterministic(probe, loss_name)
+        if isinstance(probe, LoopProbe):
+            sizes = [x.size for x in reference.values()]
+            guard(probe.runner, planned_evaluations(sizes, settings, black_box), run.max_seconds, run.force, progress)
+        how = _How(settings, PassRule(*settings.tolerances, settings.dtype), black_box, user_step)
+        return _check_with(probe, how, reference, analytic, rounding, progress, title, model, name, loss_name, start)
+
+
+def _check_with(
+    probe: Probe,
+    how: _How,
+    reference: Params,
+    analytic: Params,
+    rounding: dict[str, Array],
+    progress: ProgressSink | None,
+    title: str,
+    model: dict[str, Any] | None,
+    name: str,
+    loss_name: str,
+    start: float,
+) -> Report:
+    """The check itself, once the evaluator is ready: every parameter measured, then judged."""
+    settings, rule = how.settings, how.rule
     if progress is not None:
         probe.progress = progress.advance
 
@@ -232,10 +281,8 @@ def check_gradients(
         require_bytes(8 * settings.directions * largest, f"{settings.directions} directions", "directions")
     rng = np.random.default_rng(settings.seed)
     pick_rng, direction_rng, taylor_rng, noise_rng = rng.spawn(4)
-    rule = PassRule(*settings.tolerances, settings.dtype)
     measured: list[_Measured] = []
     names = list(reference)
-    how = _How(settings, rule, black_box, user_step)
 
     def finish(unchecked: list[str]) -> Report:
         results = _judge_all(measured, rule, rounding, how, loss_name)
@@ -272,6 +319,55 @@ def check_gradients(
         if progress is not None:
             progress.stop()
     return finish([])
+
+
+@contextlib.contextmanager
+def opened_runner(
+    run: Execution, runner: Runner | None, sources: tuple[str, ...], identity: Any, reference: Params
+) -> Iterator[Runner]:
+    """``runner`` when the caller has one (a check inside a check), else the one
+    ``run`` asks for, closed afterwards.  ``sources``: the files that define the
+    check (their contents are part of a checkpoint's digest; Python files are
+    shipped to Dask workers)."""
+    if runner is not None:
+        yield runner
+        return
+    digest = check_digest((identity, _source_digests(sources)), reference)
+    uploads = tuple(f for f in sources if f.endswith(".py"))
+    with open_runner(run.workers, run.dask, run.checkpoint, run.timeout, digest, uploads) as opened:
+        yield opened
+
+
+def _source_digests(paths: tuple[str, ...]) -> list[str]:
+    """The contents of the files that define a check, as digests: an edited file makes
+    another check (a checkpoint of the old one does not apply)."""
+    out = []
+    for path in paths:
+        try:
+            out.append(hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest())
+        except OSError:
+            out.append(f"unreadable {path}")
+    return out
+
+
+# Evaluations per entry beyond the difference itself: a black box's screen looks
+# again at up to SCREEN_SAMPLE entries per parameter (four evaluations each), and
+# measures the loss's noise (NOISE_EVALUATIONS per parameter).
+SCREEN_SAMPLE = 64
+NOISE_EVALUATIONS = 30
+
+
+def planned_evaluations(sizes: list[int], settings: Settings, black_box: bool) -> int:
+    """The loss evaluations a check of parameters of ``sizes`` should take when nothing
+    needs a closer look: what the time guard multiplies by one evaluation's time."""
+    per_entry = EVALUATIONS_PER_ENTRY[settings.method]
+    total = 2
+    for size in sizes:
+        entries = {"directional": settings.directions, "sample": min(settings.samples, size)}.get(settings.mode, size)
+        total += entries * per_entry
+        if black_box:
+            total += 4 * min(SCREEN_SAMPLE, entries) + NOISE_EVALUATIONS
+    return total
 
 
 @dataclass(frozen=True)
@@ -420,7 +516,7 @@ def _black_box_derivatives(
     settings = how.settings
     dtype = np.dtype(settings.dtype)
     rtol, atol = settings.tolerances
-    output_eps = getattr(probe, "output_eps", numeric.EPS64)
+    output_eps = getattr(probe, "output_eps", EPS64)
     rel = settings.step if how.user_step else numeric._relative_precision_step(settings.method, output_eps)
     h = numeric._compute_absolute_step(magnitudes, rel, settings.method, dtype)
     # Forward differences never look left: a jump there passes one step unseen, so
@@ -537,7 +633,7 @@ def _judge_all(
 ) -> list[ParameterResult]:
     """Judge every measured parameter against the check's largest derivative."""
     if how.black_box and how.settings.method == "complex" and measured and all(m.real_output for m in measured):
-        raise numeric.dropped_imaginary(loss_name)
+        raise dropped_imaginary(loss_name)
     reference = max(
         (float(np.max(np.abs(np.concatenate([m.derivatives.values, m.analytic])), initial=0.0)) for m in measured),
         default=0.0,
@@ -666,13 +762,21 @@ def check_model(
     engine: str = "auto",
     max_memory: float | None = None,
     progress: ProgressSink | None = None,
+    workers: int | str | None = None,
+    dask: Any = None,
+    checkpoint: str | None = None,
+    timeout: float | None = None,
+    max_seconds: float | None = None,
+    force: bool | None = None,
+    execution: Execution | None = None,
 ) -> Report:
     """Check a built-in model's ``gradients`` against its ``loss`` at its seeded start.
 
     Settings as for ``check_gradients``.  ``engine``: ``auto`` (the fastest
     evaluator the model offers, e.g. the MLP's incremental engine), one it offers
     by name, or ``loop`` (one forward pass per perturbation, the reference path).
-    ``max_memory`` bounds the engine's scratch space, in MiB.
+    ``max_memory`` bounds the engine's scratch space, in MiB.  Execution options as
+    for ``check_gradients``: they serve the loop (the incremental engine runs here).
     """
     engine_option, memory_option = ENGINE_OPTIONS
     factory = _probe_factory(
@@ -692,6 +796,7 @@ def check_model(
         progress=progress,
         title=spec.title(),
         model=spec.describe(),
+        execution=execution_for_call(execution, locals()),
     )
     match_zoo(report.parameters, model)
     return report

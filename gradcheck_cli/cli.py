@@ -14,7 +14,6 @@ import functools
 import json
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -70,6 +69,7 @@ from .result import (
     suite_to_dict,
 )
 from .sweep import sweep_model, sweep_steps
+from .usercode import user_frames
 from .userfunc import FuncSpec, check_function, load_check
 from .zoo_check import ZOO_LAYERS, check_zoo
 
@@ -375,23 +375,11 @@ def _error_line(message: str) -> None:
 
 
 def _user_traceback(exc: UserCodeError) -> None:
-    """Show only the frames of the user's own code (and, for a SyntaxError, the line
-    it points at), then the error line."""
-    frames = [f for f in traceback.extract_tb(exc.original.__traceback__) if not _is_ours(f.filename)]
-    lines = traceback.format_list(frames)
-    if isinstance(exc.original, SyntaxError):
-        lines += traceback.format_exception_only(type(exc.original), exc.original)[:-1]
+    """Show only the frames of the user's own code, then the error line."""
+    lines = exc.frames if exc.frames is not None else user_frames(exc.original)
     if lines:
         click.echo("Traceback (user code, most recent call last):", err=True)
         click.echo("".join(lines).rstrip("\n"), err=True)
-
-
-def _is_ours(filename: str) -> bool:
-    """Frames of gradcheck, numpy or the import machinery: not the user's code."""
-    if filename.startswith("<frozen") or filename.startswith("<"):
-        return True
-    path = Path(filename).resolve()
-    return path.is_relative_to(Path(__file__).resolve().parent) or "numpy" in path.parts or "importlib" in path.parts
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})

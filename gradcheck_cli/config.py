@@ -28,11 +28,24 @@ from .check import ProgressSink, check_model
 from .errors import ConfigError, InputError, SpecError
 from .limits import MAX_CHECKS, MAX_SUITE_BYTES
 from .models import MLP, LinearRegression, LinRegSpec, MLPSpec
-from .options import DERIVATIVE_KINDS, MODEL_OPTIONS, MODELS, Settings, options_for, settings_from
+from .options import (
+    DERIVATIVE_KINDS,
+    EXECUTION_OPTIONS,
+    MODEL_OPTIONS,
+    MODELS,
+    SETTINGS_OPTIONS,
+    Execution,
+    Settings,
+    execution_from,
+    options_for,
+    settings_from,
+)
 from .result import Report
 from .userfunc import FILE_KEYS, FuncSpec, LoadedFunction, check_function, load_check
 
 Spec = MLPSpec | LinRegSpec | FuncSpec
+SETTINGS_NAMES = {o.name for o in SETTINGS_OPTIONS}
+EXECUTION_NAMES = {o.name for o in EXECUTION_OPTIONS}
 
 
 def _toml_type(v: Any) -> str:
@@ -80,6 +93,7 @@ class CheckConfig:
     where: str = ""  # "file:line" of the check's table, for messages
     key_lines: dict[str, int] = field(default_factory=dict)  # line of each key given
     loaded: LoadedFunction | None = None  # a func check, once prepare_suite imported it
+    execution: Execution = field(default_factory=Execution)
 
 
 def load_suite(path: str | Path) -> list[CheckConfig]:
@@ -178,6 +192,8 @@ def _one_check(path: Path, lines: list[str], index: int, table: dict[str, Any]) 
         for key in FILE_KEYS:
             if values[key] is not None:
                 values[key] = str(path.parent / values[key])
+    if values.get("checkpoint") is not None:
+        values["checkpoint"] = str(path.parent / values["checkpoint"])
     try:
         settings = settings_from(values)
         spec = build_spec(model, values)
@@ -195,6 +211,7 @@ def _one_check(path: Path, lines: list[str], index: int, table: dict[str, Any]) 
         values.get("max_memory"),
         f"{path}:{_line_of(lines, index, None)}",
         key_lines,
+        execution=execution_from(values),
     )
 
 
@@ -248,17 +265,26 @@ def prepare_suite(checks: list[CheckConfig]) -> list[CheckConfig]:
 def run_check(
     config: CheckConfig, progress: ProgressSink | None = None, overrides: dict[str, Any] | None = None
 ) -> Report:
-    """Run one configured check; ``overrides`` (settings given on the command line)
-    replace the check's own.  The report carries the check's name."""
-    settings = config.settings.updated(**(overrides or {}))
+    """Run one configured check; ``overrides`` (settings and execution options given on
+    the command line) replace the check's own.  The report carries the check's name."""
+    given = overrides or {}
+    settings = config.settings.updated(**{k: v for k, v in given.items() if k in SETTINGS_NAMES})
+    execution = config.execution.updated(**{k: v for k, v in given.items() if k in EXECUTION_NAMES})
     if isinstance(config.spec, FuncSpec):
         try:
-            return check_function(config.loaded or config.spec, settings, progress=progress, name=config.name)
+            return check_function(
+                config.loaded or config.spec, settings, progress=progress, name=config.name, execution=execution
+            )
         except InputError as exc:
             raise InputError(f"check {config.name!r}: {exc}") from None
     model = MLP(config.spec) if isinstance(config.spec, MLPSpec) else LinearRegression(config.spec)
     report = check_model(
-        model, settings, engine=config.engine or "auto", max_memory=config.max_memory, progress=progress
+        model,
+        settings,
+        engine=config.engine or "auto",
+        max_memory=config.max_memory,
+        progress=progress,
+        execution=execution,
     )
     report.name = config.name
     return report

@@ -22,29 +22,40 @@ import numpy as np
 import numpy.typing as npt
 
 from . import numeric
-from .check import COMPLEX_SAMPLE, ProgressSink, _as_params, _unit_directions, check_gradients, normalise_gradients
+from .check import (
+    COMPLEX_SAMPLE,
+    NOISE_EVALUATIONS,
+    ProgressSink,
+    _as_params,
+    _unit_directions,
+    check_gradients,
+    normalise_gradients,
+    opened_runner,
+)
 from .diagnosis import diagnose
 from .errors import BadValueError, CheckInterrupted, InputError
+from .evaluation import EPS64, Noisy
 from .indexing import entry_index, format_index
 from .numeric import Derivatives, Evaluation, TaylorResult
-from .options import Settings, settings_for_keywords
+from .options import EXECUTION_OPTIONS, Execution, Settings, execution_for_call, settings_for_keywords
 from .result import ParameterResult, Report
 from .rule import PassRule
 from .usercode import call_user
 from .vector import (
     Columns,
-    Noisy,
     VectorFunction,
     column_evaluator,
     direction_columns,
     measure_output_noise,
     unit_columns,
 )
+from .workers import Runner, guard
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
 
-EXTRA_KEYWORDS = ("sparsity", "progress", "name")
+EXTRA_KEYWORDS = ("sparsity", "progress", "name", "execution", *(o.name for o in EXECUTION_OPTIONS))
+EXECUTION_NAMES = {o.name for o in EXECUTION_OPTIONS}
 DOUT_STREAM = 1  # dout is drawn from default_rng([seed, DOUT_STREAM])
 
 
@@ -387,6 +398,15 @@ def _results(
     return results
 
 
+def _execution(options: dict[str, Any]) -> tuple[Execution, Runner | None, tuple[str, ...]]:
+    """Take the execution keywords out of a check's ``options``: where it runs, a
+    runner already open (a check inside a check), and the files that define it."""
+    runner = options.pop("_runner", None)
+    sources = options.pop("_sources", ())
+    given = {k: options.pop(k) for k in [k for k in options if k in EXECUTION_NAMES]}
+    return execution_for_call(options.pop("execution", None), given), runner, tuple(sources)
+
+
 def _plan(settings: Settings | None, options: Mapping[str, Any], relative_step: float | None = None) -> _Plan:
     chosen = settings_for_keywords(settings, options, EXTRA_KEYWORDS)
     resolved = chosen.resolved()
@@ -429,9 +449,13 @@ def _run(
     fn: VectorFunction,
     per_input: Callable[[str], int],
     finish: Callable[[list[_Batch], list[str]], Report],
+    run: Execution,
 ) -> Report:
     """Measure every input in turn and build the report; Ctrl-C keeps what finished
-    (the caller shows it, marked incomplete, and exits 130)."""
+    (the caller shows it, marked incomplete, and exits 130).  The time guard first:
+    ``per_input`` evaluations of each input, and the noise measured once per input."""
+    planned = sum(per_input(q) + NOISE_EVALUATIONS for q in inputs)
+    guard(fn.runner, planned, run.max_seconds, run.force, progress)
     batches: list[_Batch] = []
     if progress is not None:
         fn.progress = progress.advance
@@ -519,59 +543,63 @@ def check_jacobian(
     value there fails).  Settings as for ``check_gradients`` (keywords or a
     ``Settings``); ``directional`` mode compares ``J v`` for random ``v``.
     """
+    run, given_runner, sources = _execution(options)
     plan, start, params, typed, reference = _begin(settings, options, inputs)
-    settings, names = plan.settings, list(params)
-    fn = VectorFunction(function, reference, function_name)
-    out_shape = fn.layout[0][1]
-    m = fn.size
-    raw = call_user(jacobian_name, jacobian, {k: v.copy() for k, v in typed.items()})
-    blocks = {
-        n: _block(b, out_shape, n, params[n].shape, jacobian_name)
-        for n, b in _per_input(raw, names, jacobian_name, "Jacobian block").items()
-    }
-    masks = _masks(sparsity, names, m, out_shape, params)
-    rng = np.random.default_rng(settings.seed)
-    pick_rng, direction_rng, taylor_rng, noise_rng = rng.spawn(4)
+    with opened_runner(
+        run, given_runner, sources, (title, model, function_name, jacobian_name, plan.settings), reference
+    ) as runner:
+        settings, names = plan.settings, list(params)
+        fn = VectorFunction(function, reference, function_name, runner=runner)
+        out_shape = fn.layout[0][1]
+        m = fn.size
+        raw = call_user(jacobian_name, jacobian, {k: v.copy() for k, v in typed.items()})
+        blocks = {
+            n: _block(b, out_shape, n, params[n].shape, jacobian_name)
+            for n, b in _per_input(raw, names, jacobian_name, "Jacobian block").items()
+        }
+        masks = _masks(sparsity, names, m, out_shape, params)
+        rng = np.random.default_rng(settings.seed)
+        pick_rng, direction_rng, taylor_rng, noise_rng = rng.spawn(4)
 
-    def measure_one(q: str) -> _Batch:
-        before = fn.evaluations
-        n = params[q].size
-        block = blocks[q]
-        mask = masks.get(q)
-        if settings.mode == "directional":
-            V = _unit_directions(settings.directions, n, direction_rng)
-            rows = np.tile(np.arange(m), len(V))
-            cols = np.repeat(np.arange(len(V)), m)
-            analytic = np.concatenate([block.matvec(v) for v in V])
-            columns = direction_columns(V)
-        else:
-            pattern: tuple[Array, Array] | None = None
-            if mask is not None:
-                pattern_rows, pattern_cols = np.nonzero(mask)
-                pattern = (pattern_rows, pattern_cols)
-            rows, cols = _entries(pattern, m, n, settings, pick_rng)
-            analytic = block.at(rows, cols)
-            columns = unit_columns(n, pattern)
-        d = _measure(fn, q, columns, rows, cols, analytic, plan, noise_rng)
-        batch = _Batch(q, rows, cols, analytic, d, 0, settings.mode == "directional")
-        if mask is not None and settings.mode == "full":
-            _append_outside(batch, block, mask)
-        if settings.taylor:
-            v = _unit_directions(1, n, taylor_rng)[0]
-            w = taylor_rng.standard_normal(m)
-            batch.taylor["out"] = _scalar_taylor(fn, q, v, w, float(w @ block.matvec(v)), plan)
-        batch.evaluations = fn.evaluations - before
-        return batch
+        def measure_one(q: str) -> _Batch:
+            before = fn.evaluations
+            n = params[q].size
+            block = blocks[q]
+            mask = masks.get(q)
+            if settings.mode == "directional":
+                V = _unit_directions(settings.directions, n, direction_rng)
+                rows = np.tile(np.arange(m), len(V))
+                cols = np.repeat(np.arange(len(V)), m)
+                analytic = np.concatenate([block.matvec(v) for v in V])
+                columns = direction_columns(V)
+            else:
+                pattern: tuple[Array, Array] | None = None
+                if mask is not None:
+                    pattern_rows, pattern_cols = np.nonzero(mask)
+                    pattern = (pattern_rows, pattern_cols)
+                rows, cols = _entries(pattern, m, n, settings, pick_rng)
+                analytic = block.at(rows, cols)
+                columns = unit_columns(n, pattern)
+            d = _measure(fn, q, columns, rows, cols, analytic, plan, noise_rng)
+            batch = _Batch(q, rows, cols, analytic, d, 0, settings.mode == "directional")
+            if mask is not None and settings.mode == "full":
+                _append_outside(batch, block, mask)
+            if settings.taylor:
+                v = _unit_directions(1, n, taylor_rng)[0]
+                w = taylor_rng.standard_normal(m)
+                batch.taylor["out"] = _scalar_taylor(fn, q, v, w, float(w @ block.matvec(v)), plan)
+            batch.evaluations = fn.evaluations - before
+            return batch
 
-    def per_input(q: str) -> int:
-        return 2 * params[q].size
+        def per_input(q: str) -> int:
+            return 2 * params[q].size
 
-    def finish(batches: list[_Batch], unchecked: list[str]) -> Report:
-        shapes = {n: params[n].shape for n in names}
-        results = _results(batches, fn, plan, lambda _out, q: q, shapes, jacobian_name)
-        return _report(title, model, settings, results, start, fn, name, "function", unchecked=unchecked)
+        def finish(batches: list[_Batch], unchecked: list[str]) -> Report:
+            shapes = {n: params[n].shape for n in names}
+            results = _results(batches, fn, plan, lambda _out, q: q, shapes, jacobian_name)
+            return _report(title, model, settings, results, start, fn, name, "function", unchecked=unchecked)
 
-    return _run(names, measure_one, progress, fn, per_input, finish)
+        return _run(names, measure_one, progress, fn, per_input, finish, run)
 
 
 def _append_outside(batch: _Batch, block: Block, mask: Array) -> None:
@@ -644,40 +672,44 @@ def check_jvp(
     ``function(inputs)`` (one array, or a layer's ``(out, cache)``), along
     ``directions`` random unit tangents per input (the other inputs' tangents
     zero), output entry by output entry."""
+    run, given_runner, sources = _execution(options)
     plan, start, params, typed, reference = _begin(settings, options, inputs)
-    settings, names = plan.settings, list(params)
-    fn = VectorFunction(lambda p: _layer_output(function(p)), reference, function_name)
-    out_shape = fn.layout[0][1]
-    m = fn.size
-    rng = np.random.default_rng(settings.seed)
-    direction_rng, noise_rng = rng.spawn(2)
+    with opened_runner(
+        run, given_runner, sources, (title, model, function_name, tangent_name, plan.settings), reference
+    ) as runner:
+        settings, names = plan.settings, list(params)
+        fn = VectorFunction(_LayerOutput(function), reference, function_name, runner=runner)
+        out_shape = fn.layout[0][1]
+        m = fn.size
+        rng = np.random.default_rng(settings.seed)
+        direction_rng, noise_rng = rng.spawn(2)
 
-    def measure_one(q: str) -> _Batch:
-        before = fn.evaluations
-        V = _unit_directions(settings.directions, params[q].size, direction_rng)
-        products = []
-        for v in V:
-            tangents = {k: np.zeros_like(t) for k, t in typed.items()}
-            tangents[q] = v.reshape(params[q].shape).astype(typed[q].dtype)
-            raw = call_user(tangent_name, tangent, tangents, {k: t.copy() for k, t in typed.items()})
-            products.append(_product(raw, out_shape, tangent_name, "the output"))
-        rows = np.tile(np.arange(m), len(V))
-        cols = np.repeat(np.arange(len(V)), m)
-        analytic = np.concatenate(products)
-        d = _measure(fn, q, direction_columns(V), rows, cols, analytic, plan, noise_rng)
-        batch = _Batch(q, rows, cols, analytic, d, 0, True)
-        if settings.taylor:  # along the first tangent, outputs weighted at random
-            w = noise_rng.standard_normal(m)
-            batch.taylor["out"] = _scalar_taylor(fn, q, V[0], w, float(w @ products[0]), plan)
-        batch.evaluations = fn.evaluations - before
-        return batch
+        def measure_one(q: str) -> _Batch:
+            before = fn.evaluations
+            V = _unit_directions(settings.directions, params[q].size, direction_rng)
+            products = []
+            for v in V:
+                tangents = {k: np.zeros_like(t) for k, t in typed.items()}
+                tangents[q] = v.reshape(params[q].shape).astype(typed[q].dtype)
+                raw = call_user(tangent_name, tangent, tangents, {k: t.copy() for k, t in typed.items()})
+                products.append(_product(raw, out_shape, tangent_name, "the output"))
+            rows = np.tile(np.arange(m), len(V))
+            cols = np.repeat(np.arange(len(V)), m)
+            analytic = np.concatenate(products)
+            d = _measure(fn, q, direction_columns(V), rows, cols, analytic, plan, noise_rng)
+            batch = _Batch(q, rows, cols, analytic, d, 0, True)
+            if settings.taylor:  # along the first tangent, outputs weighted at random
+                w = noise_rng.standard_normal(m)
+                batch.taylor["out"] = _scalar_taylor(fn, q, V[0], w, float(w @ products[0]), plan)
+            batch.evaluations = fn.evaluations - before
+            return batch
 
-    def finish(batches: list[_Batch], unchecked: list[str]) -> Report:
-        shapes = {n: params[n].shape for n in names}
-        results = _results(batches, fn, plan, lambda _out, q: f"J·v[{q}]", shapes, tangent_name)
-        return _report(title, model, settings, results, start, fn, name, "function", unchecked=unchecked)
+        def finish(batches: list[_Batch], unchecked: list[str]) -> Report:
+            shapes = {n: params[n].shape for n in names}
+            results = _results(batches, fn, plan, lambda _out, q: f"J·v[{q}]", shapes, tangent_name)
+            return _report(title, model, settings, results, start, fn, name, "function", unchecked=unchecked)
 
-    return _run(names, measure_one, progress, fn, lambda q: 2 * settings.directions, finish)
+        return _run(names, measure_one, progress, fn, lambda q: 2 * settings.directions, finish, run)
 
 
 def _layer_output(raw: Any) -> Any:
@@ -722,6 +754,7 @@ def check_vjp(
     ``(out, cache)`` (``cache`` is None when it returns ``out`` alone).  The
     backward returns one gradient per input (dict, or tuple in input order).
     ``dout`` is drawn from ``seed`` (standard normal) unless given."""
+    run, given_runner, sources = _execution(options)
     chosen = settings_for_keywords(settings, options, ("dout", *EXTRA_KEYWORDS))
     params = _as_params(inputs)
     resolved = chosen.resolved()
@@ -737,10 +770,7 @@ def check_vjp(
                 option="dout",
             )
     dtype = np.dtype(resolved.dtype)
-
-    def loss(p: Params) -> Any:
-        value, _ = _forward(forward, p, forward_name, "at a moved point")
-        return np.sum(upstream * value)
+    loss = _Contracted(forward, upstream, forward_name)
 
     def gradients(p: Params) -> Any:
         _, cache = _forward(forward, p, forward_name, "at the starting point")
@@ -757,7 +787,42 @@ def check_vjp(
         name=name,
         loss_name=f"<dout, {forward_name}>",
         grad_name=backward_name,
+        execution=run,
+        _runner=given_runner,
+        _sources=sources,
     )
+
+
+class _Contracted:
+    """``<dout, forward(params)>``: the scalar whose gradient a VJP is (a class, not a
+    closure, so that worker processes can receive it)."""
+
+    def __init__(self, forward: Callable[[Params], Any], dout: Array, where: str) -> None:
+        self.forward, self.dout, self.where = forward, dout, where
+
+    def __call__(self, params: Params) -> Any:
+        value, _ = _forward(self.forward, params, self.where, "at a moved point")
+        return np.sum(self.dout * value)
+
+
+class _LayerOutput:
+    """A function's output alone, when it returns ``(out, cache)`` like a layer."""
+
+    def __init__(self, function: Callable[[Params], Any]) -> None:
+        self.function = function
+
+    def __call__(self, params: Params) -> Any:
+        return _layer_output(self.function(params))
+
+
+class _GradientOutputs:
+    """A gradient's value as named arrays, one per parameter (complex under a complex step)."""
+
+    def __init__(self, reference: Params) -> None:
+        self.reference = reference
+
+    def __call__(self, raw: Any, where: str) -> dict[str, Array]:
+        return normalise_gradients(raw, self.reference, where, complex_ok=True)
 
 
 def _forward(forward: Callable[[Params], Any], params: Params, where: str, context: str) -> tuple[Array, Any]:
@@ -791,13 +856,12 @@ class NumericalGradient:
 
     def __init__(self, loss: Callable[[Params], Any], where: str, params: Params) -> None:
         self._loss, self._where = loss, where
-        self.rel = float(numeric.EPS64**0.25)
+        self.rel = float(EPS64**0.25)
         self.steps = {k: numeric._compute_absolute_step(v.reshape(-1), self.rel, "central") for k, v in params.items()}
-        self.calls = 0
+        self.per_call = 2 * sum(x.size for x in params.values())  # loss evaluations in one gradient
 
     def _value(self, params: Params) -> complex:
         raw = call_user(self._where, self._loss, params)
-        self.calls += 1
         return complex(np.asarray(raw).reshape(()).item()) if np.iscomplexobj(raw) else float(raw)
 
     def __call__(self, params: Params) -> Noisy:
@@ -819,7 +883,7 @@ class NumericalGradient:
                     else:
                         minus = self._value(moved)
                 g[i] = (plus - minus) / (2 * h)
-                bound[i] = numeric.LOSS_ROUNDOFF * numeric.EPS64 * max(abs(plus), abs(minus)) / h
+                bound[i] = numeric.LOSS_ROUNDOFF * EPS64 * max(abs(plus), abs(minus)) / h
             values[name], noise[name] = g.reshape(x.shape), bound.reshape(x.shape)
         return Noisy(values, noise)
 
@@ -919,90 +983,101 @@ def check_hessian(
         raise InputError("give exactly one of hessian and hvp", option="hess")
     if loss is None and gradient is None:
         raise InputError("a Hessian check needs the loss or its gradient", option="grad")
+    run, given_runner, sources = _execution(options)
     plan, start, base, typed, reference = _begin(settings, options, params)
-    settings, names = plan.settings, list(base)
-    shapes = {n: base[n].shape for n in names}
-    results: list[ParameterResult] = []
-    evaluations = 0
-    numerical_gradient: NumericalGradient | None = None
-    if gradient is not None:
-        if loss is not None:
-            first = check_gradients(
-                loss, gradient, base, settings, loss_name=loss_name, grad_name=gradient_name, progress=progress
+    with opened_runner(
+        run, given_runner, sources, (title, model, loss_name, hessian_name, gradient_name, plan.settings), reference
+    ) as runner:
+        settings, names = plan.settings, list(base)
+        shapes = {n: base[n].shape for n in names}
+        results: list[ParameterResult] = []
+        evaluations = 0
+        numerical_gradient: NumericalGradient | None = None
+        if gradient is not None:
+            if loss is not None:
+                first = check_gradients(
+                    loss,
+                    gradient,
+                    base,
+                    settings,
+                    loss_name=loss_name,
+                    grad_name=gradient_name,
+                    progress=progress,
+                    execution=run,
+                    _runner=runner,
+                )
+                results += first.parameters
+                evaluations += first.evaluations
+
+            fn = VectorFunction(gradient, reference, gradient_name, outputs=_GradientOutputs(reference), runner=runner)
+        else:
+            assert loss is not None
+            numerical_gradient = NumericalGradient(loss, loss_name, reference)
+            fn = VectorFunction(numerical_gradient, reference, f"second differences of {loss_name}", runner=runner)
+            plan = _Plan(plan.settings, plan.rule, plan.user_step, numerical_gradient.rel)
+        rng = np.random.default_rng(settings.seed)
+        direction_rng, noise_rng, taylor_rng, pick_rng = rng.spawn(4)
+        blocks = (
+            _hessian_blocks(
+                call_user(hessian_name, hessian, {k: v.copy() for k, v in typed.items()}), base, hessian_name
             )
-            results += first.parameters
-            evaluations += first.evaluations
+            if hessian is not None
+            else {}
+        )
 
-        def outputs(raw: Any, where: str) -> dict[str, Array]:
-            return normalise_gradients(raw, reference, where, complex_ok=True)
-
-        fn = VectorFunction(gradient, reference, gradient_name, outputs=outputs)
-    else:
-        assert loss is not None
-        numerical_gradient = NumericalGradient(loss, loss_name, reference)
-        fn = VectorFunction(numerical_gradient, reference, f"second differences of {loss_name}")
-        plan = _Plan(plan.settings, plan.rule, plan.user_step, numerical_gradient.rel)
-    rng = np.random.default_rng(settings.seed)
-    direction_rng, noise_rng, taylor_rng, pick_rng = rng.spawn(4)
-    blocks = (
-        _hessian_blocks(call_user(hessian_name, hessian, {k: v.copy() for k, v in typed.items()}), base, hessian_name)
-        if hessian is not None
-        else {}
-    )
-
-    def measure_one(q: str) -> _Batch:
-        before = fn.evaluations
-        n = base[q].size
-        if hvp is not None or settings.mode == "directional":
-            V = _unit_directions(settings.directions, n, direction_rng)
-            cols = np.repeat(np.arange(len(V)), fn.size)
-            rows = np.tile(np.arange(fn.size), len(V))
-            if hvp is not None:
-                analytic = np.concatenate([_hvp_product(hvp, v, q, typed, hessian_name) for v in V])
+        def measure_one(q: str) -> _Batch:
+            before = fn.evaluations
+            n = base[q].size
+            if hvp is not None or settings.mode == "directional":
+                V = _unit_directions(settings.directions, n, direction_rng)
+                cols = np.repeat(np.arange(len(V)), fn.size)
+                rows = np.tile(np.arange(fn.size), len(V))
+                if hvp is not None:
+                    analytic = np.concatenate([_hvp_product(hvp, v, q, typed, hessian_name) for v in V])
+                else:
+                    analytic = np.concatenate([np.concatenate([blocks[p, q].matvec(v) for p in names]) for v in V])
+                columns = direction_columns(V)
+                directions = True
             else:
-                analytic = np.concatenate([np.concatenate([blocks[p, q].matvec(v) for p in names]) for v in V])
-            columns = direction_columns(V)
-            directions = True
-        else:
-            rows, cols = _entries(None, fn.size, n, settings, pick_rng)
-            offsets = np.cumsum([0, *(base[p].size for p in names)])
-            owner = np.searchsorted(offsets, rows, side="right") - 1
-            analytic = np.empty(rows.size)
-            for a, p in enumerate(names):
-                here = owner == a
-                analytic[here] = blocks[p, q].at(rows[here] - offsets[a], cols[here])
-            columns = unit_columns(n)
-            directions = False
-        d = _measure(fn, q, columns, rows, cols, analytic, plan, noise_rng)
-        batch = _Batch(q, rows, cols, analytic, d, 0, directions)
-        if settings.taylor and loss is not None and hessian is not None:
-            batch.taylor[q] = _curvature_taylor(loss, reference, q, blocks[q, q], plan, taylor_rng)
-        elif settings.taylor and hvp is not None:
-            # The gradient along a random direction of q: G_q(x + h v) - G_q(x) - h (Hv)_q
-            # leaves O(h^2) when the product is right (q's own outputs, weighted at random).
-            v = _unit_directions(1, n, taylor_rng)[0]
-            own = next(block for name_, _, block in fn.blocks() if name_ == q)
-            w = np.zeros(fn.size)
-            w[own] = taylor_rng.standard_normal(own.stop - own.start)
-            slope = float(w @ _hvp_product(hvp, v, q, typed, hessian_name))
-            batch.taylor[q] = _scalar_taylor(fn, q, v, w, slope, plan)
-        batch.evaluations = fn.evaluations - before
-        return batch
+                rows, cols = _entries(None, fn.size, n, settings, pick_rng)
+                offsets = np.cumsum([0, *(base[p].size for p in names)])
+                owner = np.searchsorted(offsets, rows, side="right") - 1
+                analytic = np.empty(rows.size)
+                for a, p in enumerate(names):
+                    here = owner == a
+                    analytic[here] = blocks[p, q].at(rows[here] - offsets[a], cols[here])
+                columns = unit_columns(n)
+                directions = False
+            d = _measure(fn, q, columns, rows, cols, analytic, plan, noise_rng)
+            batch = _Batch(q, rows, cols, analytic, d, 0, directions)
+            if settings.taylor and loss is not None and hessian is not None:
+                batch.taylor[q] = _curvature_taylor(loss, reference, q, blocks[q, q], plan, taylor_rng)
+            elif settings.taylor and hvp is not None:
+                # The gradient along a random direction of q: G_q(x + h v) - G_q(x) - h (Hv)_q
+                # leaves O(h^2) when the product is right (q's own outputs, weighted at random).
+                v = _unit_directions(1, n, taylor_rng)[0]
+                own = next(block for name_, _, block in fn.blocks() if name_ == q)
+                w = np.zeros(fn.size)
+                w[own] = taylor_rng.standard_normal(own.stop - own.start)
+                slope = float(w @ _hvp_product(hvp, v, q, typed, hessian_name))
+                batch.taylor[q] = _scalar_taylor(fn, q, v, w, slope, plan)
+            batch.evaluations = fn.evaluations - before
+            return batch
 
-    unit = "Hv" if hvp is not None else "H"
-    where = hessian_name if hessian is not None else "hvp"
+        unit = "Hv" if hvp is not None else "H"
+        where = hessian_name if hessian is not None else "hvp"
 
-    def finish(batches: list[_Batch], unchecked: list[str]) -> Report:
-        rows = results + _results(batches, fn, plan, lambda p, q: f"{unit}[{p},{q}]", shapes, where)
-        notes = [_symmetry(blocks, plan.rule, hessian_name)] if hessian is not None else []
-        if numerical_gradient is not None:
-            count, evaluated = evaluations + numerical_gradient.calls, "loss"
-        else:
-            count = evaluations + fn.evaluations
-            evaluated = "gradient" if loss is None else "loss and gradient"
-        return _report(title, model, settings, rows, start, None, name, evaluated, notes, count, unchecked)
+        def finish(batches: list[_Batch], unchecked: list[str]) -> Report:
+            rows = results + _results(batches, fn, plan, lambda p, q: f"{unit}[{p},{q}]", shapes, where)
+            notes = [_symmetry(blocks, plan.rule, hessian_name)] if hessian is not None else []
+            if numerical_gradient is not None:
+                count, evaluated = evaluations + fn.evaluations * numerical_gradient.per_call, "loss"
+            else:
+                count = evaluations + fn.evaluations
+                evaluated = "gradient" if loss is None else "loss and gradient"
+            return _report(title, model, settings, rows, start, None, name, evaluated, notes, count, unchecked)
 
-    return _run(names, measure_one, progress, fn, lambda q: 2 * base[q].size, finish)
+        return _run(names, measure_one, progress, fn, lambda q: 2 * base[q].size, finish, run)
 
 
 def _hvp_product(hvp: Callable[[Params, Params], Any], v: Array, q: str, typed: Params, where: str) -> Array:

@@ -54,9 +54,16 @@ class CheckInterrupted(KeyboardInterrupt):
 
 
 class UserCodeError(GradcheckError):
-    """The function under test raised; carries the original exception."""
+    """The function under test raised; carries the original exception.
 
-    def __init__(self, where: str, original: BaseException) -> None:
-        super().__init__(f"{where} raised {type(original).__name__}: {original}")
+    Raised in a worker process, it arrives as text: ``kind`` (the exception's type
+    name) and ``frames`` (the user's own traceback lines) stand for what could not
+    travel."""
+
+    def __init__(
+        self, where: str, original: BaseException, *, kind: str | None = None, frames: list[str] | None = None
+    ) -> None:
+        super().__init__(f"{where} raised {kind or type(original).__name__}: {original}")
         self.where = where
         self.original = original
+        self.frames = frames

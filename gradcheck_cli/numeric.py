@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -36,15 +36,13 @@ from typing import Any, Protocol, cast
 import numpy as np
 import numpy.typing as npt
 
-from .errors import BadValueError
-from .indexing import format_index
-from .usercode import call_user
+from .evaluation import EPS64, Job, Moves, ScalarReader, call_recording
+from .workers import InProcess, Runner
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
 
 METHODS = ("central", "forward", "richardson", "complex")
-EPS64 = float(np.finfo(np.float64).eps)
 
 # Round-off of one loss evaluation, in units of eps * |J|.  Losses are sums of many
 # terms and pass through several matrix products; 64 covers that with room.
@@ -122,33 +120,6 @@ def loss_roundoff(base: float, change: Array, eps: float = EPS64) -> Array:
     return bound
 
 
-def dropped_imaginary(where: str, what: str = "the loss") -> BadValueError:
-    """The error for code that loses the complex step's imaginary part (one wording)."""
-    return BadValueError(
-        f"{where} dropped the imaginary part of its complex input (float(), abs, .real or a real array do that), "
-        f"so the complex step cannot see its derivative; keep {what} complex-safe or use the central method"
-    )
-
-
-def _finite_scalar(value: object, who: str, context: str) -> complex | float:
-    if isinstance(value, tuple):
-        raise BadValueError(
-            f"{who} returned a tuple of {len(value)} {context}; return the loss alone (a float), "
-            f"e.g. 'return loss', not 'return loss, dx'"
-        )
-    arr = np.asarray(value)
-    if arr.dtype == bool:
-        raise BadValueError(f"{who} returned a bool ({value}) {context}; a bool is not a loss: return a float")
-    if arr.size != 1:
-        raise BadValueError(f"{who} must return a scalar; got an array of shape {arr.shape} {context}")
-    v = arr.reshape(()).item()
-    if not isinstance(v, (int, float, complex)):
-        raise BadValueError(f"{who} must return a number; got {type(value).__name__} {context}")
-    if not np.isfinite(v):
-        raise BadValueError(f"{who} returned {v} {context}; the loss must be a finite number")
-    return v
-
-
 class LoopProbe:
     """Evaluates the loss once per perturbation: the plain reference path.
 
@@ -171,94 +142,51 @@ class LoopProbe:
         kink_pattern: Callable[[Params], Array | None] | None = None,
         where: str = "loss",
         black_box: bool = False,
+        runner: Runner | None = None,
     ) -> None:
-        self._loss = loss
-        self._where = where
         self.black_box = black_box
         self.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-        first = self._call(self.params, "at the starting point")
+        self.runner = runner if runner is not None else InProcess()
+        self.job = Job(loss, self.params, ScalarReader(where, black_box), kink_pattern)
+        began = time.perf_counter()
+        first = self._call("at the starting point")
+        self.runner.observe(time.perf_counter() - began)
         self.base = float(np.real(first))
-        self.output_eps = self._output_eps
-        self._kink_pattern = kink_pattern
-        self._base_pattern = kink_pattern(self.params) if kink_pattern else None
+        self.output_eps = self.job.reader.eps
         self.evaluations = 1
         self.progress: Callable[[int], None] | None = None
 
-    _output_eps = EPS64
-    _real_output = False
+    def _call(self, context: str) -> complex | float:
+        raw, dropped = call_recording(self.job.where, self.job.function, self.params)
+        reader = self.job.reader
+        assert isinstance(reader, ScalarReader)
+        value, _ = reader.read(raw, dropped, False, context, moved=False)
+        return value
 
-    def _call(self, params: Params, context: str, moved: bool = False) -> complex | float:
-        complex_input = any(np.iscomplexobj(v) for v in params.values())
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", np.exceptions.ComplexWarning)
-            value = call_user(self._where, self._loss, params)
-        try:
-            array = np.asarray(value)
-        except Exception:  # a ragged tuple, say: _finite_scalar names the mistake
-            array = np.asarray(None)
-        if isinstance(value, (tuple, bool)) or array.dtype.kind not in "biufc":
-            return _finite_scalar(value, self._where, context)
-        dropped = any(issubclass(w.category, np.exceptions.ComplexWarning) for w in caught)
-        self._real_output = complex_input and not np.iscomplexobj(array)
-        if complex_input and (dropped or (self._real_output and not self.black_box)):
-            raise dropped_imaginary(self._where)
-        if moved and self.black_box and array.size == 1:
-            number = array.reshape(())
-            if number.dtype.kind in "fc" and not np.isfinite(number):
-                return float("nan")  # left the domain at this step: a smaller step may not
-        if not moved:
-            self._output_eps = float(np.finfo(array.dtype).eps) if array.dtype.kind in "fc" else EPS64
-        return _finite_scalar(value, self._where, context)
-
-    def _crossed(self, params: Params) -> int:
-        """How many kinks lie between the starting point and ``params``."""
-        assert self._kink_pattern is not None
-        return int(np.count_nonzero(self._kink_pattern(params) != self._base_pattern))
+    def _run(self, moves: Moves) -> Evaluation:
+        out = self.runner.run(self.job, moves, self.progress)
+        self.evaluations += len(moves)
+        change = out["value"] - self.base
+        crossed = out["crossed"] if self.job.kink_pattern is not None else None
+        return Evaluation(change, loss_roundoff(self.base, change, self.output_eps), crossed, out["real"])
 
     def entries(self, name: str, flat: Array, steps: Array) -> Evaluation:
         """``J(x + steps[k] e_{flat[k]}) - J(x)`` for each k, one loss call each."""
-        x = self.params[name]
-        work = x.astype(steps.dtype if np.iscomplexobj(steps) else np.float64, copy=True)
-        view = work.reshape(-1)
-        params = dict(self.params)
-        params[name] = work
-        change = np.empty(len(flat), dtype=work.dtype)
-        crossed = np.zeros(len(flat), dtype=np.int64) if self._base_pattern is not None else None
-        real_output = np.zeros(len(flat), dtype=bool)
-        for k, (i, s) in enumerate(zip(flat, steps, strict=True)):
-            old = view[i]
-            view[i] = old + s
-            where = name + (format_index(x.shape, i) if x.shape else "")
-            change[k] = self._call(params, f"with {where} moved", moved=True) - self.base
-            real_output[k] = self._real_output
-            if crossed is not None and not np.iscomplexobj(steps):
-                crossed[k] = self._crossed(params)
-            view[i] = old
-            if self.progress is not None:
-                self.progress(1)
-        self.evaluations += len(flat)
-        return Evaluation(change, loss_roundoff(self.base, change, self.output_eps), crossed, real_output)
+        return self._run(Moves.entries(name, flat, steps))
 
     def along(self, name: str, directions: Array, steps: Array) -> Evaluation:
         """``J(x + steps[k] v_k) - J(x)`` for each unit direction ``v_k`` (rows of ``directions``)."""
-        x = self.params[name]
-        params = dict(self.params)
-        change = np.empty(len(steps), dtype=np.result_type(steps, np.float64))
-        crossed = np.zeros(len(steps), dtype=np.int64) if self._base_pattern is not None else None
-        real_output = np.zeros(len(steps), dtype=bool)
-        for k, (v, s) in enumerate(zip(directions, steps, strict=True)):
-            params[name] = x + s * v.reshape(x.shape)
-            change[k] = self._call(params, f"with {name} moved along a direction", moved=True) - self.base
-            real_output[k] = self._real_output
-            if crossed is not None and not np.iscomplexobj(steps):
-                crossed[k] = self._crossed(params)
-        self.evaluations += len(steps)
-        return Evaluation(change, loss_roundoff(self.base, change, self.output_eps), crossed, real_output)
+        steps = np.asarray(steps)
+        changes = steps[:, None] * np.asarray(directions).reshape(len(steps), -1)
+        return self._run(Moves.dense(name, changes))
 
     def repeat_base(self) -> float:
         """The loss at the starting point once more (a determinism check)."""
         self.evaluations += 1
-        return float(np.real(self._call(self.params, "at the starting point, called again")))
+        began = time.perf_counter()
+        value = float(np.real(self._call("at the starting point, called again")))
+        self.runner.observe(time.perf_counter() - began)
+        return value
 
 
 @dataclass

@@ -365,6 +365,106 @@ ENGINE_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+
+def _workers(value: Any) -> int | str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return integer(1)(value)  # type: ignore[no-any-return]
+    except ValueError:
+        raise ValueError(f"{_shown(value)} is not a whole number >= 1 or auto") from None
+
+
+def _dask(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise ValueError("'' is not a scheduler address or local:N; e.g. tcp://10.0.0.5:8786 or local:2")
+        return text
+    return value  # a distributed.Client (the API)
+
+
+DEFAULT_MAX_SECONDS = 600.0
+
+# How a check runs, not what it computes: none of these changes a report's numbers.
+EXECUTION_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "workers",
+        _workers,
+        1,
+        "Processes that evaluate your function (auto: one per core); also the loop engine of built-in "
+        "models. Results are bitwise those of one process.",
+        metavar="N|auto",
+    ),
+    Option(
+        "dask",
+        optional(_dask),
+        None,
+        "Evaluate on a Dask cluster: a scheduler's ADDRESS, or local:N for a local cluster of N workers "
+        "(needs pip install 'gradcheck-cli[dask]').",
+        metavar="ADDRESS|local:N",
+    ),
+    Option(
+        "checkpoint",
+        optional(_text),
+        None,
+        "Record finished evaluations in FILE as they complete; rerunning the same check with the same FILE "
+        "continues where it stopped.",
+        metavar="FILE",
+    ),
+    Option(
+        "timeout",
+        optional(number(0, above=True, example="30")),
+        None,
+        "Seconds one evaluation may take; a longer one is stopped and named (exit 2). Runs evaluations in "
+        "worker processes.",
+        metavar="SECONDS",
+    ),
+    Option(
+        "max_seconds",
+        number(0, above=True, example="3600"),
+        DEFAULT_MAX_SECONDS,
+        "Refuse a check estimated (from timed evaluations) to take longer, naming faster alternatives.",
+        metavar="SECONDS",
+        shown_default=f"{DEFAULT_MAX_SECONDS:g}",
+    ),
+    Option("force", _boolean, False, "Run a check even when it is estimated to exceed --max-seconds.", flag=True),
+)
+
+_EXECUTION = {o.name: o for o in EXECUTION_OPTIONS}
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and how a check's evaluations run: the options of ``EXECUTION_OPTIONS``."""
+
+    workers: int | str = _EXECUTION["workers"].default
+    dask: Any = _EXECUTION["dask"].default
+    checkpoint: str | None = _EXECUTION["checkpoint"].default
+    timeout: float | None = _EXECUTION["timeout"].default
+    max_seconds: float = _EXECUTION["max_seconds"].default
+    force: bool = _EXECUTION["force"].default
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _EXECUTION[f.name].convert(getattr(self, f.name)))
+
+    def updated(self, **given: Any) -> Execution:
+        """A copy with the options that were given (not None) replaced."""
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+
+def execution_for_call(execution: Execution | None, call: Mapping[str, Any]) -> Execution:
+    """``execution`` (or the defaults) with the execution keywords of an API call that
+    were given (not None)."""
+    return (execution or Execution()).updated(**{o.name: call.get(o.name) for o in EXECUTION_OPTIONS})
+
+
+def execution_from(values: Mapping[str, Any]) -> Execution:
+    """``Execution`` from a mapping holding execution options (missing ones: defaults)."""
+    return Execution(**{o.name: values[o.name] for o in EXECUTION_OPTIONS if o.name in values})
+
+
 MLP_OPTIONS: tuple[Option, ...] = (
     Option("layers", _sizes, None, "Layer sizes n0,n1,...,nL, e.g. 4,8,3.", metavar="n0,n1,...,nL", required=True),
     Option(
@@ -509,9 +609,9 @@ FUNC_OPTIONS: tuple[Option, ...] = (
 MODEL_OPTIONS: dict[str, tuple[Option, ...]] = {"mlp": MLP_OPTIONS, "linreg": LINREG_OPTIONS, "func": FUNC_OPTIONS}
 # Options a check of each model takes besides its own: the engine only serves built-in models.
 CHECK_OPTIONS: dict[str, tuple[Option, ...]] = {
-    "mlp": SETTINGS_OPTIONS + ENGINE_OPTIONS,
-    "linreg": SETTINGS_OPTIONS,  # linreg has the loop alone: no engine to choose or bound
-    "func": SETTINGS_OPTIONS,
+    "mlp": SETTINGS_OPTIONS + ENGINE_OPTIONS + EXECUTION_OPTIONS,
+    "linreg": SETTINGS_OPTIONS + EXECUTION_OPTIONS,  # linreg has the loop alone: no engine to choose or bound
+    "func": SETTINGS_OPTIONS + EXECUTION_OPTIONS,
 }
 
 

@@ -345,11 +345,16 @@ class RichProgress:
         self._name = ""
         self._total = 0
         self._done = 0
+        self._plan = ""
         self.shown = False
+
+    def plan(self, text: str) -> None:
+        """The check's estimated time and where it runs, shown beside each parameter."""
+        self._plan = f" [{text}]"
 
     def start(self, name: str, total: int, position: tuple[int, int]) -> None:
         prefix = f"{self.label}: " if self.label else ""
-        self._name = f"{prefix}{name} ({position[0]} of {position[1]})"
+        self._name = f"{prefix}{name} ({position[0]} of {position[1]}){self._plan}"
         self._total, self._done = total, 0
         if self._progress is not None:
             self._task = self._progress.add_task(self._name, total=total)

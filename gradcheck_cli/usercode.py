@@ -8,7 +8,9 @@ check that "exits 0" having checked nothing would be a green CI step that lies.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .errors import BadValueError, GradcheckError, UserCodeError
@@ -26,3 +28,21 @@ def call_user(where: str, function: Callable[..., Any], *args: Any, **kwargs: An
         ) from None
     except Exception as exc:  # the user's code: report it, do not crash
         raise UserCodeError(where, exc) from exc
+
+
+def user_frames(exc: BaseException) -> list[str]:
+    """The traceback lines of the user's own code in ``exc`` (and, for a SyntaxError,
+    the line it points at): gradcheck's, numpy's and the import machinery's frames
+    left out."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _is_ours(f.filename)]
+    lines = traceback.format_list(frames)
+    if isinstance(exc, SyntaxError):
+        lines += traceback.format_exception_only(type(exc), exc)[:-1]
+    return lines
+
+
+def _is_ours(filename: str) -> bool:
+    if filename.startswith("<"):
+        return True
+    path = Path(filename).resolve()
+    return path.is_relative_to(Path(__file__).resolve().parent) or "numpy" in path.parts or "importlib" in path.parts

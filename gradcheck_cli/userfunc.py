@@ -23,7 +23,7 @@ import numpy.typing as npt
 from .check import ProgressSink, check_gradients
 from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
 from .errors import InputError
-from .options import DERIVATIVE_KINDS, Constants, ParamShapes, Settings
+from .options import DERIVATIVE_KINDS, Constants, Execution, ParamShapes, Settings
 from .result import Report
 from .usercode import call_user
 
@@ -349,22 +349,76 @@ def load_check(spec: FuncSpec) -> LoadedFunction:
     return LoadedFunction(spec, loss_fn, derivative_fn, params, fixed, grad_fn, dout, sparsity)
 
 
+class UserFunction:
+    """One of a user check's functions, called with the parameters as keywords and the
+    fixed inputs it takes: ``f(params)``.  It pickles as its target and fixed inputs,
+    so a worker process imports the file again by its path (a Dask worker that lacks
+    the path, by the module name ``upload_file`` gave it)."""
+
+    def __init__(self, target: str, role: str, fixed: dict[str, Any], function: Callable[..., Any] | None = None):
+        where, name = parse_target(target, role)
+        if not _is_module_path(where) or Path(where).is_file():
+            where = str(Path(where).expanduser().resolve())  # a worker's folder may differ
+        self.target = f"{where}:{name}"
+        self.role = role
+        self.fixed = fixed
+        self._function = function
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"target": self.target, "role": self.role, "fixed": self.fixed}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._function = None
+
+    def function(self) -> Callable[..., Any]:
+        if self._function is None:
+            where, name = parse_target(self.target, self.role)
+            if where.endswith(".py") and not Path(where).is_file():
+                module = importlib.import_module(re.sub(r"\W", "_", Path(where).stem))
+                self._function = getattr(module, name)
+            else:
+                self._function = load_function(where, name, self.role)
+        return self._function
+
+    def __call__(self, params: Params) -> Any:
+        function = self.function()
+        return function(**params, **_accepted(function, self.fixed))
+
+
+def _sources(spec: FuncSpec) -> tuple[str, ...]:
+    """The files whose contents define a check: its code and its data."""
+    files = [parse_target(getattr(spec, k), k)[0] for k in ("loss", *DERIVATIVE_KINDS) if getattr(spec, k)]
+    files += [getattr(spec, k) for k in FILE_KEYS if getattr(spec, k)]
+    return tuple(sorted({str(Path(f).resolve()) for f in files if Path(f).is_file()}))
+
+
 def check_function(
     spec: FuncSpec | LoadedFunction,
     settings: Settings | None = None,
     *,
     progress: ProgressSink | None = None,
     name: str = "",
+    execution: Execution | None = None,
 ) -> Report:
-    """Load (unless loaded) and check a user's function and its derivative (``gradcheck func``)."""
+    """Load (unless loaded) and check a user's function and its derivative (``gradcheck func``);
+    ``execution`` says where its evaluations run."""
     loaded = spec if isinstance(spec, LoadedFunction) else load_check(spec)
     s = loaded.spec
     kind = s.kind
-    f, derivative, call = loaded.loss, loaded.derivative, loaded.call
-    common: dict[str, Any] = {"progress": progress, "name": name, "title": s.title(), "model": s.describe()}
+    derivative, call = loaded.derivative, loaded.call
+    f = UserFunction(s.loss, "loss", loaded.fixed, loaded.loss)
+    common: dict[str, Any] = {
+        "progress": progress,
+        "name": name,
+        "title": s.title(),
+        "model": s.describe(),
+        "execution": execution,
+        "_sources": _sources(s),
+    }
     if kind == "grad":
         return check_gradients(
-            lambda p: call(f, **p),
+            f,
             lambda p: call(derivative, **p),
             loaded.params,
             settings,
@@ -378,7 +432,7 @@ def check_function(
             return call(derivative, dout, **p) if cache is None else call(derivative, dout, cache)
 
         return check_vjp(
-            lambda p: call(f, **p),
+            f,
             backward,
             loaded.params,
             settings,
@@ -389,7 +443,7 @@ def check_function(
         )
     if kind == "jvp":
         return check_jvp(
-            lambda p: call(f, **p),
+            f,
             lambda t, p: call(derivative, t, **p),
             loaded.params,
             settings,
@@ -399,7 +453,7 @@ def check_function(
         )
     if kind == "jac":
         return check_jacobian(
-            lambda p: call(f, **p),
+            f,
             lambda p: call(derivative, **p),
             loaded.params,
             settings,
@@ -408,14 +462,14 @@ def check_function(
             jacobian_name=s.derivative,
             **common,
         )
-    grad = loaded.grad
+    grad = UserFunction(s.grad, "grad", loaded.fixed, loaded.grad) if s.grad is not None else None
     return check_hessian(
-        lambda p: call(f, **p),
+        f,
         loaded.params,
         settings,
         hessian=(lambda p: call(derivative, **p)) if kind == "hess" else None,
         hvp=(lambda v, p: call(derivative, v, **p)) if kind == "hvp" else None,
-        gradient=(lambda p: call(grad, **p)) if grad is not None else None,
+        gradient=grad,
         loss_name=s.loss,
         hessian_name=s.derivative,
         gradient_name=s.grad or "gradient",

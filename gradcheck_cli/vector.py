@@ -13,7 +13,7 @@ jump evidence (``numeric``) apply to each entry unchanged.
 
 from __future__ import annotations
 
-import warnings
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,53 +21,29 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import BadValueError
+from .evaluation import Job, Moves, Outputs, VectorReader, call_recording, single_output
 from .numeric import (
-    EPS64,
     LOSS_ROUNDOFF,
     NOISE_POINTS,
     NOISE_SAFETY,
     Evaluate,
     Evaluation,
     _noise_from_differences,
-    dropped_imaginary,
 )
-from .usercode import call_user
+from .workers import InProcess, Runner
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
-
-
-@dataclass
-class Noisy:
-    """Values that carry a known absolute error (a numerical gradient, say)."""
-
-    values: dict[str, Array]
-    noise: dict[str, Array]
-
-
-Outputs = Callable[[Any, str], dict[str, Array]]
-
-
-def single_output(raw: Any, where: str) -> dict[str, Array]:
-    """The output of a function that returns one array (or a number)."""
-    if isinstance(raw, (tuple, list, dict)):
-        raise BadValueError(
-            f"{where} returned a {type(raw).__name__}; return the output alone as one array "
-            f"(the Jacobian is taken of that array)"
-        )
-    return {"out": raw}
 
 
 class VectorFunction:
     """Evaluates ``F`` at moved inputs and flattens its output(s) into one vector.
 
     ``function(params)`` returns what ``outputs`` turns into a dict of named arrays
-    (one array, or a gradient's dict of arrays), or a ``Noisy`` of them.  The
-    layout (names, shapes) is fixed by the first call; every later call must keep
-    it.  A value that is not finite at a moved point becomes nan (the step left the
-    function's domain; a smaller one may not).  ``noise`` is each output's measured
-    noise, added to the round-off model once measured.
+    (one array, or a gradient's dict of arrays), or a ``Noisy`` of them; the
+    ``evaluation.VectorReader`` reads it (the layout is fixed by the first call).
+    Moves run on ``runner`` (this process, workers, Dask).  ``noise`` is each
+    output's measured noise, added to the round-off model once measured.
     """
 
     def __init__(
@@ -76,14 +52,18 @@ class VectorFunction:
         params: Params,
         where: str,
         outputs: Outputs = single_output,
+        runner: Runner | None = None,
     ) -> None:
-        self._function = function
-        self._outputs = outputs
         self.where = where
         self.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-        self.layout: list[tuple[str, tuple[int, ...]]] = []
-        self.output_eps = EPS64
-        values, noise = self._call(self.params, "at the starting point", moved=False)
+        self.runner = runner if runner is not None else InProcess()
+        self.job = Job(function, self.params, VectorReader(where, outputs))
+        began = time.perf_counter()
+        values, noise = self._call("at the starting point")
+        self.runner.observe(time.perf_counter() - began)
+        assert isinstance(self.job.reader, VectorReader)
+        self.layout = self.job.reader.layout
+        self.output_eps = self.job.reader.eps
         self.base = np.real(values).astype(np.float64)
         self.base_noise = noise
         self.noise = np.zeros(self.base.size)
@@ -104,71 +84,28 @@ class VectorFunction:
             start += size
         return out
 
-    def _call(self, params: Params, context: str, moved: bool) -> tuple[Array, Array]:
-        complex_input = any(np.iscomplexobj(v) for v in params.values())
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", np.exceptions.ComplexWarning)
-            raw = call_user(self.where, self._function, params)
-        dropped = any(issubclass(w.category, np.exceptions.ComplexWarning) for w in caught)
-        noisy = isinstance(raw, Noisy)
-        named = raw.values if isinstance(raw, Noisy) else self._outputs(raw, self.where)
-        arrays = []
-        for name, value in named.items():
-            try:
-                array = np.asarray(value)
-            except Exception:
-                array = np.asarray(None)
-            if array.dtype.kind not in "biufc" or array.dtype == bool:
-                raise BadValueError(
-                    f"{self.where} returned {type(value).__name__} for {name} {context}; return a real array"
-                )
-            arrays.append((name, array))
-        shapes = [(name, tuple(a.shape)) for name, a in arrays]
-        if not moved:
-            self.layout = shapes
-            kinds = [a.dtype for _, a in arrays if a.dtype.kind in "fc"]
-            self.output_eps = max((float(np.finfo(k).eps) for k in kinds), default=EPS64)
-        elif shapes != self.layout:
-            raise BadValueError(
-                f"{self.where} returned shape {_describe(shapes)} {context}, but {_describe(self.layout)} at the "
-                f"starting point; the output's shape must not depend on the input's values"
-            )
-        flat = np.concatenate([a.reshape(-1) for _, a in arrays]) if arrays else np.zeros(0)
-        if complex_input and (dropped or not np.iscomplexobj(flat)):
-            raise dropped_imaginary(self.where, "the function")
-        flat = flat.astype(np.complex128 if np.iscomplexobj(flat) else np.float64)
-        finite = np.isfinite(flat)
-        if not finite.all():
-            if not moved:
-                first = int(np.flatnonzero(~finite)[0])
-                raise BadValueError(
-                    f"{self.where} returned {flat[first]} at output entry {first} {context}; "
-                    f"the output must be finite there"
-                )
-            flat = np.where(finite, flat, np.nan)
-        noise = (
-            np.concatenate([np.abs(np.asarray(v, dtype=np.float64)).reshape(-1) for v in raw.noise.values()])
-            if noisy and isinstance(raw, Noisy)
-            else np.zeros(flat.size)
-        )
-        return flat, noise
+    def _call(self, context: str) -> tuple[Array, Array]:
+        reader = self.job.reader
+        assert isinstance(reader, VectorReader)
+        raw, dropped = call_recording(self.where, self.job.function, self.params)
+        return reader.read(raw, dropped, False, context, moved=False)
 
-    def at(self, name: str, change: Array, context: str) -> tuple[Array, Array]:
+    def moved(self, moves: Moves) -> tuple[Array, Array]:
+        """``F`` after each move (rows), and the noise its values carry."""
+        out = self.runner.run(self.job, moves, self.progress)
+        self.evaluations += len(moves)
+        return out["values"], out["noise"]
+
+    def at(self, name: str, change: Array, context: str = "") -> tuple[Array, Array]:
         """``F`` with input ``name`` moved by ``change`` (flat, real or complex), and the
         noise its values carry."""
-        params = dict(self.params)
-        x = self.params[name]
-        params[name] = (x.reshape(-1) + change).reshape(x.shape)
-        values, noise = self._call(params, context, moved=True)
-        self.evaluations += 1
-        if self.progress is not None:
-            self.progress(1)
-        return values, noise
+        values, noise = self.moved(Moves.dense(name, np.asarray(change)[None, :], kind="columns"))
+        return values[0], noise[0]
 
     def again(self) -> Array:
         """``F`` at the starting point once more (a determinism check)."""
         self.evaluations += 1
-        values, _ = self._call(self.params, "at the starting point, called again", moved=False)
+        values, _ = self._call("at the starting point, called again")
         return np.real(values)
 
     def roundoff(self, rows: Array, values: Array, noise: Array) -> Array:
@@ -177,12 +114,6 @@ class VectorFunction:
             model = LOSS_ROUNDOFF * self.output_eps * np.maximum(np.abs(self.base[rows]), np.abs(np.real(values)))
         bound: Array = model + noise + self.base_noise[rows] + self.noise[rows]
         return bound
-
-
-def _describe(shapes: list[tuple[str, tuple[int, ...]]]) -> str:
-    if len(shapes) == 1:
-        return str(shapes[0][1])
-    return ", ".join(f"{n} {s}" for n, s in shapes)
 
 
 @dataclass(frozen=True)
@@ -260,24 +191,26 @@ def column_evaluator(fn: VectorFunction, name: str, columns: Columns, rows: Arra
         bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
         change = np.empty(len(entries), dtype=np.complex128 if imaginary else np.float64)
         roundoff = np.empty(len(entries))
+        parts: list[tuple[Array, Array]] = []
+        groups: list[Array] = []
         for u in range(len(unique)):
             members = order[bounds[u] : bounds[u + 1]]
             first = members[0]
             g = int(columns.group[c[first]])
-            scale = ratio[first]
-            move = np.zeros(size, dtype=np.complex128 if imaginary else np.float64)
             if columns.directions is not None:
                 step = steps[first]
-                move += step * columns.directions[c[first]]
+                parts.append((np.arange(size), step * columns.directions[c[first]]))
             else:
                 assert columns.entry is not None
                 in_group = members_of[starts[g] : starts[g + 1]]
-                s = scale * h[in_group]
+                s = ratio[first] * h[in_group]
                 s[position[c[members]]] = np.imag(steps[members]) if imaginary else steps[members]
-                move[columns.entry[in_group]] = 1j * s if imaginary else s
-            values, noise = fn.at(name, move, f"with {name} moved")
-            change[members] = values[r[members]] - fn.base[r[members]]
-            roundoff[members] = fn.roundoff(r[members], values[r[members]], noise[r[members]])
+                parts.append((columns.entry[in_group], 1j * s if imaginary else s))
+            groups.append(members)
+        values, noise = fn.moved(Moves.groups(name, parts))
+        for u, members in enumerate(groups):
+            change[members] = values[u, r[members]] - fn.base[r[members]]
+            roundoff[members] = fn.roundoff(r[members], values[u, r[members]], noise[u, r[members]])
         return Evaluation(change, roundoff, None)
 
     return evaluate
@@ -294,7 +227,8 @@ def measure_output_noise(fn: VectorFunction, name: str, rows: Array, rng: np.ran
     spacings = sorted({max(smallest, 1e-6 * magnitude), max(smallest, 1e-9 * magnitude), max(smallest, 1e-6)})
     found = np.full((len(spacings), rows.size), np.inf)
     for k, s in enumerate(spacings):
-        runs = np.array([np.real(fn.at(name, i * s * v, f"with {name} moved")[0][rows]) for i in range(1, 11)])
+        values, _ = fn.moved(Moves.dense(name, np.array([i * s * v for i in range(1, 11)]), kind="columns"))
+        runs = np.real(values[:, rows])
         assert runs.shape[0] == NOISE_POINTS
         for j in range(rows.size):
             column = runs[:, j] - fn.base[rows[j]]

@@ -114,7 +114,8 @@ def test_junit_for_a_single_command(runner, tmp_path):
         (
             '[[check]]\nname = "a"\nmodel = "mlp"\nlayers = [4, 8, 3]\nlyers = 3\n',
             "{path}:5: unknown key 'lyers' in check 'a' (model mlp); valid keys: name, model, method, mode, dtype, eps, "
-            "rtol, atol, samples, directions, taylor, seed, allow_unresolved, engine, max_memory, layers, activation, activations, loss, "
+            "rtol, atol, samples, directions, taylor, seed, allow_unresolved, engine, max_memory, workers, dask, checkpoint, "
+            "timeout, max_seconds, force, layers, activation, activations, loss, "
             "bias, m",
         ),
         (

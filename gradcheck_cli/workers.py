@@ -1,0 +1,568 @@
+"""Where the function under test runs: this process, local worker processes, or Dask.
+
+A ``Runner`` takes a batch of moves (``evaluation.Moves``), cuts it into chunks,
+runs the chunks (``InProcess`` one after another; ``LocalWorkers`` in N spawned
+processes; ``DaskWorkers`` as tasks on a cluster) and puts the results back in
+the batch's order, so the numbers are those of the serial run bit for bit.  It
+numbers every move of the check in order, which lets a ``Checkpoint`` record
+finished chunks and answer them again after an interruption.  The choice of
+runner is made once, by ``open_runner``.
+
+Notes
+-----
+Why our own small pool.  ``concurrent.futures`` cannot end a worker stuck in an
+evaluation that never returns; here each worker writes the move it is on and
+when it began into shared memory, so the parent can end exactly the stuck
+process after ``timeout`` seconds and name the entry, tell a worker that died
+(``os._exit`` in user code) from one that raised, and stop everything at Ctrl-C
+within a fraction of a second.
+
+Why chunks of that size.  A chunk costs one message each way (about 0.1 ms
+locally, a few ms through a Dask scheduler).  Chunks are sized from the measured
+time of one evaluation so that each takes about ``CHUNK_SECONDS``: overhead stays
+below a few per cent, and a batch still splits into several chunks per worker
+so that none waits idle at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .checkpoint import Checkpoint
+from .errors import BadValueError, GradcheckError, InputError, UserCodeError
+from .evaluation import Job, JobState, Moves, evaluate_moves
+from .usercode import user_frames
+
+Array = npt.NDArray[Any]
+Result = dict[str, Array]
+Chunk = tuple[int, int]  # moves start .. stop of a batch
+
+# Seconds of work per chunk: locally, and through a Dask scheduler (a few ms per task).
+CHUNK_SECONDS = {"local": 0.05, "dask": 0.5, "serial": 0.25}
+CHUNKS_PER_WORKER = 4  # per batch, at least, when the batch is large enough
+POLL_SECONDS = 0.05  # how often the parent looks at timeouts (and notices Ctrl-C)
+DASK_RETRIES = 3
+
+INSTALL_DASK = "pip install 'gradcheck-cli[dask]'"
+
+
+class Runner:
+    """Runs batches of moves in chunks and records them; subclasses say where."""
+
+    kind = "serial"
+    workers = 1
+
+    def __init__(self, checkpoint: Checkpoint | None = None, timeout: float | None = None) -> None:
+        self.checkpoint = checkpoint
+        self.timeout = timeout
+        self.seconds: float | None = None  # measured time of one evaluation
+        self._next = 0  # number of the next move in the check's sequence
+
+    # -- timing ---------------------------------------------------------------------------------
+
+    def observe(self, seconds: float, count: int = 1) -> None:
+        """Learn the time of one evaluation from ``count`` evaluations taking ``seconds``."""
+        if count <= 0:
+            return
+        each = max(seconds / count, 1e-7)
+        self.seconds = each if self.seconds is None else 0.5 * (self.seconds + each)
+
+    def estimate(self, evaluations: int) -> float:
+        """Seconds ``evaluations`` evaluations should take here."""
+        each = self.seconds or 0.0
+        return evaluations * each / self.workers
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self, job: Job, moves: Moves, progress: Callable[[int], None] | None = None) -> Result:
+        """The results of ``moves``, in their order."""
+        start, count = self._next, len(moves)
+        self._next += count
+        pieces: list[tuple[int, Result]] = []
+        todo: list[Chunk] = []
+        cursor = 0
+        for a, b, digest, result in self.checkpoint.covering(start, count) if self.checkpoint else []:
+            if a < cursor:
+                continue
+            if digest != moves.part(a, b).digest():
+                raise InputError(
+                    f"{self.checkpoint.path if self.checkpoint else ''} does not match this run at evaluation "
+                    f"{start + a}: the check asks for other moves there (did the code change?); give a new "
+                    f"file, or delete it to start over",
+                    option="checkpoint",
+                )
+            if a > cursor:
+                todo.append((cursor, a))
+            pieces.append((a, result))
+            cursor = b
+            if self.checkpoint is not None:
+                self.checkpoint.replayed += b - a
+            if progress is not None:
+                progress(b - a)
+        if cursor < count:
+            todo.append((cursor, count))
+        chunks = [c for a, b in todo for c in self._cut(a, b, count)]
+        for (a, b), result, seconds in self._execute(job, moves, chunks):
+            self.observe(seconds, b - a)
+            if self.checkpoint is not None:
+                self.checkpoint.record(start + a, b - a, moves.part(a, b).digest(), result)
+            pieces.append((a, result))
+            if progress is not None:
+                progress(b - a)
+        pieces.sort(key=lambda p: p[0])
+        if len(pieces) == 1:
+            return pieces[0][1]
+        if not pieces:
+            return job.reader.allocate(0, moves.imaginary) | {"crossed": np.zeros(0, dtype=np.int64)}
+        return {k: np.concatenate([p[1][k] for p in pieces]) for k in pieces[0][1]}
+
+    def _cut(self, a: int, b: int, batch: int) -> list[Chunk]:
+        target = CHUNK_SECONDS[self.kind]
+        size = max(1, round(target / self.seconds)) if self.seconds else 1
+        if self.workers > 1:
+            size = min(size, max(1, math.ceil(batch / (CHUNKS_PER_WORKER * self.workers))))
+        return [(s, min(s + size, b)) for s in range(a, b, size)]
+
+    def _execute(self, job: Job, moves: Moves, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Result, float]]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return "1 process"
+
+    def close(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.close()
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InProcess(Runner):
+    """Every evaluation in this process, one after another."""
+
+    def __init__(self, checkpoint: Checkpoint | None = None) -> None:
+        super().__init__(checkpoint)
+        self._states: dict[int, JobState] = {}
+
+    def state(self, job: Job) -> JobState:
+        if id(job) not in self._states:
+            self._states[id(job)] = JobState(job)
+        return self._states[id(job)]
+
+    def _execute(self, job: Job, moves: Moves, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Result, float]]:
+        state = self.state(job)
+        for a, b in chunks:
+            began = time.perf_counter()
+            result = evaluate_moves(state, moves.part(a, b))
+            yield (a, b), result, time.perf_counter() - began
+
+
+# ---- errors across processes -----------------------------------------------------------------
+
+
+def _encode_error(exc: BaseException) -> tuple[Any, ...]:
+    """An error raised in a worker, as plain data (exceptions and tracebacks do not
+    always pickle)."""
+    if isinstance(exc, UserCodeError):
+        original = exc.original
+        return ("user", exc.where, type(original).__name__, str(original), exc.frames or user_frames(original))
+    if isinstance(exc, InputError):
+        return ("input", type(exc).__name__, exc.message, exc.option)
+    return ("other", type(exc).__name__, str(exc))
+
+
+def _decode_error(data: tuple[Any, ...], where: str) -> GradcheckError:
+    if data[0] == "user":
+        _, at, kind, text, frames = data
+        return UserCodeError(at, Exception(text), kind=kind, frames=frames)
+    if data[0] == "input":
+        _, kind, message, option = data
+        return (BadValueError if kind == "BadValueError" else InputError)(message, option=option)
+    _, kind, text = data
+    return BadValueError(f"{where} could not be evaluated in a worker ({kind}: {text})")
+
+
+def _pickled(job: Job) -> bytes:
+    try:
+        return pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise InputError(
+            f"{job.where} cannot be sent to worker processes ({type(exc).__name__}: {exc}); define it at a "
+            f"module's top level (not a lambda or a nested function), or use one worker",
+            option="workers",
+        ) from None
+
+
+# ---- local worker processes ------------------------------------------------------------------
+
+
+def _serve(conn: multiprocessing.connection.Connection, status: Any) -> None:
+    """A worker process: evaluate the chunks it is sent until told to stop.
+    ``status`` holds the move it is on and when that move began."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    sys.stdout = sys.stderr  # the user's prints must not reach our stdout (JSON, tables)
+    states: dict[str, JobState] = {}
+
+    def tick(k: int) -> None:
+        status[0], status[1] = k, time.monotonic()
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "stop":
+            return
+        _, token, blob, moves = message
+        began = time.perf_counter()
+        try:
+            if token not in states:
+                states[token] = JobState(pickle.loads(blob))
+            result = evaluate_moves(states[token], moves, tick)
+            conn.send(("done", result, time.perf_counter() - began))
+        except BaseException as exc:  # anything the user's code does is reported, not fatal
+            conn.send(("error", max(0, int(status[0])), _encode_error(exc)))
+
+
+class _Worker:
+    def __init__(self, context: Any) -> None:
+        self.conn, child = context.Pipe()
+        self.status = context.Array("d", [-1.0, 0.0], lock=False)
+        self.process = context.Process(target=_serve, args=(child, self.status), daemon=True)
+        self.process.start()
+        child.close()
+        self.jobs: set[str] = set()
+        self.chunk: tuple[int, Chunk] | None = None  # (chunk number, its moves) when busy
+        self.sent = 0.0
+
+
+class LocalWorkers(Runner):
+    """N worker processes on this machine (spawned: nothing of this process leaks in)."""
+
+    kind = "local"
+
+    def __init__(self, workers: int, checkpoint: Checkpoint | None = None, timeout: float | None = None) -> None:
+        super().__init__(checkpoint, timeout)
+        self.workers = workers
+        self._context = multiprocessing.get_context("spawn")
+        self._pool: list[_Worker] = []
+        self._blobs: dict[int, tuple[str, bytes]] = {}
+
+    def describe(self) -> str:
+        return f"{self.workers} worker process{'es' if self.workers > 1 else ''}"
+
+    def start(self) -> None:
+        """Start the processes (they boot while this process does its own work)."""
+        while len(self._pool) < self.workers:
+            self._pool.append(_Worker(self._context))
+
+    def _blob(self, job: Job) -> tuple[str, bytes]:
+        if id(job) not in self._blobs:
+            blob = _pickled(job)
+            self._blobs[id(job)] = (hashlib.blake2b(blob, digest_size=8).hexdigest(), blob)
+        return self._blobs[id(job)]
+
+    def _execute(self, job: Job, moves: Moves, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Result, float]]:
+        token, blob = self._blob(job)
+        self.start()
+        waiting = list(enumerate(chunks))[::-1]  # next chunk last
+        # The first error in the moves' order wins, as in a serial run: once one is
+        # known, only the chunks before it still matter.
+        failed: tuple[int, int, GradcheckError] | None = None  # (chunk number, move, error)
+        try:
+            while True:
+                cutoff = len(chunks) if failed is None else failed[0]
+                for worker in self._pool:
+                    if worker.chunk is None and waiting and waiting[-1][0] < cutoff:
+                        i, (a, b) = waiting.pop()
+                        worker.status[0] = -1.0
+                        worker.conn.send(("run", token, None if token in worker.jobs else blob, moves.part(a, b)))
+                        worker.jobs.add(token)
+                        worker.chunk, worker.sent = (i, (a, b)), time.monotonic()
+                busy = [w for w in self._pool if w.chunk is not None and w.chunk[0] < cutoff]
+                if not busy:
+                    if failed is not None:
+                        raise failed[2]
+                    return
+                ready = multiprocessing.connection.wait(
+                    [w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=POLL_SECONDS
+                )
+                for worker in busy:
+                    assert worker.chunk is not None
+                    i, (a, b) = worker.chunk
+                    if worker.conn in ready:
+                        try:
+                            message = worker.conn.recv()
+                        except (EOFError, OSError):
+                            message = None
+                        if message is not None:
+                            worker.chunk = None
+                            if message[0] == "done":
+                                yield (a, b), message[1], message[2]
+                            elif failed is None or (i, message[1]) < failed[:2]:
+                                failed = (i, message[1], _decode_error(message[2], job.where))
+                            continue
+                    if not worker.process.is_alive():
+                        raise self._died(worker, job, moves, a)
+                    if self.timeout is not None:
+                        self._check_timeout(worker, job, moves, a)
+        except BaseException:
+            self.close_pool()
+            raise
+
+    def _died(self, worker: _Worker, job: Job, moves: Moves, a: int) -> BadValueError:
+        worker.process.join(1)
+        k = int(worker.status[0])
+        where = moves.context(a + max(k, 0), job.params[moves.name].shape) if k >= 0 else "while being loaded"
+        return BadValueError(
+            f"{job.where} ended its worker process (exit code {worker.process.exitcode}) {where}; "
+            f"the code under test must return a value, not exit or crash"
+        )
+
+    def _check_timeout(self, worker: _Worker, job: Job, moves: Moves, a: int) -> None:
+        assert self.timeout is not None
+        k, began = int(worker.status[0]), float(worker.status[1])
+        since = began if k >= 0 and began >= worker.sent else worker.sent
+        if time.monotonic() - since <= self.timeout:
+            return
+        where = moves.context(a + k, job.params[moves.name].shape) if k >= 0 else "while being loaded"
+        raise BadValueError(
+            f"{job.where} did not return within the timeout of {self.timeout:g} s {where}, and was stopped; "
+            f"make it return, or give a larger timeout"
+        )
+
+    def close_pool(self) -> None:
+        for worker in self._pool:
+            if worker.process.is_alive():
+                worker.process.kill()
+        for worker in self._pool:
+            worker.process.join(1)
+            worker.conn.close()
+        self._pool = []
+
+    def close(self) -> None:
+        for worker in self._pool:
+            if worker.chunk is None and worker.process.is_alive():
+                with contextlib.suppress(OSError):
+                    worker.conn.send(("stop",))
+        deadline = time.monotonic() + 1.0
+        for worker in self._pool:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+        self.close_pool()
+        super().close()
+
+
+# ---- Dask ------------------------------------------------------------------------------------
+
+
+def _import_distributed() -> Any:
+    try:
+        return importlib.import_module("distributed")
+    except ImportError:
+        raise InputError(
+            f"--dask needs dask.distributed, which is not installed; install it with {INSTALL_DASK}",
+            option="dask",
+        ) from None
+
+
+_dask_states: dict[str, JobState] = {}
+
+
+def run_dask_chunk(token: str, blob: bytes, moves: Moves) -> tuple[Any, ...]:
+    """A chunk as a Dask task: the job's state is kept per worker thread, and the
+    user's errors come back as data (a task that raises would be retried)."""
+    key = token
+    began = time.perf_counter()
+    try:
+        if key not in _dask_states:
+            _dask_states[key] = JobState(pickle.loads(blob))
+        result = evaluate_moves(_dask_states[key], moves)
+        return ("done", result, time.perf_counter() - began)
+    except Exception as exc:
+        return ("error", 0, _encode_error(exc), traceback.format_exc(limit=1))
+
+
+class DaskWorkers(Runner):
+    """Chunks as tasks on a Dask cluster: ``ADDRESS`` of a running scheduler,
+    ``local:N`` (a ``LocalCluster`` of N single-threaded worker processes), or a
+    ``distributed.Client``.  A task on a worker that dies is run again elsewhere
+    (``retries``); finished chunks are kept as they arrive."""
+
+    kind = "dask"
+
+    def __init__(self, target: Any, checkpoint: Checkpoint | None = None, uploads: tuple[str, ...] = ()) -> None:
+        super().__init__(checkpoint)
+        distributed = _import_distributed()
+        self._distributed = distributed
+        self._cluster = None
+        self._own_client = False
+        if isinstance(target, distributed.Client):
+            self.client = target
+        else:
+            text = str(target)
+            try:
+                if text.startswith("local:"):
+                    n = int(text.removeprefix("local:"))
+                    if n < 1:
+                        raise ValueError
+                    self._cluster = distributed.LocalCluster(
+                        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                    )
+                    self.client = distributed.Client(self._cluster)
+                else:
+                    self.client = distributed.Client(text, timeout=10)
+            except ValueError:
+                raise InputError(
+                    f"{text!r} is not a Dask scheduler address or local:N; e.g. tcp://10.0.0.5:8786 or local:2",
+                    option="dask",
+                ) from None
+            except OSError as exc:
+                raise InputError(
+                    f"cannot reach the Dask scheduler at {text} ({exc}); start it (dask scheduler) or give local:N",
+                    option="dask",
+                ) from None
+            self._own_client = True
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+        for path in uploads:
+            self.client.upload_file(path)
+        self._blobs: dict[int, tuple[str, bytes]] = {}
+
+    def describe(self) -> str:
+        return f"{self.workers} Dask worker{'s' if self.workers > 1 else ''}"
+
+    def _execute(self, job: Job, moves: Moves, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Result, float]]:
+        if id(job) not in self._blobs:
+            blob = _pickled(job)
+            self._blobs[id(job)] = (hashlib.blake2b(blob, digest_size=8).hexdigest(), blob)
+        token, blob = self._blobs[id(job)]
+        futures = {}
+        for i, (a, b) in enumerate(chunks):
+            future = self.client.submit(run_dask_chunk, token, blob, moves.part(a, b), pure=False, retries=DASK_RETRIES)
+            futures[future] = i
+        failed: tuple[int, int, GradcheckError] | None = None
+        try:
+            for future in self._distributed.as_completed(list(futures)):
+                i = futures[future]
+                message = future.result()
+                a, b = chunks[i]
+                if message[0] == "done":
+                    yield (a, b), message[1], message[2]
+                else:
+                    error = _decode_error(message[2], job.where)
+                    if failed is None or i < failed[0]:
+                        failed = (i, message[1], error)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        if failed is not None:
+            raise failed[2]
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        super().close()
+
+
+# ---- the time guard ---------------------------------------------------------------------------
+
+
+def duration(seconds: float) -> str:
+    """``40 s``, ``12 min``, ``3.1 h``: a duration as a person reads it."""
+    if seconds < 90:
+        return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def guard(runner: Runner, planned: int, max_seconds: float, force: bool, progress: Any = None) -> str:
+    """Refuse a check estimated to exceed ``max_seconds`` (unless ``force``); the
+    estimate is ``planned`` evaluations at the measured time of one, over the
+    runner's workers.  Returns the estimate as text (the progress bar shows it)."""
+    estimate = runner.estimate(planned)
+    text = f"about {duration(estimate)} on {runner.describe()}"
+    if progress is not None:
+        progress.plan(text)
+    if estimate > max_seconds and not force:
+        each = (runner.seconds or 0.0) * 1000
+        raise InputError(
+            f"the check would take {text} ({planned:,} evaluations of {each:.3g} ms each), more than "
+            f"{max_seconds:g} s; check a part (--mode sample or --mode directional), spread it (more --workers, "
+            f"or --dask), raise --max-seconds, or give --force",
+            option="max_seconds",
+        )
+    return text
+
+
+# ---- choosing once ---------------------------------------------------------------------------
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_digest(identity: Any, params: dict[str, Array]) -> str:
+    """What makes two runs the same check: ``identity`` (the function, its files, the
+    settings, as JSON-able data) and the parameters' exact values."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr(identity).encode())
+    for name, x in params.items():
+        h.update(f"{name}{x.shape}{x.dtype}".encode())
+        h.update(np.ascontiguousarray(x).tobytes())
+    return h.hexdigest()
+
+
+def open_runner(
+    workers: int | str = 1,
+    dask: Any = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
+    digest: str = "",
+    uploads: tuple[str, ...] = (),
+) -> Runner:
+    """The runner for these options, chosen once: Dask, local workers (also for a
+    timeout: only a separate process can be ended), or this process."""
+    if dask is not None and timeout is not None:
+        raise InputError(
+            "a timeout ends a stuck evaluation by ending its local worker process, which a Dask cluster does not "
+            "allow; use the timeout with workers, or drop it",
+            option="timeout",
+        )
+    count = cores() if workers == "auto" else int(workers)
+    record = Checkpoint(checkpoint, digest) if checkpoint is not None else None
+    try:
+        if dask is not None:
+            return DaskWorkers(dask, record, uploads)
+        if count > 1 or timeout is not None:
+            return LocalWorkers(count, record, timeout)
+    except BaseException:
+        if record is not None:
+            record.close()
+        raise
+    return InProcess(record)
