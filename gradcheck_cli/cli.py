@@ -34,11 +34,13 @@ from .options import (
     CHECK_OPTIONS,
     DERIVATIVE_KINDS,
     ENGINE_OPTIONS,
+    EXECUTION_OPTIONS,
     FUNC_OPTIONS,
     LINREG_OPTIONS,
     MLP_OPTIONS,
     SETTINGS_OPTIONS,
     Option,
+    execution_from,
     parse_param,
     settings_from,
 )
@@ -332,6 +334,7 @@ def _check_builtin(model_name: str, kw: dict[str, Any]) -> int:
             engine=kw.get("engine", "auto"),
             max_memory=kw.get("max_memory"),
             progress=output.progress(),
+            execution=execution_from(kw),
         ),
     )
 
@@ -479,7 +482,10 @@ def func(**kw: Any) -> int:
     assert isinstance(spec, FuncSpec)
     with contextlib.redirect_stdout(sys.stderr):  # prints at import time too
         loaded = load_check(spec)
-    return _run_one(output, lambda: check_function(loaded, settings_from(kw), progress=output.progress()))
+    return _run_one(
+        output,
+        lambda: check_function(loaded, settings_from(kw), progress=output.progress(), execution=execution_from(kw)),
+    )
 
 
 _SEED = tuple(o for o in SETTINGS_OPTIONS if o.name == "seed")
@@ -677,7 +683,8 @@ def sweep_func(**kw: Any) -> int:
 
 
 def _overrides(options: Sequence[Option]) -> Callable[[F], F]:
-    """The settings options again, with no defaults: given, they override every check's."""
+    """The settings (and execution) options again, with no defaults: given, they
+    override every check's."""
 
     def decorate(command: F) -> F:
         for option in reversed(options):
@@ -693,6 +700,10 @@ def _overrides(options: Sequence[Option]) -> Callable[[F], F]:
         return command
 
     return decorate
+
+
+# Where a suite's checks run may be set for all of them; a checkpoint belongs to one check.
+_SUITE_EXECUTION = tuple(o for o in EXECUTION_OPTIONS if o.name != "checkpoint")
 
 
 def _suite_keys() -> str:
@@ -715,7 +726,7 @@ def _suite_keys() -> str:
     metavar="NAME",
     help="Run only the checks whose name contains NAME (repeat for several).",
 )
-@_overrides(SETTINGS_OPTIONS)
+@_overrides(SETTINGS_OPTIONS + _SUITE_EXECUTION)
 @_output_options
 @_input_errors
 def run(
@@ -732,7 +743,7 @@ def run(
     The whole suite is validated first (keys, files, functions). Each check's
     result prints as it finishes; a check that cannot run is an ERROR (exit 2)
     while the others keep their verdicts; the exit code is the worst outcome.
-    Options given here (--seed, --method, ...) override every check's.
+    Options given here (--seed, --method, --workers, ...) override every check's.
 
     Example: gradcheck run configs/ci.toml -k relu --seed 3 --junit gradcheck.xml
     """

@@ -376,12 +376,15 @@ def _workers(value: Any) -> int | str:
 
 
 def _dask(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise ValueError("'' is not a scheduler address or local:N; e.g. tcp://10.0.0.5:8786 or local:2")
-        return text
-    return value  # a distributed.Client (the API)
+    if not isinstance(value, str):
+        return value  # a distributed.Client (the API)
+    text = value.strip()
+    count = text.removeprefix("local:")
+    if not text or (text.startswith("local:") and not (count.isdigit() and int(count) >= 1)):
+        raise ValueError(
+            f"{_shown(value)} is not a scheduler address or local:N (N >= 1); e.g. tcp://10.0.0.5:8786 or local:2"
+        )
+    return text
 
 
 DEFAULT_MAX_SECONDS = 600.0

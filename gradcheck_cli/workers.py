@@ -321,34 +321,49 @@ class LocalWorkers(Runner):
                             elif failed is None or (i, message[1]) < failed[:2]:
                                 failed = (i, message[1], _decode_error(message[2], job.where))
                             continue
-                    if not worker.process.is_alive():
-                        raise self._died(worker, job, moves, a)
-                    if self.timeout is not None:
-                        self._check_timeout(worker, job, moves, a)
+                    stuck = self._died(worker, job, moves, a)
+                    if stuck is None and self.timeout is not None:
+                        stuck = self._timed_out(worker, job, moves, a)
+                    if stuck is not None:
+                        # Treated as an error at that move: an earlier move may still fail first.
+                        k = max(0, int(worker.status[0]))
+                        self._replace(worker)
+                        if failed is None or (i, k) < failed[:2]:
+                            failed = (i, k, stuck)
         except BaseException:
             self.close_pool()
             raise
 
-    def _died(self, worker: _Worker, job: Job, moves: Moves, a: int) -> BadValueError:
+    def _died(self, worker: _Worker, job: Job, moves: Moves, a: int) -> BadValueError | None:
+        if worker.process.is_alive():
+            return None
         worker.process.join(1)
         k = int(worker.status[0])
-        where = moves.context(a + max(k, 0), job.params[moves.name].shape) if k >= 0 else "while being loaded"
+        where = moves.context(a + k, job.params[moves.name].shape) if k >= 0 else "while being loaded"
         return BadValueError(
             f"{job.where} ended its worker process (exit code {worker.process.exitcode}) {where}; "
             f"the code under test must return a value, not exit or crash"
         )
 
-    def _check_timeout(self, worker: _Worker, job: Job, moves: Moves, a: int) -> None:
+    def _timed_out(self, worker: _Worker, job: Job, moves: Moves, a: int) -> BadValueError | None:
         assert self.timeout is not None
         k, began = int(worker.status[0]), float(worker.status[1])
         since = began if k >= 0 and began >= worker.sent else worker.sent
         if time.monotonic() - since <= self.timeout:
-            return
+            return None
         where = moves.context(a + k, job.params[moves.name].shape) if k >= 0 else "while being loaded"
-        raise BadValueError(
+        return BadValueError(
             f"{job.where} did not return within the timeout of {self.timeout:g} s {where}, and was stopped; "
             f"make it return, or give a larger timeout"
         )
+
+    def _replace(self, worker: _Worker) -> None:
+        """End ``worker`` (stuck, or dead) and start a fresh one in its place."""
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(1)
+        worker.conn.close()
+        self._pool[self._pool.index(worker)] = _Worker(self._context)
 
     def close_pool(self) -> None:
         for worker in self._pool:
@@ -379,7 +394,7 @@ def _import_distributed() -> Any:
         return importlib.import_module("distributed")
     except ImportError:
         raise InputError(
-            f"--dask needs dask.distributed, which is not installed; install it with {INSTALL_DASK}",
+            f"running on Dask needs dask.distributed, which is not installed; install it with {INSTALL_DASK}",
             option="dask",
         ) from None
 
@@ -422,20 +437,13 @@ class DaskWorkers(Runner):
             try:
                 if text.startswith("local:"):
                     n = int(text.removeprefix("local:"))
-                    if n < 1:
-                        raise ValueError
                     self._cluster = distributed.LocalCluster(
-                        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
                     )
                     self.client = distributed.Client(self._cluster)
                 else:
                     self.client = distributed.Client(text, timeout=10)
-            except ValueError:
-                raise InputError(
-                    f"{text!r} is not a Dask scheduler address or local:N; e.g. tcp://10.0.0.5:8786 or local:2",
-                    option="dask",
-                ) from None
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 raise InputError(
                     f"cannot reach the Dask scheduler at {text} ({exc}); start it (dask scheduler) or give local:N",
                     option="dask",
@@ -510,8 +518,7 @@ def guard(runner: Runner, planned: int, max_seconds: float, force: bool, progres
         raise InputError(
             f"the check would take {text} ({planned:,} evaluations of {each:.3g} ms each), more than "
             f"{max_seconds:g} s; check a part (--mode sample or --mode directional), spread it (more --workers, "
-            f"or --dask), raise --max-seconds, or give --force",
-            option="max_seconds",
+            f"or --dask), raise --max-seconds, or give --force"
         )
     return text
 
@@ -560,7 +567,9 @@ def open_runner(
         if dask is not None:
             return DaskWorkers(dask, record, uploads)
         if count > 1 or timeout is not None:
-            return LocalWorkers(count, record, timeout)
+            local = LocalWorkers(count, record, timeout)
+            local.start()  # the processes boot while this one evaluates the starting point
+            return local
     except BaseException:
         if record is not None:
             record.close()

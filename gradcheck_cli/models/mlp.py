@@ -195,6 +195,13 @@ class MLP:
                 self.roles[self.bias_name(l)] = ("b", l)
         self._params = params
 
+    def __reduce__(self) -> tuple[Any, tuple[MLPSpec]]:
+        """Pickled as its spec (the activations hold lambdas): a worker process rebuilds
+        the same data and weights from the seed.  A variant with a mistake in its
+        backward pass comes back as the plain MLP, whose forward pass it shares: only
+        the forward pass is ever evaluated there."""
+        return (MLP, (self.spec,))
+
     @staticmethod
     def weight_name(l: int) -> str:
         """The parameter name of ``W^l``."""
