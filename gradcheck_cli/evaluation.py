@@ -312,7 +312,7 @@ def _describe(shapes: list[tuple[str, tuple[int, ...]]]) -> str:
 # ---- jobs ------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: runners key their caches by the job
 class Job:
     """What a batch of moves is evaluated with: the function, its starting point, how
     its values are read, and (a built-in model) the pattern that changes when a move

@@ -26,6 +26,7 @@ so that none waits idle at the end.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import importlib
@@ -56,6 +57,7 @@ Chunk = tuple[int, int]  # moves start .. stop of a batch
 # Seconds of work per chunk: locally, and through a Dask scheduler (a few ms per task).
 CHUNK_SECONDS = {"local": 0.05, "dask": 0.5, "serial": 0.25}
 CHUNKS_PER_WORKER = 4  # per batch, at least, when the batch is large enough
+IN_FLIGHT = 2  # chunks sent to a local worker ahead: the next one waits in its pipe
 POLL_SECONDS = 0.05  # how often the parent looks at timeouts (and notices Ctrl-C)
 DASK_RETRIES = 3
 
@@ -161,12 +163,12 @@ class InProcess(Runner):
 
     def __init__(self, checkpoint: Checkpoint | None = None) -> None:
         super().__init__(checkpoint)
-        self._states: dict[int, JobState] = {}
+        self._states: dict[Job, JobState] = {}
 
     def state(self, job: Job) -> JobState:
-        if id(job) not in self._states:
-            self._states[id(job)] = JobState(job)
-        return self._states[id(job)]
+        if job not in self._states:
+            self._states[job] = JobState(job)
+        return self._states[job]
 
     def _execute(self, job: Job, moves: Moves, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Result, float]]:
         state = self.state(job)
@@ -212,12 +214,23 @@ def _pickled(job: Job) -> bytes:
         ) from None
 
 
+def _blob(cache: dict[Job, tuple[str, bytes]], job: Job) -> tuple[str, bytes]:
+    """The job pickled once, and a token naming it: workers keep its state under the
+    token.  (Keyed by the job itself, which the cache keeps alive: an ``id`` could be
+    reused by the next job once this one is gone.)"""
+    if job not in cache:
+        blob = _pickled(job)
+        cache[job] = (hashlib.blake2b(blob, digest_size=16).hexdigest(), blob)
+    return cache[job]
+
+
 # ---- local worker processes ------------------------------------------------------------------
 
 
 def _serve(conn: multiprocessing.connection.Connection, status: Any) -> None:
-    """A worker process: evaluate the chunks it is sent until told to stop.
-    ``status`` holds the move it is on and when that move began."""
+    """A worker process: evaluate the chunks it is sent, in order, until told to stop.
+    ``status`` holds the move of the current chunk it is on (-1 before the first)
+    and when that move (or the chunk) began."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     sys.stdout = sys.stderr  # the user's prints must not reach our stdout (JSON, tables)
     states: dict[str, JobState] = {}
@@ -234,6 +247,7 @@ def _serve(conn: multiprocessing.connection.Connection, status: Any) -> None:
             return
         _, token, blob, moves = message
         began = time.perf_counter()
+        status[0], status[1] = -1.0, time.monotonic()  # this chunk begun, no move yet
         try:
             if token not in states:
                 states[token] = JobState(pickle.loads(blob))
@@ -244,6 +258,10 @@ def _serve(conn: multiprocessing.connection.Connection, status: Any) -> None:
 
 
 class _Worker:
+    """One worker process, and the chunks sent to it that have not come back (the
+    first is the one it is on; the next waits in its pipe, so it never idles
+    between chunks)."""
+
     def __init__(self, context: Any) -> None:
         self.conn, child = context.Pipe()
         self.status = context.Array("d", [-1.0, 0.0], lock=False)
@@ -251,8 +269,8 @@ class _Worker:
         self.process.start()
         child.close()
         self.jobs: set[str] = set()
-        self.chunk: tuple[int, Chunk] | None = None  # (chunk number, its moves) when busy
-        self.sent = 0.0
+        self.chunks: collections.deque[tuple[int, Chunk]] = collections.deque()  # (number, moves)
+        self.since = 0.0  # when the first chunk became the one it is on
 
 
 class LocalWorkers(Runner):
@@ -265,7 +283,7 @@ class LocalWorkers(Runner):
         self.workers = workers
         self._context = multiprocessing.get_context("spawn")
         self._pool: list[_Worker] = []
-        self._blobs: dict[int, tuple[str, bytes]] = {}
+        self._blobs: dict[Job, tuple[str, bytes]] = {}
 
     def describe(self) -> str:
         return f"{self.workers} worker process{'es' if self.workers > 1 else ''}"
@@ -276,10 +294,7 @@ class LocalWorkers(Runner):
             self._pool.append(_Worker(self._context))
 
     def _blob(self, job: Job) -> tuple[str, bytes]:
-        if id(job) not in self._blobs:
-            blob = _pickled(job)
-            self._blobs[id(job)] = (hashlib.blake2b(blob, digest_size=8).hexdigest(), blob)
-        return self._blobs[id(job)]
+        return _blob(self._blobs, job)
 
     def _execute(self, job: Job, moves: Moves, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Result, float]]:
         token, blob = self._blob(job)
@@ -292,13 +307,14 @@ class LocalWorkers(Runner):
             while True:
                 cutoff = len(chunks) if failed is None else failed[0]
                 for worker in self._pool:
-                    if worker.chunk is None and waiting and waiting[-1][0] < cutoff:
+                    while len(worker.chunks) < IN_FLIGHT and waiting and waiting[-1][0] < cutoff:
                         i, (a, b) = waiting.pop()
-                        worker.status[0] = -1.0
                         worker.conn.send(("run", token, None if token in worker.jobs else blob, moves.part(a, b)))
                         worker.jobs.add(token)
-                        worker.chunk, worker.sent = (i, (a, b)), time.monotonic()
-                busy = [w for w in self._pool if w.chunk is not None and w.chunk[0] < cutoff]
+                        if not worker.chunks:
+                            worker.since = time.monotonic()
+                        worker.chunks.append((i, (a, b)))
+                busy = [w for w in self._pool if w.chunks and w.chunks[0][0] < cutoff]
                 if not busy:
                     if failed is not None:
                         raise failed[2]
@@ -307,15 +323,15 @@ class LocalWorkers(Runner):
                     [w.conn for w in busy] + [w.process.sentinel for w in busy], timeout=POLL_SECONDS
                 )
                 for worker in busy:
-                    assert worker.chunk is not None
-                    i, (a, b) = worker.chunk
+                    i, (a, b) = worker.chunks[0]
                     if worker.conn in ready:
                         try:
                             message = worker.conn.recv()
                         except (EOFError, OSError):
                             message = None
                         if message is not None:
-                            worker.chunk = None
+                            worker.chunks.popleft()
+                            worker.since = time.monotonic()
                             if message[0] == "done":
                                 yield (a, b), message[1], message[2]
                             elif failed is None or (i, message[1]) < failed[:2]:
@@ -327,6 +343,8 @@ class LocalWorkers(Runner):
                     if stuck is not None:
                         # Treated as an error at that move: an earlier move may still fail first.
                         k = max(0, int(worker.status[0]))
+                        waiting += list(worker.chunks)[1:]  # sent but not begun: another worker runs them
+                        waiting.sort(reverse=True)
                         self._replace(worker)
                         if failed is None or (i, k) < failed[:2]:
                             failed = (i, k, stuck)
@@ -348,7 +366,7 @@ class LocalWorkers(Runner):
     def _timed_out(self, worker: _Worker, job: Job, moves: Moves, a: int) -> BadValueError | None:
         assert self.timeout is not None
         k, began = int(worker.status[0]), float(worker.status[1])
-        since = began if k >= 0 and began >= worker.sent else worker.sent
+        since = max(began, worker.since)
         if time.monotonic() - since <= self.timeout:
             return None
         where = moves.context(a + k, job.params[moves.name].shape) if k >= 0 else "while being loaded"
@@ -376,7 +394,7 @@ class LocalWorkers(Runner):
 
     def close(self) -> None:
         for worker in self._pool:
-            if worker.chunk is None and worker.process.is_alive():
+            if not worker.chunks and worker.process.is_alive():
                 with contextlib.suppress(OSError):
                     worker.conn.send(("stop",))
         deadline = time.monotonic() + 1.0
@@ -452,16 +470,13 @@ class DaskWorkers(Runner):
         self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
         for path in uploads:
             self.client.upload_file(path)
-        self._blobs: dict[int, tuple[str, bytes]] = {}
+        self._blobs: dict[Job, tuple[str, bytes]] = {}
 
     def describe(self) -> str:
         return f"{self.workers} Dask worker{'s' if self.workers > 1 else ''}"
 
     def _execute(self, job: Job, moves: Moves, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Result, float]]:
-        if id(job) not in self._blobs:
-            blob = _pickled(job)
-            self._blobs[id(job)] = (hashlib.blake2b(blob, digest_size=8).hexdigest(), blob)
-        token, blob = self._blobs[id(job)]
+        token, blob = _blob(self._blobs, job)
         futures = {}
         for i, (a, b) in enumerate(chunks):
             future = self.client.submit(run_dask_chunk, token, blob, moves.part(a, b), pure=False, retries=DASK_RETRIES)

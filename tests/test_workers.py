@@ -5,6 +5,7 @@ does in a worker (hang, exit, raise) is steered by environment variables, which
 spawned workers inherit.
 """
 
+import gc
 import importlib
 import json
 import os
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,29 @@ def test_results_come_back_in_the_order_of_the_moves_whatever_the_chunks():
 
 def _sum_of_squares(p):
     return float(np.sum(p["x"] ** 2))
+
+
+class _Power:
+    def __init__(self, k):
+        self.k = k
+
+    def __call__(self, p):
+        return float(np.sum(p["x"] ** self.k))
+
+
+@pytest.mark.parametrize("make", [lambda: LocalWorkers(1), lambda: open_runner()], ids=["workers", "in-process"])
+def test_a_runner_keeps_the_jobs_it_has_seen_alive(make):
+    # Jobs come and go within one check (a Hessian's gradient check, then its vector
+    # function).  Were a finished job freed, the next could take its id() and be
+    # served the old job's pickled function and state.
+    moves = Moves.entries("x", np.array([0]), np.array([1.0]))
+    with make() as runner:
+        job = Job(_Power(2), {"x": np.array([1.0, 2.0])}, ScalarReader("power"))
+        assert runner.run(job, moves)["value"][0] == 8.0
+        seen = weakref.ref(job)
+        del job
+        gc.collect()
+        assert seen() is not None
 
 
 def test_a_lambda_cannot_go_to_workers_and_says_what_would(clean_env):
