@@ -168,7 +168,7 @@ def simulated(args: argparse.Namespace, each: float) -> None:
         n_workers=processes, threads_per_worker=threads, processes=True, dashboard_address=":0"
     )
     client = distributed.Client(cluster)
-    size = args.simulated * 20
+    size = args.simulated * args.per_worker
     spec = replace(_spec("sleeper", size), const=(("seconds", each),))
     start = time.perf_counter()
     report = check_function(spec, execution=Execution(dask=client, max_seconds=1e9))
@@ -216,6 +216,7 @@ def main() -> None:
     parser.add_argument("--ms", type=float, default=20.0, help="milliseconds per call of the expensive loss")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--simulated", type=int, default=100, help="workers of the simulated cluster")
+    parser.add_argument("--per-worker", type=int, default=200, help="parameters per simulated worker")
     parser.add_argument("--no-simulated", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sections", default="1,2,3,4", help="which measurements to run, e.g. 1,4")

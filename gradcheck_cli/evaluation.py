@@ -21,7 +21,6 @@ arbitrary object into a number or a clear error, and only numbers travel back.
 from __future__ import annotations
 
 import hashlib
-import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -343,17 +342,13 @@ class JobState:
     def __init__(self, job: Job) -> None:
         self.job = job
         self.base_pattern = job.kink_pattern(job.params) if job.kink_pattern is not None else None
-        self.lock = threading.Lock()  # a Dask worker may run two chunks of one job in two threads
 
 
 def evaluate_moves(state: JobState, moves: Moves, tick: Callable[[int], None] | None = None) -> dict[str, Array]:
     """Evaluate ``moves`` one after another (``tick(k)`` before move ``k``) and read
-    each value; returns the reader's arrays, plus ``crossed`` kink counts."""
-    with state.lock:
-        return _evaluate(state, moves, tick)
-
-
-def _evaluate(state: JobState, moves: Moves, tick: Callable[[int], None] | None) -> dict[str, Array]:
+    each value; returns the reader's arrays, plus ``crossed`` kink counts.  Nothing
+    shared is written (the moved input is a fresh copy), so threads of one Dask
+    worker may run chunks of one job at once."""
     job = state.job
     reader = job.reader
     imaginary = moves.imaginary

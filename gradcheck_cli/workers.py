@@ -56,10 +56,11 @@ Chunk = tuple[int, int]  # moves start .. stop of a batch
 
 # Seconds of work per chunk: locally, and through a Dask scheduler (a few ms per task).
 CHUNK_SECONDS = {"local": 0.05, "dask": 0.5, "serial": 0.25}
-CHUNKS_PER_WORKER = 4  # per batch, at least, when the batch is large enough
+CHUNKS_PER_WORKER = {"local": 4, "dask": 2, "serial": 1}  # per batch, when the batch is large enough
 IN_FLIGHT = 2  # chunks sent to a local worker ahead: the next one waits in its pipe
 POLL_SECONDS = 0.05  # how often the parent looks at timeouts (and notices Ctrl-C)
 DASK_RETRIES = 3
+DASK_TASKS_PER_SECOND = 400  # a scheduler's pace, measured (benchmarks/bench_workers.py) and rounded down
 
 INSTALL_DASK = "pip install 'gradcheck-cli[dask]'"
 
@@ -136,9 +137,15 @@ class Runner:
 
     def _cut(self, a: int, b: int, batch: int) -> list[Chunk]:
         target = CHUNK_SECONDS[self.kind]
+        if self.kind == "dask":
+            # Keep the scheduler under a quarter busy however many workers it feeds.
+            target = max(target, 4 * self.workers / DASK_TASKS_PER_SECOND)
         size = max(1, round(target / self.seconds)) if self.seconds else 1
         if self.workers > 1:
-            size = min(size, max(1, math.ceil(batch / (CHUNKS_PER_WORKER * self.workers))))
+            size = min(size, max(1, math.ceil(batch / (CHUNKS_PER_WORKER[self.kind] * self.workers))))
+            # Whole rounds: as many chunks for every worker, so none runs a last one alone.
+            rounds = math.ceil((b - a) / (size * self.workers))
+            size = max(1, math.ceil((b - a) / (rounds * self.workers)))
         return [(s, min(s + size, b)) for s in range(a, b, size)]
 
     def _execute(self, job: Job, moves: Moves, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Result, float]]:
@@ -468,24 +475,28 @@ class DaskWorkers(Runner):
                 ) from None
             self._own_client = True
         self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
-        for path in uploads:
-            self.client.upload_file(path)
+        if self._cluster is None:  # a cluster of our own shares this machine's files
+            for path in uploads:
+                self.client.upload_file(path)
         self._blobs: dict[Job, tuple[str, bytes]] = {}
 
     def describe(self) -> str:
         return f"{self.workers} Dask worker{'s' if self.workers > 1 else ''}"
 
     def _execute(self, job: Job, moves: Moves, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Result, float]]:
+        # The job travels with every task: data scattered once would be lost for good
+        # if every worker holding it died, and the tasks with it.
         token, blob = _blob(self._blobs, job)
         futures = {}
         for i, (a, b) in enumerate(chunks):
-            future = self.client.submit(run_dask_chunk, token, blob, moves.part(a, b), pure=False, retries=DASK_RETRIES)
+            part = moves.part(a, b)
+            future = self.client.submit(run_dask_chunk, token, blob, part, pure=False, retries=DASK_RETRIES)
             futures[future] = i
         failed: tuple[int, int, GradcheckError] | None = None
         try:
-            for future in self._distributed.as_completed(list(futures)):
+            # Results are fetched in the background as tasks finish, not one round trip each.
+            for future, message in self._distributed.as_completed(list(futures), with_results=True):
                 i = futures[future]
-                message = future.result()
                 a, b = chunks[i]
                 if message[0] == "done":
                     yield (a, b), message[1], message[2]
