@@ -7,7 +7,7 @@ from typing import Any
 
 from .check import Params, api, check_gradients
 from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
-from .options import Settings, settings_for_call
+from .options import Execution, Settings, execution_for_call, settings_for_call
 from .report import report_to_text
 from .result import Report
 
@@ -31,6 +31,13 @@ def assert_gradients(
     seed: int | None = None,
     allow_unresolved: bool | None = None,
     name: str = "",
+    workers: int | str | None = None,
+    dask: Any = None,
+    checkpoint: str | None = None,
+    timeout: float | None = None,
+    max_seconds: float | None = None,
+    force: bool | None = None,
+    execution: Execution | None = None,
 ) -> Report:
     """``check_gradients`` for a test suite: returns the Report when every parameter
     passes, raises ``AssertionError`` whose message is the plain-text table otherwise."""
@@ -41,6 +48,7 @@ def assert_gradients(
         params,
         settings_for_call(settings, locals()),
         name=name,
+        execution=execution_for_call(execution, locals()),
     )
     if not report.passed:
         label = f"gradient check {name!r}" if name else "gradient check"

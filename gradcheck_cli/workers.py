@@ -504,12 +504,24 @@ class DaskWorkers(Runner):
                     error = _decode_error(message[2], job.where)
                     if failed is None or i < failed[0]:
                         failed = (i, message[1], error)
-        except BaseException:
-            for future in futures:
-                future.cancel()
+        except (GradcheckError, KeyboardInterrupt, GeneratorExit):
+            self._cancel(futures)
             raise
+        except Exception as exc:  # the cluster's, not the user's: workers lost, scheduler gone
+            self._cancel(futures)
+            what = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+            raise InputError(
+                f"the Dask cluster failed during the check ({what}); what finished is kept with --checkpoint FILE, "
+                f"and the same command continues from it"
+            ) from None
         if failed is not None:
             raise failed[2]
+
+    @staticmethod
+    def _cancel(futures: dict[Any, int]) -> None:
+        for future in futures:
+            with contextlib.suppress(Exception):
+                future.cancel()
 
     def close(self) -> None:
         if self._own_client:

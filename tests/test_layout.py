@@ -132,6 +132,9 @@ def _reaches(module: str) -> set[str]:
         ("gradcheck_cli.derivatives", {"gradcheck_cli.report", "gradcheck_cli.cli", "gradcheck_cli.userfunc"}),
         ("gradcheck_cli.diagnosis", {"gradcheck_cli.check", "gradcheck_cli.derivatives", "gradcheck_cli.report"}),
         ("gradcheck_cli.zoo", {"gradcheck_cli.check", "gradcheck_cli.numeric", "gradcheck_cli.result"}),
+        ("gradcheck_cli.workers", {"gradcheck_cli.numeric", "gradcheck_cli.options", "gradcheck_cli.check"}),
+        ("gradcheck_cli.evaluation", {"gradcheck_cli.workers", "gradcheck_cli.numeric", "gradcheck_cli.options"}),
+        ("gradcheck_cli.checkpoint", {"gradcheck_cli.workers", "gradcheck_cli.evaluation", "gradcheck_cli.numeric"}),
     ],
 )
 def test_layers_import_downwards(module, forbidden):

@@ -16,8 +16,10 @@ from gradcheck_cli.models import MLP, LinearRegression, LinRegSpec, MLPSpec
 from gradcheck_cli.options import (
     CHECK_OPTIONS,
     ENGINE_OPTIONS,
+    EXECUTION_OPTIONS,
     MODEL_OPTIONS,
     SETTINGS_OPTIONS,
+    Execution,
     options_for,
 )
 
@@ -46,6 +48,17 @@ def test_the_api_takes_every_setting_as_a_typed_keyword(function):
         assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
         assert parameters[name].annotation != inspect.Parameter.empty
     assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+@pytest.mark.parametrize("function", [check_gradients, check_model, assert_gradients])
+def test_the_api_takes_every_execution_option_as_a_keyword(function):
+    parameters = inspect.signature(function).parameters
+    for option in EXECUTION_OPTIONS:
+        assert parameters[option.name].kind is inspect.Parameter.KEYWORD_ONLY, option.name
+    assert list(Execution.__dataclass_fields__) == [o.name for o in EXECUTION_OPTIONS]
+    defaults = Execution()
+    for option in EXECUTION_OPTIONS:
+        assert getattr(defaults, option.name) == option.default
 
 
 @pytest.mark.parametrize("command", ["mlp", "linreg", "func"])

@@ -7,6 +7,7 @@ spawned workers inherit.
 
 import gc
 import importlib
+import io
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from gradcheck_cli import InputError, UserCodeError, check_gradients
 from gradcheck_cli.checkpoint import Checkpoint
@@ -25,6 +27,7 @@ from gradcheck_cli.cli import cli
 from gradcheck_cli.errors import CheckInterrupted
 from gradcheck_cli.evaluation import Job, Moves, ScalarReader
 from gradcheck_cli.options import Execution
+from gradcheck_cli.report import RichProgress
 from gradcheck_cli.userfunc import FuncSpec, check_function
 from gradcheck_cli.workers import LocalWorkers, open_runner
 
@@ -411,3 +414,43 @@ def test_a_users_error_on_dask_is_the_same_line_as_on_local_workers(clean_env, d
         check_function(spec, execution=Execution(dask=dask_client))
     assert str(on_dask.value) == str(local.value) == f"{W}:raising_loss raised ValueError: not in a worker, please"
     assert on_dask.value.frames and "raising_loss" in on_dask.value.frames[-1]
+
+
+class _Sink:
+    def __init__(self):
+        self.plans = []
+
+    def plan(self, text):
+        self.plans.append(text)
+
+    def start(self, name, total, position): ...
+
+    def advance(self, count): ...
+
+    def stop(self): ...
+
+
+def test_the_progress_bar_is_told_the_estimate_and_the_workers(clean_env):
+    sink = _Sink()
+    check_function(_spec(), progress=sink, execution=Execution(workers=2))
+    assert len(sink.plans) == 1
+    assert sink.plans[0].startswith("about ") and sink.plans[0].endswith(" on 2 worker processes")
+
+
+def test_the_rich_bar_shows_the_plan_beside_each_parameter():
+    bar = RichProgress(Console(file=io.StringIO()), delay=0.0)
+    bar.plan("about 3 min on 2 worker processes")
+    bar.start("W1", 10, (1, 2))
+    assert bar._name == "W1 (1 of 2) [about 3 min on 2 worker processes]"
+    bar.stop()
+
+
+def test_a_cluster_whose_workers_keep_dying_is_one_line_not_a_traceback(runner, clean_env):
+    pytest.importorskip("distributed")
+    clean_env.setenv("WORKLOAD_IN_WORKER", "exit")  # every evaluation on a worker ends it
+    result = runner.invoke(cli, [*FUNC, "--dask", "local:1"])
+    assert result.exit_code == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: the Dask cluster failed during the check (KilledWorker")
+    assert line.endswith("what finished is kept with --checkpoint FILE, and the same command continues from it")
+    assert "Traceback" not in result.stderr
