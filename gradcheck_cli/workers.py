@@ -427,6 +427,10 @@ def _import_distributed() -> Any:
 _dask_states: dict[str, JobState] = {}
 
 
+def _ready() -> None:
+    """Nothing: sent to each Dask worker first, so that unpickling it imports gradcheck."""
+
+
 def run_dask_chunk(token: str, blob: bytes, moves: Moves) -> tuple[Any, ...]:
     """A chunk as a Dask task: the job's state is kept per worker thread, and the
     user's errors come back as data (a task that raises would be retried)."""
@@ -475,6 +479,10 @@ class DaskWorkers(Runner):
                 ) from None
             self._own_client = True
         self.workers = max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info()["workers"].values()))
+        # The workers import gradcheck (a few tenths of a second) while this process
+        # evaluates the starting point, rather than when the first chunks arrive.
+        for address in self.client.scheduler_info()["workers"]:
+            distributed.fire_and_forget(self.client.submit(_ready, workers=[address], pure=False))
         if self._cluster is None:  # a cluster of our own shares this machine's files
             for path in uploads:
                 self.client.upload_file(path)
