@@ -1,4 +1,4 @@
-"""Print pip constraints pinning every dependency (run time and test) to the lowest
+"""Print pip constraints pinning every dependency (run time, test and dask) to the lowest
 version pyproject.toml allows, so CI can prove those lower bounds are true."""
 
 import re
@@ -6,7 +6,8 @@ import tomllib
 from pathlib import Path
 
 project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
-for requirement in project["dependencies"] + project["optional-dependencies"]["test"]:
+extras = project["optional-dependencies"]
+for requirement in project["dependencies"] + extras["test"] + extras["dask"]:
     found = re.fullmatch(
         r"\s*([A-Za-z0-9_.\-\[\]]+)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*(,\s*<\s*[0-9][0-9A-Za-z.]*\s*)?", requirement
     )
