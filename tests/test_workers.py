@@ -454,3 +454,49 @@ def test_a_cluster_whose_workers_keep_dying_is_one_line_not_a_traceback(runner, 
     assert line.startswith("Error: the Dask cluster failed during the check (KilledWorker")
     assert line.endswith("what finished is kept with --checkpoint FILE, and the same command continues from it")
     assert "Traceback" not in result.stderr
+
+
+def test_a_jacobian_check_resumes_from_its_checkpoint_too(tmp_path, clean_env):
+    spec = FuncSpec(loss=f"{WORKLOAD}:vector", jac=f"{WORKLOAD}:vector_jac", params=(("w", (30,)),), seed=1)
+    whole = check_function(spec)
+    assert whole.exit_code == 0
+    counter = tmp_path / "calls"
+    clean_env.setenv("WORKLOAD_COUNT", str(counter))
+    clean_env.setenv("WORKLOAD_INTERRUPT_AT", "45")
+    checkpoint = str(tmp_path / "jac.ckpt")
+    with pytest.raises(CheckInterrupted):
+        check_function(spec, execution=Execution(checkpoint=checkpoint, workers=1))
+    clean_env.delenv("WORKLOAD_INTERRUPT_AT")
+    lines = Path(checkpoint).read_text().splitlines()[1:]
+    assert 0 < sum(int(json.loads(line.split("\t")[0])["n"]) for line in lines) < whole.evaluations
+    resumed = check_function(spec, execution=Execution(checkpoint=checkpoint, workers=2))
+    assert _same(resumed.to_dict()) == _same(whole.to_dict())
+
+
+def test_ctrl_c_on_workers_keeps_the_checkpoint_and_the_rerun_equals_an_uninterrupted_run(runner, tmp_path):
+    calls = tmp_path / "calls"
+    checkpoint = tmp_path / "run.ckpt"
+    args = ["func", f"{W}:pair_loss", "--grad", f"{W}:pair_grad", "--param", "a=2", "--param", "w=150"]
+    env = {**os.environ, "WORKLOAD_SLEEP": "0.01", "WORKLOAD_COUNT": str(calls)}
+    env.pop("WORKLOAD_IN_WORKER", None)
+    env.pop("WORKLOAD_INTERRUPT_AT", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gradcheck_cli", *args, "--workers", "2", "--checkpoint", str(checkpoint)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 120
+    while _count(calls) < 150 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    recorded = sum(int(json.loads(line.split("\t")[0])["n"]) for line in checkpoint.read_text().splitlines()[1:])
+    assert recorded > 0
+    resumed = runner.invoke(cli, [*args, "--checkpoint", str(checkpoint), "--json"])
+    whole = runner.invoke(cli, [*args, "--json"])
+    assert resumed.exit_code == whole.exit_code == 0, resumed.output
+    assert _same(json.loads(resumed.stdout)) == _same(json.loads(whole.stdout))

@@ -88,3 +88,16 @@ def killing_loss(w, marker):
             return loss(w)
         os._exit(1)
     return loss(w)
+
+
+def vector(w):
+    """A vector function (its Jacobian is diagonal plus one coupling), counted like ``loss``."""
+    loss(w)
+    return np.sin(w) + 0.5 * np.roll(w, 1) ** 2
+
+
+def vector_jac(w):
+    n = w.size
+    jac = np.diag(np.cos(w))
+    jac[np.arange(n), np.roll(np.arange(n), 1)] += np.roll(w, 1)
+    return jac
