@@ -500,3 +500,19 @@ def test_ctrl_c_on_workers_keeps_the_checkpoint_and_the_rerun_equals_an_uninterr
     whole = runner.invoke(cli, [*args, "--json"])
     assert resumed.exit_code == whole.exit_code == 0, resumed.output
     assert _same(json.loads(resumed.stdout)) == _same(json.loads(whole.stdout))
+
+
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        ("folder", "is not a regular file; give a file path"),
+        ("missing/dir/run.ckpt", "cannot write the checkpoint"),
+    ],
+)
+def test_a_checkpoint_path_that_cannot_be_one_is_refused(runner, tmp_path, where, message):
+    (tmp_path / "folder").mkdir()
+    result = runner.invoke(cli, [*FUNC, "--checkpoint", str(tmp_path / where)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: Invalid value for '--checkpoint': ")
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
