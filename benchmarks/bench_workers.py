@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 import time
@@ -147,16 +148,24 @@ def dask_overhead(args: argparse.Namespace) -> tuple[float, float]:
 
 
 def on_paper(per_task: float, rate: float, each: float) -> None:
-    print("   on paper, for a loss of", f"{each * 1000:.0f} ms:")
-    for n in (100, 1000):
-        # Keep the scheduler under a quarter busy: n / chunk_seconds <= rate / 4.
-        chunk_seconds = max(0.5, 4 * n / rate)
-        efficiency = chunk_seconds / (chunk_seconds + per_task)
-        evaluations = round(chunk_seconds / each)
-        print(
-            f"   {n:>5} workers: chunks of {chunk_seconds:.2g} s ({evaluations} evaluations), "
-            f"efficiency {efficiency:.1%} when every worker has chunks to run"
-        )
+    """Chunk size and efficiency for many workers, from the measured overhead per task
+    and the scheduler's pace.  A check is a few batches (two of one move per entry,
+    then small ones); one batch of ``n`` moves on ``w`` workers takes at least its
+    work spread evenly plus each worker's per-task overhead, and at least the time
+    the scheduler needs to hand out its tasks."""
+    print(f"   on paper, for a loss of {each * 1000:.0f} ms (chunks keep the scheduler under a quarter busy):")
+    for workers_ in (100, 1000):
+        chunk_seconds = max(0.5, 4 * workers_ / rate)
+        for entries in (20_000, 200_000):
+            tasks = min(entries, max(workers_, math.ceil(entries * each / chunk_seconds)))
+            per_chunk = math.ceil(entries / tasks)
+            rounds = math.ceil(tasks / workers_)
+            wall = max(rounds * (per_chunk * each + per_task), tasks / rate)
+            efficiency = entries * each / (workers_ * wall)
+            print(
+                f"   {workers_:>5} workers, {entries:>7,} entries: chunks of {per_chunk} evaluations "
+                f"({per_chunk * each:.2g} s), {tasks} tasks per batch, efficiency {efficiency:.0%}"
+            )
 
 
 def simulated(args: argparse.Namespace, each: float) -> None:
