@@ -138,6 +138,14 @@ class Checkpoint:
         found.sort(key=lambda r: r[0])
         return found
 
+    def mismatch(self, at: int) -> InputError:
+        """The error for a run that asks, at move ``at``, for moves other than recorded."""
+        return InputError(
+            f"{str(self.path)!r} does not match this run at evaluation {at}: the check asks for other moves there "
+            f"(did the code change?); give a new file, or delete it to start over",
+            option="checkpoint",
+        )
+
     def record(self, start: int, count: int, moves: str, result: dict[str, Array]) -> None:
         self.records[start] = (count, moves, result)
         self._write({"at": start, "n": count, "moves": moves, "result": _encode(result)})

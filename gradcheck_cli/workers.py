@@ -97,29 +97,7 @@ class Runner:
         """The results of ``moves``, in their order."""
         start, count = self._next, len(moves)
         self._next += count
-        pieces: list[tuple[int, Result]] = []
-        todo: list[Chunk] = []
-        cursor = 0
-        for a, b, digest, result in self.checkpoint.covering(start, count) if self.checkpoint else []:
-            if a < cursor:
-                continue
-            if digest != moves.part(a, b).digest():
-                raise InputError(
-                    f"{self.checkpoint.path if self.checkpoint else ''} does not match this run at evaluation "
-                    f"{start + a}: the check asks for other moves there (did the code change?); give a new "
-                    f"file, or delete it to start over",
-                    option="checkpoint",
-                )
-            if a > cursor:
-                todo.append((cursor, a))
-            pieces.append((a, result))
-            cursor = b
-            if self.checkpoint is not None:
-                self.checkpoint.replayed += b - a
-            if progress is not None:
-                progress(b - a)
-        if cursor < count:
-            todo.append((cursor, count))
+        pieces, todo = self._replay(start, moves, progress)
         chunks = [c for a, b in todo for c in self._cut(a, b, count)]
         for (a, b), result, seconds in self._execute(job, moves, chunks):
             self.observe(seconds, b - a)
@@ -134,6 +112,31 @@ class Runner:
         if not pieces:
             return job.reader.allocate(0, moves.imaginary) | {"crossed": np.zeros(0, dtype=np.int64)}
         return {k: np.concatenate([p[1][k] for p in pieces]) for k in pieces[0][1]}
+
+    def _replay(
+        self, start: int, moves: Moves, progress: Callable[[int], None] | None
+    ) -> tuple[list[tuple[int, Result]], list[Chunk]]:
+        """What the checkpoint holds of these moves (``start`` is the first one's number
+        in the check), and the ranges still to evaluate."""
+        pieces: list[tuple[int, Result]] = []
+        todo: list[Chunk] = []
+        cursor = 0
+        if self.checkpoint is not None:
+            for a, b, digest, result in self.checkpoint.covering(start, len(moves)):
+                if a < cursor:
+                    continue  # overlaps a record already taken
+                if digest != moves.part(a, b).digest():
+                    raise self.checkpoint.mismatch(start + a)
+                if a > cursor:
+                    todo.append((cursor, a))
+                pieces.append((a, result))
+                cursor = b
+                self.checkpoint.replayed += b - a
+                if progress is not None:
+                    progress(b - a)
+        if cursor < len(moves):
+            todo.append((cursor, len(moves)))
+        return pieces, todo
 
     def _cut(self, a: int, b: int, batch: int) -> list[Chunk]:
         target = CHUNK_SECONDS[self.kind]
