@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from gradcheck_cli import InputError, UserCodeError, check_gradients
+from gradcheck_cli import InputError, UserCodeError, check_gradients, workers
 from gradcheck_cli.checkpoint import Checkpoint
 from gradcheck_cli.cli import cli
 from gradcheck_cli.errors import CheckInterrupted
@@ -516,3 +516,20 @@ def test_a_checkpoint_path_that_cannot_be_one_is_refused(runner, tmp_path, where
     assert result.stderr.startswith("Error: Invalid value for '--checkpoint': ")
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_the_dask_workers_cannot_see_is_shipped_to_them(tmp_path, clean_env, dask_client, monkeypatch):
+    module = tmp_path / f"shipped_{tmp_path.name.replace('-', '_')}.py"
+    module.write_text(WORKLOAD.read_text())
+    spec = FuncSpec(loss=f"{module}:loss", grad=f"{module}:grad", params=(("w", (12,)),), seed=3)
+    serial = check_function(spec)
+    opened = workers.DaskWorkers.__init__
+
+    def open_then_hide(self, *args, **kwargs):
+        opened(self, *args, **kwargs)  # ships the file to every worker (Client.upload_file)
+        module.rename(tmp_path / "moved_away.txt")  # and now no worker can read it by its path
+
+    monkeypatch.setattr(workers.DaskWorkers, "__init__", open_then_hide)
+    shipped = check_function(spec, execution=Execution(dask=dask_client))
+    assert not module.exists()
+    assert _same(shipped.to_dict()) == _same(serial.to_dict())
