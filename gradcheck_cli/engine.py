@@ -41,6 +41,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from .models.losses import SERIES_REACH, RankOne, series_order
 from .models.mlp import MLP
 from .numeric import Evaluation, LoopProbe, loss_roundoff
 
@@ -130,12 +131,14 @@ class IncrementalProbe:
         self.fused = model.loss_fn.fused
         self.out = cache.A[self.L] if self.fused else cache.Z[self.L]
         self.column_local = model.loss_fn.column_local
-        self.rank1_mse = model.loss_fn.quadratic and model.activations[-1].linear
-        if self.rank1_mse and self.L >= 2:
-            W = self._weight(self.L)
-            residual = self.out - self.targets
-            self.U_T = np.ascontiguousarray((residual @ W.T).T)  # (n_{L-1}, m): R W^T, per column j
-            self.w_sq = np.einsum("jo,jo->j", W, W)  # |W^L[j, :]|^2
+        # A move of unit j of the last hidden layer moves the output along row j of
+        # W^L, the same for every sample: the loss change is then a polynomial of the
+        # unit's change with coefficients computed once (losses.RankOne), when the
+        # output is scored directly (fused) or through the identity.
+        rank_one = model.loss_fn.rank_one
+        self.rank_one: RankOne | None = None
+        if rank_one is not None and self.L >= 2 and (self.fused or model.activations[-1].linear):
+            self.rank_one = rank_one(self.out, self.targets, self._weight(self.L))
 
     # ---- the probe interface ----------------------------------------------------------
 
@@ -183,7 +186,7 @@ class IncrementalProbe:
         sizes = self.model.spec.layers
         if l == self.L:
             return sizes[-1]  # the output change and the loss's temporaries
-        if l == self.L - 1 and self.rank1_mse:
+        if l == self.L - 1 and self.rank_one is not None:
             return 1  # a few vectors of length m
         return max(sizes[l + 1 :])  # full changes of every layer above
 
@@ -253,10 +256,8 @@ class IncrementalProbe:
             out = self.out.T[cols, :, None]  # (n, m, 1)
             targets = self.targets.T[cols, :, None]
             return self.loss_fn.change(out, targets, d[..., None]), None
-        if l == self.L - 1 and self.rank1_mse:
-            first = np.einsum("cjk,jk->cj", dZ, self.U_T[cols])
-            second = np.einsum("cjk,cjk->cj", dZ, dZ)
-            return (first + 0.5 * self.w_sq[cols] * second) / m, None
+        if l == self.L - 1 and self.rank_one is not None:
+            return self._rank_one(np.arange(cols.start, cols.stop), dZ), None
         j = np.tile(np.arange(cols.start, cols.stop), c)
         dA_cols = np.broadcast_to(dA, dZ.shape).reshape(c * n, m)
         change, hit = self._above_column(l, j, dA_cols, dZ.reshape(c * n, m))
@@ -282,12 +283,38 @@ class IncrementalProbe:
             d = np.zeros((B, m, self.out.shape[1]), dtype=dZ.dtype)
             d[np.arange(B), :, j] = dA if self.fused else dZ
             return self.loss_fn.change(self.out, self.targets, d), None
-        if l == self.L - 1 and self.rank1_mse:
-            first = np.einsum("bk,bk->b", dZ, self.U_T[j])
-            return (first + 0.5 * self.w_sq[j] * np.einsum("bk,bk->b", dZ, dZ)) / m, None
+        if l == self.L - 1 and self.rank_one is not None:
+            return self._rank_one(j, dZ), None
         W = self._weight(l + 1)
         dA_up = dZ[:, :, None] * W[j][:, None, :]  # rank-1 per perturbation: (B, m, n_{l+1})
         return self._above_full(l + 1, dA_up)
+
+    def _rank_one(self, j: Array, dZ: Array) -> Array:
+        """Loss changes for changes ``dZ[..., b, :]`` of column ``j[b]`` of the last hidden
+        layer (``dZ``: (B, m) or a (rows, B, m) grid): the polynomial of
+        ``losses.RankOne`` by Horner's rule, to the order these changes need, and the
+        exact path for any change beyond the series' reach."""
+        assert self.rank_one is not None
+        m = dZ.shape[-1]
+        coefficients = self.rank_one.coefficients
+        spread = self.rank_one.spread
+        far: tuple[Array, ...] = ()
+        if spread is not None:
+            reach = float(np.abs(dZ).max(initial=0.0)) * float(spread[j].max(initial=0.0))
+            coefficients = coefficients[: series_order(reach)]
+            if reach > SERIES_REACH:
+                far = np.nonzero(np.abs(dZ).max(axis=-1) * spread[j] > SERIES_REACH)
+        rows = [c[j] for c in coefficients]  # (B, m) or (B, 1) each
+        total = rows[-1] * dZ
+        for c in reversed(rows[:-1]):
+            total += c
+            total *= dZ
+        change: Array = total.sum(axis=-1) / m
+        if far and far[0].size:
+            W = self._weight(self.L)
+            dA_up = dZ[far][:, :, None] * W[j[far[-1]]][:, None, :]
+            change[far], _ = self._above_full(self.L, dA_up)
+        return change
 
     def _above_full(self, k: int, dA: Array) -> tuple[Array, Array | None]:
         """Propagate full changes ``dA`` (B, m, n_k) of ``A^k`` to the loss."""

@@ -38,7 +38,8 @@ def test_loss_changes_match_the_loop(depth, act, loss, bias, seed):
     engine = IncrementalProbe(model, params, max_memory=4096)  # tiny: many chunks
     for name, x in params.items():
         flat = np.arange(x.size)
-        for steps in (np.full(x.size, 1e-3), np.linspace(1e-4, 0.3, x.size)):
+        # Constant, spread out, and across every order of the rank-one series and its reach.
+        for steps in (np.full(x.size, 1e-3), np.linspace(1e-4, 0.3, x.size), np.geomspace(1e-9, 0.1, x.size)):
             a, b = loop.entries(name, flat, steps), engine.entries(name, flat, steps)
             # The engine's changes equal the loop's within the loop's own round-off bound.
             assert np.all(np.abs(b.change - a.change) <= a.roundoff)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gradcheck_cli.models.losses import LOSSES, get_loss
+from gradcheck_cli.models.losses import LOSSES, SERIES_REACH, get_loss, series_order
 
 from errmodel import assert_scaled_close, assert_within_roundoff
 
@@ -71,3 +71,26 @@ def test_mse_value_is_the_seed_formula(rng):
 def test_unknown_loss_lists_valid_names():
     with pytest.raises(KeyError, match="valid: mse, bce, softmax-ce"):
         get_loss("hinge")
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_the_rank_one_series_is_the_loss_change_to_round_off_up_to_its_reach(name, rng):
+    # Moving unit j of the last hidden layer by t_i in sample i moves the output by
+    # t_i w_j; the series must give value(out + t w_j) - value(out) far below a
+    # float64 loss's round-off, measured against extended precision.
+    loss = LOSSES[name]
+    m, k = 16, 5
+    out = 3 * rng.standard_normal((m, k))
+    targets = loss.make_targets(rng, m, k)
+    w = rng.standard_normal((4, k))
+    series = loss.rank_one(out, targets, w)
+    wide = out.astype(np.longdouble)
+    scale = max(1.0, abs(float(loss.value(wide, targets))))
+    for j in range(len(w)):
+        spread = 1.0 if series.spread is None else series.spread[j]
+        for reach in (1e-9, 1e-5, SERIES_REACH):
+            t = rng.choice([-1.0, 1.0], m) * rng.uniform(0.5, 1.0, m) * reach / spread
+            order = len(series.coefficients) if series.spread is None else series_order(reach)
+            value = sum(c[j] * t ** (n + 1) for n, c in enumerate(series.coefficients[:order])).sum() / m
+            exact = loss.value(wide + t[:, None] * w[j].astype(np.longdouble), targets) - loss.value(wide, targets)
+            assert abs(value - float(exact)) <= 1e-17 * scale, (reach, order)
