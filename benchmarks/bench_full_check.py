@@ -2,7 +2,8 @@
 
 Every entry of every parameter is checked with central differences (tanh hidden
 layers, MSE, bias, float64) on the same model, data and step, side by side in one
-process.  Prints, per size: the median wall time of each contender, the ratios,
+process; then the engine alone on every hidden activation x loss of ``--grid``.
+Prints, per size: the median wall time of each contender, the ratios,
 the largest difference between the engine's and the loop's numerical gradients,
 the engine's peak memory, and a floor: the arithmetic the incremental scheme
 cannot avoid divided by this machine's measured throughput for that kind of
@@ -57,14 +58,21 @@ def _throughput(m: int) -> dict[str, float]:
 
 
 def _floor_seconds(layers: list[int], m: int, rates: dict[str, float]) -> float:
-    """Work the incremental scheme cannot avoid, for central differences (two steps per entry).
+    """Work the incremental scheme cannot avoid, for central differences (two steps per
+    entry), tanh hidden layers and MSE.
 
     Moving one entry of layer l's weights or bias: its column of A^l and Z^l (m
-    elementwise ops each).  Below the output layer, the rank-1 change of the next
-    pre-activation and its activation (2 m n_{l+1}), and for every layer further up
-    a matrix product (2 m n_k n_{k+1} flops) and an activation (m n_{k+1}).  The
-    loss change reads every output that moved (2 m n_L ops), except that the layer
-    just below an identity output needs only two length-m dot products (4 m).
+    elementwise ops each).  Then, by where the layer sits:
+
+    * l = L (the output): the loss change reads its column (2 m n_L ops).
+    * l = L-1: the loss change is a polynomial of the column's change with
+      coefficients computed once (two length-m dot products for MSE: 4 m).
+    * l = L-2: layer L-1 is carried by its Taylor series, the output's change a
+      polynomial of order 3 (central steps) in the column's change, per sample and
+      output (Horner: 2 x 3 m n_L), then the loss change (2 m n_L).
+    * further down: the rank-1 change of the next pre-activation and its activation
+      (2 m n_{l+1}), a matrix product (2 m n_k n_{k+1} flops) and an activation
+      (m n_{k+1}) for every layer above, and the loss change (2 m n_L).
     """
     L = len(layers) - 1
     elementwise = gemm = 0.0
@@ -73,9 +81,11 @@ def _floor_seconds(layers: list[int], m: int, rates: dict[str, float]) -> float:
         ops = 2 * m
         flops = 0.0
         if l == L:
-            ops += 2 * m
+            ops += 2 * m * layers[-1]
         elif l == L - 1:
             ops += 4 * m
+        elif l == L - 2:
+            ops += 2 * 3 * m * layers[-1] + 2 * m * layers[-1]
         else:
             ops += 2 * m * layers[l + 1]
             for k in range(l + 1, L):
@@ -85,6 +95,38 @@ def _floor_seconds(layers: list[int], m: int, rates: dict[str, float]) -> float:
         elementwise += 2 * count * ops
         gemm += 2 * count * flops
     return elementwise / rates["elementwise"] + gemm / rates["gemm"]
+
+
+def _blas() -> str:
+    """The BLAS numpy was built with, as numpy reports it."""
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # an older numpy without mode="dicts"
+        return "unknown (numpy does not say)"
+
+
+ACTIVATION_GRID = ["tanh", "sigmoid", "relu", "leaky_relu", "elu", "softplus"]
+LOSS_GRID = ["mse", "softmax-ce", "bce"]
+
+
+def _every_activation_and_loss(size: str, repeats: int, console: Console) -> None:
+    """The engine on every hidden activation x loss of ``size``, against tanh/mse, with
+    each run's traced peak memory (the bound is ``DEFAULT_MAX_MEMORY``)."""
+    layers = [int(n) for n in size.split("-")]
+    table = Table(title=f"every hidden activation x loss, {size}, m={SIZES[size]} (median seconds)")
+    for header in ("hidden", "loss", "engine s", "vs tanh/mse", "peak MiB", "verdict"):
+        table.add_column(header, justify="right")
+    base = None
+    for loss in LOSS_GRID:
+        for act in ACTIVATION_GRID:
+            model = MLP(MLPSpec.build(layers, activation=act, loss=loss, bias=True, m=SIZES[size], seed=0))
+            seconds, report = median_time(lambda: check_model(model, engine="incremental"), repeats)
+            base = seconds if base is None else base
+            peak = _peak_memory(lambda: check_model(model, engine="incremental"))
+            table.add_row(act, loss, f"{seconds:.4f}", f"{seconds / base:.2f}x", f"{peak / 2**20:.1f}", report.status)
+    console.print(table)
 
 
 def _noise_floors(size: str = "64-128-10", m: int = 100, entries: int = 400) -> tuple[float, float]:
@@ -160,6 +202,7 @@ def main() -> None:
         "--loop-repeats", type=int, default=1, help="runs of the loop and torch slow mode on large sizes"
     )
     parser.add_argument("--no-torch", action="store_true", help="skip torch even when installed")
+    parser.add_argument("--grid", default="784-128-10", help="size for the every-activation-x-loss rows ('' to skip)")
     args = parser.parse_args()
 
     console = Console(width=200)
@@ -228,6 +271,9 @@ def main() -> None:
         )
         console.print(f"done {size}")
     console.print(table)
+    if args.grid:
+        _every_activation_and_loss(args.grid, args.repeats, console)
+    console.print(f"numpy {np.__version__}, BLAS: {_blas()}")
     if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps:
         engine_noise, loop_noise = _noise_floors()
         console.print(

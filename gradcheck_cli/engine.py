@@ -41,7 +41,8 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from .models.losses import SERIES_REACH, RankOne, series_order
+from .models.activations import TAYLOR_REACH, series_order
+from .models.losses import SERIES_REACH, RankOne
 from .models.mlp import MLP
 from .numeric import Evaluation, LoopProbe, loss_roundoff
 
@@ -84,6 +85,19 @@ class _Layer:
     ZT: Array
     prep: tuple[Array, ...]  # the activation's prepare(A, Z), (m, n) each
     prepT: tuple[Array, ...]  # and transposed
+
+
+@dataclass
+class _TwoLayers:
+    """Layer L-1 carried by its Taylor series for moves of layer L-2 (see
+    ``IncrementalProbe._two_layers``): ``G[n-1]`` (units, m, n_L), the reach ``scale``
+    (units,), the kink ``margin`` (units, m) or None, and whether the series is
+    ``exact`` (piecewise linear) rather than good to round-off within its reach."""
+
+    G: list[Array]
+    scale: Array
+    margin: Array | None
+    exact: bool
 
 
 class IncrementalProbe:
@@ -139,6 +153,40 @@ class IncrementalProbe:
         self.rank_one: RankOne | None = None
         if rank_one is not None and self.L >= 2 and (self.fused or model.activations[-1].linear):
             self.rank_one = rank_one(self.out, self.targets, self._weight(self.L))
+        self.two_layers = self._two_layers() if self.L >= 3 else None
+
+    def _two_layers(self) -> _TwoLayers | None:
+        """For moves of layer L-2: the change of the output's pre-activation as a
+        polynomial of the moved unit's change, through layer L-1's Taylor series
+        (``activations.Taylor``): ``dA^L_i = sum_n dz_i^n G_n[j][i]`` with
+        ``G_n[j] = (C_n * W^{L-1}[j, :]^n) W^L``, computed once.  None when layer L-1's
+        activation has no series or ``G`` would not fit a quarter of the memory bound."""
+        k = self.L - 1
+        act = self.model.activations[k - 1]
+        if act.taylor is None:
+            return None
+        W_in, W_out = self._weight(k), self._weight(self.L)  # (n_{L-2}, n_{L-1}), (n_{L-1}, n_L)
+        units, width = W_in.shape
+        outputs = W_out.shape[1]
+        layer = self.layers[k]
+        taylor = act.taylor(layer.A, layer.Z)
+        if 8 * units * len(taylor.coefficients) * self.m * outputs > self.max_memory // 4:
+            return None
+        G = []
+        for n, C in enumerate(taylor.coefficients, start=1):
+            T = (C.T[:, :, None] * W_out[:, None, :]).reshape(width, self.m * outputs)  # (n_{L-1}, m n_L)
+            G.append(np.ascontiguousarray((W_in**n @ T).reshape(units, self.m, outputs)))
+        scale = np.abs(W_in).max(axis=1)  # |dA^{L-1}_ik| <= |dz_i| scale_j
+        margin = None
+        if taylor.margin is not None:
+            # No kink of layer L-1 is crossed while |dz_i| < margin[j, i] = min_k |A_ik| / |W_jk|.
+            with np.errstate(divide="ignore"):
+                inverse = np.where(W_in != 0, 1.0 / np.abs(W_in), np.inf)  # (units, width)
+            margin = np.empty((units, self.m))
+            for rows in range(0, units, 64):
+                block = taylor.margin[None, :, :] * inverse[rows : rows + 64, None, :]
+                margin[rows : rows + 64] = block.min(axis=-1)
+        return _TwoLayers(G, scale, margin, taylor.exact)
 
     # ---- the probe interface ----------------------------------------------------------
 
@@ -258,6 +306,8 @@ class IncrementalProbe:
             return self.loss_fn.change(out, targets, d[..., None]), None
         if l == self.L - 1 and self.rank_one is not None:
             return self._rank_one(np.arange(cols.start, cols.stop), dZ), None
+        if l == self.L - 2 and self.two_layers is not None:
+            return self._through_two_layers(np.arange(cols.start, cols.stop), dZ)
         j = np.tile(np.arange(cols.start, cols.stop), c)
         dA_cols = np.broadcast_to(dA, dZ.shape).reshape(c * n, m)
         change, hit = self._above_column(l, j, dA_cols, dZ.reshape(c * n, m))
@@ -285,6 +335,8 @@ class IncrementalProbe:
             return self.loss_fn.change(self.out, self.targets, d), None
         if l == self.L - 1 and self.rank_one is not None:
             return self._rank_one(j, dZ), None
+        if l == self.L - 2 and self.two_layers is not None:
+            return self._through_two_layers(j, dZ)
         W = self._weight(l + 1)
         dA_up = dZ[:, :, None] * W[j][:, None, :]  # rank-1 per perturbation: (B, m, n_{l+1})
         return self._above_full(l + 1, dA_up)
@@ -315,6 +367,37 @@ class IncrementalProbe:
             dA_up = dZ[far][:, :, None] * W[j[far[-1]]][:, None, :]
             change[far], _ = self._above_full(self.L, dA_up)
         return change
+
+    def _through_two_layers(self, j: Array, dZ: Array) -> tuple[Array, Array]:
+        """Loss changes for column changes ``dZ[..., b, :]`` of layer L-2 (column ``j[b]``;
+        ``dZ`` (B, m) or a (rows, B, m) grid): layer L-1 by its series
+        (``_TwoLayers``) where every sample's change stays within the series' reach and
+        short of a kink, the exact path for the rest."""
+        two = self.two_layers
+        assert two is not None
+        m = dZ.shape[-1]
+        size = np.abs(dZ)
+        reach = size.max(axis=-1) * two.scale[j]  # (..., B): the largest change of A^{L-1}
+        near = np.ones(reach.shape, dtype=bool) if two.exact else reach <= TAYLOR_REACH
+        if two.margin is not None:
+            near &= np.all(size < two.margin[j], axis=-1)
+        largest = float(reach[near].max(initial=0.0))
+        order = len(two.G) if two.exact else series_order(largest, len(two.G))
+        t = dZ[..., None]
+        dA = two.G[order - 1][j] * t  # (..., B, m, n_L)
+        for G in reversed(two.G[: order - 1]):
+            dA += G[j]
+            dA *= t
+        flat, hit = self._above_full(self.L, dA.reshape(-1, m, dA.shape[-1]))
+        change = flat.reshape(reach.shape)
+        crossed = np.zeros(reach.shape, dtype=np.int64) if hit is None else hit.reshape(reach.shape)
+        far = np.nonzero(~near)
+        if far[0].size:
+            W = self._weight(self.L - 1)
+            dA_up = dZ[far][:, :, None] * W[j[far[-1]]][:, None, :]
+            change[far], exact_hit = self._above_full(self.L - 1, dA_up)
+            crossed[far] = 0 if exact_hit is None else exact_hit
+        return change, crossed
 
     def _above_full(self, k: int, dA: Array) -> tuple[Array, Array | None]:
         """Propagate full changes ``dA`` (B, m, n_k) of ``A^k`` to the loss."""

@@ -15,7 +15,10 @@ imaginary step never changes the branch taken.
 The engine kernels (``prepare``, ``exact_change``) compute ``forward(a + d) -
 forward(a)`` without subtracting two nearly equal values; they evaluate the
 function, never its derivative, so the numerical side stays independent of the
-analytic one.
+analytic one.  ``taylor`` gives the same change as a polynomial in ``d`` (the
+function's Taylor series at ``a``, to ``TAYLOR_ORDER``) for the engine to carry
+through a layer at once; a piecewise-linear function's series is exact up to its
+kink, a smooth one's to round-off for ``|d| <= TAYLOR_REACH``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,35 @@ def _positive(a: Array) -> Array:
     return np.real(a) > 0
 
 
+TAYLOR_ORDER = 5
+# (1e-3)^6 / 6! of the function's scale: the first term left out, below round-off.
+TAYLOR_REACH = 1e-3
+# A series of changes up to ``reach`` keeps the terms until reach^(n+1), the first
+# left out, is below this share of the function's scale.
+SERIES_NEGLIGIBLE = 1e-18
+
+
+def series_order(reach: float, most: int = TAYLOR_ORDER) -> int:
+    """How many terms a series of changes up to ``reach`` needs: 2 at least, ``most``
+    at most (central differences' steps need three, Richardson's five)."""
+    order = 2
+    while order < most and reach ** (order + 1) > SERIES_NEGLIGIBLE:
+        order += 1
+    return order
+
+
+@dataclass(frozen=True)
+class Taylor:
+    """``forward(a + d) - forward(a) = sum_n coefficients[n-1] d^n``, elementwise.
+    ``exact``: for every ``|d| < margin`` (piecewise linear); otherwise to round-off
+    for ``|d| <= TAYLOR_REACH`` and ``|d| < margin``.  ``margin``: the distance to the
+    kink (``|a|``), None for a smooth function."""
+
+    coefficients: list[Array]
+    exact: bool
+    margin: Array | None
+
+
 @dataclass(frozen=True)
 class Activation:
     """An elementwise activation ``Z = forward(A)`` and its derivative.
@@ -57,6 +89,7 @@ class Activation:
     linear: bool = False
     exact_change: Callable[..., Array] | None = None
     prepare: Callable[[Array, Array], tuple[Array, ...]] | None = None
+    taylor: Callable[[Array, Array], Taylor] | None = None
 
     def change(self, a: Array, z: Array, d: Array, prepared: tuple[Array, ...] | None = None) -> Array:
         """``forward(a + d) - forward(a)`` where ``z = forward(a)``.
@@ -117,6 +150,29 @@ def _tanh_change(a: Array, z: Array, d: Array, q: Array) -> Array:
     return change
 
 
+def _factorial_scaled(derivatives: list[Array]) -> list[Array]:
+    """``f^(n) / n!`` from the derivatives ``f', f'', ...``."""
+    out, factorial = [], 1.0
+    for n, fn in enumerate(derivatives, start=1):
+        factorial *= n
+        out.append(fn / factorial)
+    return out
+
+
+def _tanh_taylor(a: Array, z: Array) -> Taylor:
+    # The derivatives of tanh are polynomials in z = tanh(a), times q = 1 - z^2.
+    q = 1.0 - z * z
+    z2 = z * z
+    derivatives = [
+        q,
+        -2.0 * z * q,
+        q * (6.0 * z2 - 2.0),
+        8.0 * z * q * (2.0 - 3.0 * z2),
+        8.0 * q * (2.0 - 15.0 * z2 + 15.0 * z2 * z2),
+    ]
+    return Taylor(_factorial_scaled(derivatives), False, None)
+
+
 TANH = Activation(
     "tanh",
     np.tanh,
@@ -124,6 +180,7 @@ TANH = Activation(
     derivative_from_output=lambda z: 1.0 - z * z,  # tanh' = 1 - t^2: valid from the output
     exact_change=_tanh_change,
     prepare=_tanh_prepare,
+    taylor=_tanh_taylor,
 )
 
 
@@ -152,6 +209,23 @@ def _sigmoid_change(a: Array, z: Array, d: Array, u: Array, q: Array) -> Array:
     return 0.5 * _tanh_change(0.5 * a, u, 0.5 * d, q)
 
 
+def _sigmoid_derivatives(s: Array) -> list[Array]:
+    """sigma', ..., sigma^(5) as polynomials in s = sigma(a)."""
+    q = s * (1.0 - s)
+    s2 = s * s
+    return [
+        q,
+        q * (1.0 - 2.0 * s),
+        q * (1.0 - 6.0 * s + 6.0 * s2),
+        q * (1.0 - 2.0 * s) * (1.0 - 12.0 * s + 12.0 * s2),
+        q * (1.0 - 30.0 * s + 150.0 * s2 - 240.0 * s2 * s + 120.0 * s2 * s2),
+    ]
+
+
+def _sigmoid_taylor(a: Array, z: Array) -> Taylor:
+    return Taylor(_factorial_scaled(_sigmoid_derivatives(z)), False, None)
+
+
 SIGMOID = Activation(
     "sigmoid",
     sigmoid,
@@ -159,6 +233,7 @@ SIGMOID = Activation(
     derivative_from_output=lambda z: z * (1.0 - z),  # sigma' = s (1 - s): valid from the output
     exact_change=_sigmoid_change,
     prepare=_sigmoid_prepare,
+    taylor=_sigmoid_taylor,
 )
 
 
@@ -174,6 +249,11 @@ def _relu_derivative(a: Array) -> Array:
     return (a > 0).astype(a.dtype)
 
 
+def _piecewise_taylor(a: Array, slope_below: float) -> Taylor:
+    # Linear on each side of 0: exact for any step that stays on its side.
+    return Taylor([np.where(np.real(a) > 0, 1.0, slope_below)], True, np.abs(a))
+
+
 RELU = Activation(
     "relu",
     _relu,
@@ -181,6 +261,7 @@ RELU = Activation(
     # relu(a) > 0 exactly when a > 0: valid from the output.
     derivative_from_output=lambda z: (z > 0).astype(z.dtype),
     kink=True,
+    taylor=lambda a, z: _piecewise_taylor(a, 0.0),
 )
 
 
@@ -202,6 +283,7 @@ LEAKY_RELU = Activation(
     # the sign is preserved: valid from the output.
     derivative_from_output=lambda z: np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype),
     kink=True,
+    taylor=lambda a, z: _piecewise_taylor(a, LEAKY_SLOPE),
 )
 
 
@@ -214,12 +296,18 @@ def softplus(a: Array) -> Array:
     return np.where(pos, a, 0.0 * a) + np.log1p(np.exp(np.where(pos, -a, a)))
 
 
+def _softplus_taylor(a: Array, z: Array) -> Taylor:
+    s = sigmoid(a)
+    return Taylor(_factorial_scaled([s, *_sigmoid_derivatives(s)[:4]]), False, None)
+
+
 SOFTPLUS = Activation(
     "softplus",
     softplus,
     sigmoid,
     # softplus' = sigmoid(a) = 1 - e^{-z}: valid from the output.
     derivative_from_output=lambda z: -np.expm1(-z),
+    taylor=_softplus_taylor,
 )
 
 
@@ -236,6 +324,14 @@ def _elu_derivative(a: Array) -> Array:
     return np.where(pos, 1.0, ELU_ALPHA * np.exp(np.where(pos, 0.0, a))).astype(a.dtype)
 
 
+def _elu_taylor(a: Array, z: Array) -> Taylor:
+    # Linear above 0; below, alpha (e^(a + d) - e^a) = (z + alpha) sum_n d^n / n!.
+    pos = np.real(a) > 0
+    below = np.where(pos, 0.0, z + ELU_ALPHA)
+    derivatives = [np.where(pos, 1.0, below), below, below, below, below]
+    return Taylor(_factorial_scaled(derivatives), False, np.abs(a))
+
+
 ELU = Activation(
     "elu",
     _elu,
@@ -245,6 +341,7 @@ ELU = Activation(
     # elu' is continuous but elu'' jumps at 0: a step across 0 spoils the h^2 (and
     # Richardson's h^4) error terms, so it is treated as a kink.
     kink=True,
+    taylor=_elu_taylor,
 )
 
 

@@ -18,7 +18,7 @@ hidden layer moves the output by ``t_i w_j`` in sample ``i`` (``w_j``, row ``j``
 the output weights).  The change is then a polynomial in each ``t_i`` whose
 coefficients depend only on ``j`` and ``i`` and are computed once: exact for mse
 (order 2), and for the fused losses the Taylor series of the function itself
-(``lse`` and ``softplus``), to order ``SERIES_ORDER``, used only where
+(``lse`` and ``softplus``), to order 5 (``activations.series_order``), used only where
 ``|t_i| * spread_j <= SERIES_REACH`` so that the first term left out is below
 round-off.  It evaluates the loss's change, never the model's backward pass.
 """
@@ -32,32 +32,18 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from .activations import sigmoid, softplus
+from .activations import series_order, sigmoid, softplus
 
 Array = npt.NDArray[Any]
 
 
-SERIES_ORDER = 5
+__all__ = ["LOSSES", "SERIES_REACH", "Loss", "RankOne", "get_loss", "series_order"]
+
 # Where the series is used: the left-out terms are O((|t| spread)^6 / 6!) times the
 # loss's own scale, 1e-18 at this reach (measured against extended precision: 2e-19),
 # far below a float64 loss's round-off; central steps stay near 1e-5, Richardson's
 # first step just inside.
 SERIES_REACH = 3e-3
-
-
-# The terms a series of changes up to ``reach`` (= |t| spread) needs: the first one
-# left out, reach^(n+1), below 1e-18 of the loss's scale (central differences'
-# steps need three terms, Richardson's five).
-SERIES_NEGLIGIBLE = 1e-18
-
-
-def series_order(reach: float) -> int:
-    """How many terms of a rank-one series changes up to ``reach`` need (2 at least,
-    ``SERIES_ORDER`` at most; beyond ``SERIES_REACH`` the series is not used)."""
-    order = 2
-    while order < SERIES_ORDER and reach ** (order + 1) > SERIES_NEGLIGIBLE:
-        order += 1
-    return order
 
 
 @dataclass(frozen=True)
