@@ -140,6 +140,18 @@ class IncrementalProbe:
                     tuple(np.ascontiguousarray(x.T) for x in prep),
                 )
             )
+        # Each hidden layer's Taylor series, transposed like AT: a grid of column
+        # changes within its reach is scored by a short polynomial, not a transcendental.
+        self.series: dict[int, tuple[list[Array], Array | None, bool]] = {}
+        for l in range(1, self.L + 1):
+            act = model.activations[l - 1]
+            if act.taylor is not None and not act.linear:
+                taylor = act.taylor(cache.A[l], cache.Z[l])
+                self.series[l] = (
+                    [np.ascontiguousarray(c.T) for c in taylor.coefficients],
+                    None if taylor.margin is None else np.ascontiguousarray(taylor.margin.T),
+                    taylor.exact,
+                )
         self.targets = cache.targets
         self.loss_fn = model.loss_fn
         self.fused = model.loss_fn.fused
@@ -285,8 +297,12 @@ class IncrementalProbe:
                 else:
                     dA = steps[rows, cols, None] * x[:, None, :]  # (c, width, m)
                 # (c, width, m); identity returns dA itself, hence the broadcast.
-                dZ = np.broadcast_to(act.change(AT, ZT, dA, prepared), (len(x), width, self.m))
-                hit = self._crossings(l, AT, dA, axis=(-1,))
+                series = self._series_change(l, cols, dA)
+                if series is None:
+                    dZ = np.broadcast_to(act.change(AT, ZT, dA, prepared), (len(x), width, self.m))
+                    hit = self._crossings(l, AT, dA, axis=(-1,))
+                else:
+                    dZ, hit = series
                 out_change, out_hit = self._grid_above(l, cols, dA, dZ)
                 change[rows, cols] = out_change
                 if hit is not None:
@@ -294,6 +310,42 @@ class IncrementalProbe:
                 if out_hit is not None:
                     crossed[rows, cols] += out_hit
                 self._tick(out_change.size)
+
+    def _series_change(self, l: int, cols: slice, dA: Array) -> tuple[Array, Array | None] | None:
+        """Layer ``l``'s activation change for a grid of column changes ``dA`` (rows,
+        1 or len(cols), m) by its Taylor series, when every change is within the series'
+        reach, and the kinks each move crosses; None when a change is beyond reach (the
+        caller takes the exact path).  Elements whose change reaches a kink get the
+        exact change, and only they are tested for a crossing."""
+        if l not in self.series:
+            return None
+        coefficients, margin, exact = self.series[l]
+        size = np.abs(dA)
+        reach = float(size.max(initial=0.0))
+        if not exact and reach > TAYLOR_REACH:
+            return None
+        order = len(coefficients) if exact else series_order(reach, len(coefficients))
+        total = coefficients[order - 1][cols] * dA
+        for c in reversed(coefficients[: order - 1]):
+            total += c[cols]
+            total *= dA
+        if margin is None:
+            return total, None
+        hit = np.zeros(total.shape[:-1], dtype=np.int64)
+        near = np.nonzero(size >= margin[cols]) if size.shape == total.shape else None
+        if near is None:  # one input change per row: broadcast it to the grid first
+            near = np.nonzero(np.broadcast_to(size, total.shape) >= margin[cols])
+        if near[0].size:
+            layer, act = self.layers[l], self.model.activations[l - 1]
+            shape = total.shape
+            A = np.broadcast_to(layer.AT[cols], shape)[near]
+            Z = np.broadcast_to(layer.ZT[cols], shape)[near]
+            d = np.broadcast_to(dA, shape)[near]
+            total[near] = act.change(A, Z, d)
+            if not np.iscomplexobj(d):
+                moved = np.sign(A + d) != np.sign(A)
+                np.add.at(hit, tuple(index[moved] for index in near[:-1]), 1)
+        return total, hit
 
     def _grid_above(self, l: int, cols: slice, dA: Array, dZ: Array) -> tuple[Array, Array | None]:
         """Loss changes for a (rows, columns ``cols``, m) grid of column changes of layer ``l``."""
