@@ -26,6 +26,7 @@ so that none waits idle at the end.
 
 from __future__ import annotations
 
+import abc
 import collections
 import contextlib
 import hashlib
@@ -65,7 +66,7 @@ DASK_TASKS_PER_SECOND = 400  # a scheduler's pace, measured (benchmarks/bench_wo
 INSTALL_DASK = "pip install 'gradcheck-cli[dask]'"
 
 
-class Runner:
+class Runner(abc.ABC):
     """Runs batches of moves in chunks and records them; subclasses say where."""
 
     kind = "serial"
@@ -151,8 +152,9 @@ class Runner:
             size = max(1, math.ceil((b - a) / (rounds * self.workers)))
         return [(s, min(s + size, b)) for s in range(a, b, size)]
 
+    @abc.abstractmethod
     def _execute(self, job: Job, moves: Moves, chunks: list[Chunk]) -> Iterator[tuple[Chunk, Result, float]]:
-        raise NotImplementedError
+        """Run ``chunks`` of ``moves``; yield each one's ``(chunk, result, seconds)`` as it finishes."""
 
     def describe(self) -> str:
         return "1 process"
