@@ -30,7 +30,7 @@ from .limits import MAX_CHECKS, MAX_SUITE_BYTES
 from .models import MLP, LinearRegression, LinRegSpec, MLPSpec
 from .options import (
     DERIVATIVE_KINDS,
-    EXECUTION_OPTIONS,
+    EXECUTION_NAMES,
     MODEL_OPTIONS,
     MODELS,
     SETTINGS_OPTIONS,
@@ -45,7 +45,6 @@ from .userfunc import FILE_KEYS, FuncSpec, LoadedFunction, check_function, load_
 
 Spec = MLPSpec | LinRegSpec | FuncSpec
 SETTINGS_NAMES = {o.name for o in SETTINGS_OPTIONS}
-EXECUTION_NAMES = {o.name for o in EXECUTION_OPTIONS}
 
 
 def _toml_type(v: Any) -> str:

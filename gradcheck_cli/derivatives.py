@@ -37,7 +37,7 @@ from .errors import BadValueError, CheckInterrupted, InputError
 from .evaluation import EPS64, Noisy
 from .indexing import entry_index, format_index
 from .numeric import Derivatives, Evaluation, TaylorResult
-from .options import EXECUTION_OPTIONS, Execution, Settings, execution_for_call, settings_for_keywords
+from .options import EXECUTION_NAMES, EXECUTION_OPTIONS, Execution, Settings, execution_for_call, settings_for_keywords
 from .result import ParameterResult, Report
 from .rule import PassRule
 from .usercode import call_user
@@ -55,7 +55,6 @@ Array = npt.NDArray[Any]
 Params = dict[str, Array]
 
 EXTRA_KEYWORDS = ("sparsity", "progress", "name", "execution", *(o.name for o in EXECUTION_OPTIONS))
-EXECUTION_NAMES = {o.name for o in EXECUTION_OPTIONS}
 DOUT_STREAM = 1  # dout is drawn from default_rng([seed, DOUT_STREAM])
 
 

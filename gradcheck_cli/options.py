@@ -435,6 +435,7 @@ EXECUTION_OPTIONS: tuple[Option, ...] = (
 )
 
 _EXECUTION = {o.name: o for o in EXECUTION_OPTIONS}
+EXECUTION_NAMES = frozenset(_EXECUTION)  # the keywords that say where a check runs, not what it computes
 
 
 @dataclass(frozen=True)

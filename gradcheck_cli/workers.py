@@ -132,7 +132,6 @@ class Runner(abc.ABC):
                     todo.append((cursor, a))
                 pieces.append((a, result))
                 cursor = b
-                self.checkpoint.replayed += b - a
                 if progress is not None:
                     progress(b - a)
         if cursor < len(moves):

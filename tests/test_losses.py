@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from gradcheck_cli.models.losses import LOSSES, SERIES_REACH, get_loss, series_order
+from gradcheck_cli.models.activations import series_order
+from gradcheck_cli.models.losses import LOSSES, SERIES_REACH, get_loss
 
 from errmodel import assert_scaled_close, assert_within_roundoff
 

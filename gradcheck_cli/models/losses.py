@@ -32,12 +32,10 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from .activations import series_order, sigmoid, softplus
+from .activations import sigmoid, softplus
 
 Array = npt.NDArray[Any]
 
-
-__all__ = ["LOSSES", "SERIES_REACH", "Loss", "RankOne", "get_loss", "series_order"]
 
 # Where the series is used: the left-out terms are O((|t| spread)^6 / 6!) times the
 # loss's own scale, 1e-18 at this reach (measured against extended precision: 2e-19),
