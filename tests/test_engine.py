@@ -10,7 +10,7 @@ from rich.console import Console
 
 from gradcheck_cli import check_model
 from gradcheck_cli.cli import cli
-from gradcheck_cli.engine import IncrementalProbe
+from gradcheck_cli.engine import IncrementalProbe, _reaching
 from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, MLPSpec
 from gradcheck_cli.numeric import METHODS, LoopProbe, complex_step_noise
 from gradcheck_cli.report import RichProgress
@@ -58,6 +58,20 @@ def _same_changes(loop, engine, params):
         slope_a, slope_b = a.change.imag / 1e-20, b.change.imag / 1e-20
         # Two complex-step evaluators: each carries its own round-off bound.
         assert np.all(np.abs(slope_b - slope_a) <= complex_step_noise(slope_a) + complex_step_noise(slope_b))
+
+
+@pytest.mark.parametrize("per_row", [True, False])
+def test_elements_reaching_a_kink_are_found_exactly(per_row, rng):
+    # The pruned search for grid elements whose change reaches a kink finds exactly
+    # the brute-force set, ties (change == distance) and zero distances included.
+    margin = rng.exponential(size=(7, 11))
+    margin[2, 3] = 0.0
+    size = rng.exponential(0.2, size=(5, 1 if per_row else 7, 11))
+    margin[4, 6] = size[1, 0, 6]  # a tie
+    expected = np.nonzero(np.broadcast_to(size, (5, 7, 11)) >= margin)
+    found = _reaching(size, margin)
+    assert sorted(zip(*found, strict=True)) == sorted(zip(*expected, strict=True))
+    assert 0 < len(found[0]) < 5 * 7 * 11
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -60,11 +60,10 @@ class Loss:
     """A scalar loss of the network output and the targets.
 
     Its structure, which the incremental engine exploits, is stated here rather
-    than recognised from the name: ``column_local`` when the loss is a sum over
-    output columns of terms that each see only their own column (a change of one
-    output column is scored from that column alone); ``quadratic`` when it is
-    ``1/(2m) ||out - Y||^2`` (a rank-1 change of the output has a closed-form
-    effect).
+    than recognised from the name: ``rank_one(out, targets, w)`` gives the loss's
+    change under ``out + t w_j^T`` as a polynomial in ``t`` (``RankOne``), for the
+    rows of the output weights and for the unit rows ``e_j`` (one output column
+    moved).
     """
 
     name: str
@@ -75,8 +74,6 @@ class Loss:
     change: Callable[[Array, Array, Array], Array]
     make_targets: Callable[[np.random.Generator, int, int], Array]
     min_outputs: int = 1
-    column_local: bool = False
-    quadratic: bool = False
     rank_one: Callable[[Array, Array, Array], RankOne] | None = None
 
 
@@ -241,8 +238,6 @@ LOSSES: dict[str, Loss] = {
             _mse_gradient,
             _mse_change,
             _mse_targets,
-            column_local=True,
-            quadratic=True,
             rank_one=_mse_rank_one,
         ),
         Loss(
@@ -253,7 +248,6 @@ LOSSES: dict[str, Loss] = {
             _bce_gradient,
             _bce_change,
             _bce_targets,
-            column_local=True,
             rank_one=_bce_rank_one,
         ),
         Loss(
