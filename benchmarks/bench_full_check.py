@@ -5,9 +5,10 @@ layers, MSE, bias, float64) on the same model, data and step, side by side in on
 process; then the engine alone on every hidden activation x loss of ``--grid``.
 Prints, per size: the median wall time of each contender, the ratios,
 the largest difference between the engine's and the loop's numerical gradients,
-the engine's peak memory, and a floor: the arithmetic the incremental scheme
+the engine's peak memory, a floor (the arithmetic the incremental scheme
 cannot avoid divided by this machine's measured throughput for that kind of
-operation.
+operation), and the time guard's forecast (the engine's own cost model) beside
+the time measured.
 
     python benchmarks/bench_full_check.py                 # all sizes
     python benchmarks/bench_full_check.py --sizes 4-8-3 --repeats 5
@@ -28,8 +29,9 @@ from rich.console import Console
 from rich.table import Table
 from timing import median_time
 
-from gradcheck_cli import check_model
-from gradcheck_cli.engine import DEFAULT_MAX_MEMORY, tune_allocator
+from gradcheck_cli import Settings, check_model
+from gradcheck_cli.check import planned_moves
+from gradcheck_cli.engine import DEFAULT_MAX_MEMORY, IncrementalProbe, tune_allocator
 from gradcheck_cli.models import MLP, MLPSpec
 from gradcheck_cli.numeric import _eps_for_method
 
@@ -97,6 +99,14 @@ def _floor_seconds(layers: list[int], m: int, rates: dict[str, float]) -> float:
     return elementwise / rates["elementwise"] + gemm / rates["gemm"]
 
 
+def _forecast(model: MLP) -> float:
+    """The time guard's forecast for a full central-difference check of ``model`` by
+    the engine (its cost model, ``IncrementalProbe.forecast``)."""
+    params = model.initial_parameters()
+    plan = planned_moves(params, Settings().resolved(), black_box=False, user_step=False)
+    return float(IncrementalProbe(model, params).forecast(plan).seconds)
+
+
 def _blas() -> str:
     """The BLAS numpy was built with, as numpy reports it."""
     try:
@@ -116,7 +126,7 @@ def _every_activation_and_loss(size: str, repeats: int, console: Console) -> Non
     each run's traced peak memory (the bound is ``DEFAULT_MAX_MEMORY``)."""
     layers = [int(n) for n in size.split("-")]
     table = Table(title=f"every hidden activation x loss, {size}, m={SIZES[size]} (median seconds)")
-    for header in ("hidden", "loss", "engine s", "vs tanh/mse", "peak MiB", "verdict"):
+    for header in ("hidden", "loss", "engine s", "vs tanh/mse", "forecast s", "forecast/engine", "peak MiB", "verdict"):
         table.add_column(header, justify="right")
     base = None
     for loss in LOSS_GRID:
@@ -125,7 +135,17 @@ def _every_activation_and_loss(size: str, repeats: int, console: Console) -> Non
             seconds, report = median_time(lambda: check_model(model, engine="incremental"), repeats)
             base = seconds if base is None else base
             peak = _peak_memory(lambda: check_model(model, engine="incremental"))
-            table.add_row(act, loss, f"{seconds:.4f}", f"{seconds / base:.2f}x", f"{peak / 2**20:.1f}", report.status)
+            forecast = _forecast(model)
+            table.add_row(
+                act,
+                loss,
+                f"{seconds:.4f}",
+                f"{seconds / base:.2f}x",
+                f"{forecast:.4f}",
+                f"{forecast / seconds:.2f}",
+                f"{peak / 2**20:.1f}",
+                report.status,
+            )
     console.print(table)
 
 
@@ -223,6 +243,8 @@ def main() -> None:
         "engine peak MiB",
         "floor s",
         "engine/floor",
+        "forecast s",
+        "forecast/engine",
     ):
         table.add_column(header, justify="right")
     notes = []
@@ -241,6 +263,7 @@ def main() -> None:
         assert fast.passed and slow.passed
         peak = _peak_memory(lambda: check_model(model, engine="incremental"))
         floor = _floor_seconds(layers, m, _throughput(m))
+        forecast = _forecast(model)
 
         torch_slow = torch_fast = "-"
         torch_ratio = "-"
@@ -268,6 +291,8 @@ def main() -> None:
             f"{peak / 2**20:.1f}",
             f"{floor:.4f}",
             f"{engine_s / floor:.1f}x",
+            f"{forecast:.4f}",
+            f"{forecast / engine_s:.2f}",
         )
         console.print(f"done {size}")
     console.print(table)

@@ -29,7 +29,7 @@ from .evaluation import EPS64, dropped_imaginary
 from .indexing import entry_index
 from .limits import require_bytes
 from .models.base import Model
-from .numeric import Derivatives, Evaluation, LoopProbe, Probe, TaylorResult
+from .numeric import Derivatives, Evaluation, LoopProbe, Planned, Probe, TaylorResult
 from .options import ENGINE_OPTIONS, Execution, Settings, execution_for_call, settings_for_call
 from .result import ParameterResult, Report
 from .rule import PassRule
@@ -251,9 +251,11 @@ def check_gradients(
         )
         if black_box:
             _require_deterministic(probe, loss_name)
-        if isinstance(probe, LoopProbe):
-            sizes = [x.size for x in reference.values()]
-            guard(probe.runner, planned_evaluations(sizes, settings, black_box), run.max_seconds, run.force, progress)
+        if settings.mode == "directional":  # a hard limit, before the time the check would take
+            largest = max(x.size for x in reference.values())
+            require_bytes(8 * settings.directions * largest, f"{settings.directions} directions", "directions")
+        plan = planned_moves(reference, settings, black_box, user_step)
+        guard(probe.forecast(plan), run.max_seconds, run.force, progress)
         how = _How(settings, PassRule(*settings.tolerances, settings.dtype), black_box, user_step)
         return _check_with(probe, how, reference, analytic, rounding, progress, title, model, name, loss_name, start)
 
@@ -275,10 +277,6 @@ def _check_with(
     settings, rule = how.settings, how.rule
     if progress is not None:
         probe.progress = progress.advance
-
-    if settings.mode == "directional":
-        largest = max(x.size for x in reference.values())
-        require_bytes(8 * settings.directions * largest, f"{settings.directions} directions", "directions")
     rng = np.random.default_rng(settings.seed)
     pick_rng, direction_rng, taylor_rng, noise_rng = rng.spawn(4)
     measured: list[_Measured] = []
@@ -357,17 +355,24 @@ SCREEN_SAMPLE = 64
 NOISE_EVALUATIONS = 30
 
 
-def planned_evaluations(sizes: list[int], settings: Settings, black_box: bool) -> int:
-    """The loss evaluations a check of parameters of ``sizes`` should take when nothing
-    needs a closer look: what the time guard multiplies by one evaluation's time."""
+def planned_moves(reference: Params, settings: Settings, black_box: bool, user_step: bool) -> list[Planned]:
+    """The evaluations a check of ``reference`` should take when nothing needs a closer
+    look, parameter by parameter: what the time guard costs."""
     per_entry = EVALUATIONS_PER_ENTRY[settings.method]
-    total = 2
-    for size in sizes:
-        entries = {"directional": settings.directions, "sample": min(settings.samples, size)}.get(settings.mode, size)
-        total += entries * per_entry
-        if black_box:
-            total += 4 * min(SCREEN_SAMPLE, entries) + NOISE_EVALUATIONS
-    return total
+    plan = []
+    for name, x in reference.items():
+        entries = {"directional": settings.directions, "sample": min(settings.samples, x.size)}.get(
+            settings.mode, x.size
+        )
+        if black_box:  # the second look and the noise
+            extra = 4 * min(SCREEN_SAMPLE, entries) + NOISE_EVALUATIONS
+        elif settings.method in ("complex", "forward") or user_step:  # the truncation, of every entry
+            extra = 0 if settings.method == "complex" else entries * per_entry
+        else:  # the truncation, of a sample
+            extra = min(TRUNCATION_SAMPLE, entries) * per_entry
+        step = settings.step * max(1.0, float(np.max(np.abs(x), initial=0.0)))
+        plan.append(Planned(name, entries, entries * per_entry, step, settings.mode == "directional", extra))
+    return plan
 
 
 @dataclass(frozen=True)

@@ -454,7 +454,7 @@ def _run(
     (the caller shows it, marked incomplete, and exits 130).  The time guard first:
     ``per_input`` evaluations of each input, and the noise measured once per input."""
     planned = sum(per_input(q) + NOISE_EVALUATIONS for q in inputs)
-    guard(fn.runner, planned, run.max_seconds, run.force, progress)
+    guard(fn.runner.forecast(planned), run.max_seconds, run.force, progress)
     batches: list[_Batch] = []
     if progress is not None:
         fn.progress = progress.advance

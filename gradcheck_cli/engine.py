@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -41,10 +43,11 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from .models.activations import TAYLOR_REACH, series_order
-from .models.losses import SERIES_REACH, RankOne
+from .models.activations import TAYLOR_REACH, get_activation, series_order
+from .models.losses import SERIES_REACH, RankOne, get_loss
 from .models.mlp import MLP
-from .numeric import Evaluation, LoopProbe, loss_roundoff
+from .numeric import Evaluation, LoopProbe, Planned, loss_roundoff
+from .workers import Forecast
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
@@ -75,6 +78,102 @@ def tune_allocator() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)) and bool(mallopt(_M_TRIM_THRESHOLD, 128 * 2**20))
+
+
+# ---- the cost model -----------------------------------------------------------------------
+
+# numpy calls per chunk of perturbations, whatever its size: what a small chunk costs.
+CALLS_PER_CHUNK = 40
+# numpy calls per parameter outside the engine (its steps, the verdict, the report).
+CALLS_PER_PARAMETER = 400
+
+
+@dataclass(frozen=True)
+class Rates:
+    """This machine's pace, measured: ``elementwise`` numbers per second through one
+    arithmetic pass over an engine-sized array, ``flops`` per second in a matrix
+    product, and ``call`` seconds of fixed cost per numpy call on a small array."""
+
+    elementwise: float
+    flops: float
+    call: float
+
+
+def _median_seconds(run: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - began)
+    return max(sorted(times)[len(times) // 2], 1e-9)
+
+
+@functools.cache
+def measured_rates(m: int = 64) -> Rates:
+    """This machine's ``Rates``, measured once per process and batch size ``m`` (a few
+    milliseconds) on arrays shaped as the engine's grid: rows x columns x samples,
+    a sample's numbers innermost, one input change per row broadcast over the columns
+    (numpy's inner loops then run ``m`` numbers long, the pace the engine gets)."""
+    rng = np.random.default_rng(0)
+    columns = 128
+    row = rng.standard_normal((max(1, CACHE_ELEMENTS // (2 * columns * m)), 1, m))
+    column = rng.standard_normal((columns, m))
+
+    def passes(row: Array, column: Array) -> None:  # six passes as the engine makes them
+        total = column * row  # fresh
+        total += column  # in place
+        total *= row
+        np.abs(total).max()  # reduced
+        total.sum(axis=-1)
+
+    elementwise = 6 * row.shape[0] * column.size / _median_seconds(functools.partial(passes, row, column), 5)
+    x, w = rng.standard_normal((2048, 128)), rng.standard_normal((128, 128))
+    flops = 2 * x.shape[0] * 128 * 128 / _median_seconds(lambda: x @ w, 3)
+    tiny = functools.partial(passes, row[:1, :, :8], column[:2, :8])
+    call = _median_seconds(lambda: [tiny() for _ in range(20)], 5) / (20 * 6)
+    return Rates(elementwise, flops, call)
+
+
+@functools.cache
+def _activation_seconds(name: str) -> float:
+    """Seconds per number of an exact activation change (and its kink test), timed."""
+    act = get_activation(name)
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((64, 128))
+    Z = act.forward(A)
+    d = 1e-5 * rng.standard_normal((8, 64, 128))
+    prepared = act.prepare(A, Z) if act.prepare is not None else ()
+
+    def change() -> None:
+        act.change(A, Z, d, prepared)
+        if act.kink:
+            (np.sign(A + d) != np.sign(A)).sum(axis=(-2, -1))
+
+    return _median_seconds(change, 3) / d.size
+
+
+@functools.cache
+def _loss_seconds(name: str, outputs: int) -> float:
+    """Seconds per number of an exact loss change over ``outputs`` columns, timed."""
+    loss = get_loss(name)
+    rng = np.random.default_rng(0)
+    out = rng.standard_normal((64, outputs))
+    targets = loss.make_targets(rng, 64, outputs)
+    d = 1e-5 * rng.standard_normal((32, 64, outputs))
+    return _median_seconds(lambda: loss.change(out, targets, d), 3) / d.size
+
+
+@dataclass
+class _Cost:
+    """Work per perturbation: ``passes`` arithmetic passes over a number, matrix-product
+    ``flops``, and ``seconds`` of exact changes (timed kernels)."""
+
+    passes: float = 0.0
+    flops: float = 0.0
+    seconds: float = 0.0
+
+    def total(self, rates: Rates) -> float:
+        return self.passes / rates.elementwise + self.flops / rates.flops + self.seconds
 
 
 @dataclass
@@ -235,6 +334,81 @@ class IncrementalProbe:
         # The engine's own error is far smaller; the verdict keeps the plain loop's bound.
         return Evaluation(change, loss_roundoff(self.base, change), crossed)
 
+    def forecast(self, plan: list[Planned]) -> Forecast:
+        """The time the engine should take for ``plan``, from its own arithmetic: each
+        parameter's moves through the path they take here (a whole weight matrix on
+        the grid, other moves, and the ``extra`` ones, column by column; a series or an
+        exact change; the layers above), at this machine's measured ``Rates`` and
+        timed kernels, plus a fixed cost per chunk and per parameter.  Directions are
+        plain forward passes, at the measured time of one and a copy of the parameters."""
+        rates = measured_rates(self.m)
+        size = sum(x.size for x in self.params.values())
+        seconds = CALLS_PER_PARAMETER * len(plan) * rates.call
+        moves = 0
+        for p in plan:
+            moves += p.moves + p.extra
+            if p.along:
+                seconds += (p.moves + p.extra) * ((self._loop.runner.seconds or 0.0) + 3 * size / rates.elementwise)
+                continue
+            kind, l = self.model.roles[p.name]
+            x = self.params[p.name]
+            # The moved column's change: the step times the layer's input (a weight), or the step (a bias).
+            reach = p.step * (float(np.abs(self.layers[l - 1].Z).max(initial=0.0)) if kind == "W" else 1.0)
+            columns, chunks = p.moves + p.extra, 0
+            if kind == "W" and p.entries == x.size:
+                columns -= p.moves
+                width, rows = self._grid_blocks(l, x.shape[1])
+                chunks += -(-x.shape[1] // width) * -(-x.shape[0] // rows) * -(-p.moves // x.size)
+                seconds += p.moves * self._move_cost(l, True, reach).total(rates)
+            if columns:
+                chunks += -(-columns // self._chunk_size(columns, l, per_row=1))
+                seconds += columns * self._move_cost(l, False, reach).total(rates)
+            seconds += chunks * CALLS_PER_CHUNK * rates.call
+        basis = f"{moves:,} moves, costed from the engine's arithmetic at this machine's measured pace"
+        return Forecast(seconds, "the incremental engine (this process)", basis, remedies="")
+
+    def _move_cost(self, l: int, grid: bool, reach: float) -> _Cost:
+        """Work of one move of layer ``l`` whose column change is up to ``reach``, on
+        the weight grid or as a single column, through every layer above."""
+        m, sizes = self.m, self.model.spec.layers
+        loss_seconds = _loss_seconds(self.loss_fn.name, sizes[-1])
+        cost = _Cost()
+        act = self.model.activations[l - 1]
+        coefficients, margin, exact = self.series.get(l, ([], None, False))
+        if grid and coefficients and (exact or reach <= TAYLOR_REACH):
+            order = len(coefficients) if exact else series_order(reach, len(coefficients))
+            cost.passes += (2 * order - 1 + (margin is not None)) * m  # Horner's rule (and the kink test)
+        elif not act.linear:
+            cost.seconds += m * _activation_seconds(act.name)
+        if l == self.L and self.output_rank_one is not None:
+            return self._rank_one_cost(cost, self.output_rank_one, reach)
+        if l == self.L - 1 and self.rank_one is not None:
+            return self._rank_one_cost(cost, self.rank_one, reach)
+        outputs = m * sizes[-1]
+        if l == self.L - 2 and self.two_layers is not None:
+            two = self.two_layers
+            order = len(two.G) if two.exact else series_order(reach * float(two.scale.max()), len(two.G))
+            cost.passes += (2 * order - 1) * outputs
+            cost.seconds += outputs * loss_seconds
+            return cost
+        for k in range(l + 1, self.L + 1):
+            numbers = m * sizes[k]
+            cost.flops += 2 * m * sizes[k - 1] * sizes[k] if k > l + 1 else 0
+            cost.passes += numbers  # the rank-1 change, or the product's output
+            if k < self.L or not self.fused:
+                cost.seconds += numbers * _activation_seconds(self.model.activations[k - 1].name)
+        cost.seconds += outputs * loss_seconds
+        return cost
+
+    def _rank_one_cost(self, cost: _Cost, series: RankOne, reach: float) -> _Cost:
+        """``cost`` plus the loss's change scored by ``series`` (its reach, Horner's rule,
+        the sum)."""
+        order = len(series.coefficients)
+        if series.spread is not None:
+            order = series_order(reach * float(series.spread.max(initial=0.0)), order)
+        cost.passes += (2 * order + 2) * self.m
+        return cost
+
     # ---- internals ----------------------------------------------------------------------
 
     def _weight(self, l: int) -> Array:
@@ -257,14 +431,27 @@ class IncrementalProbe:
         """Scratch bytes one perturbation of layer ``l`` needs in the path it takes."""
         return 16 * self.m * TEMPORARIES * (self._width(l) + 1)  # 16 bytes: room for complex steps
 
-    def _chunks(self, count: int, l: int, per_row: int) -> list[slice]:
-        """Slices of ``count`` rows, each row holding ``per_row`` perturbations, within the
-        memory bound and about a cache's worth of numbers per temporary array."""
+    def _grid_blocks(self, l: int, n_out: int) -> tuple[int, int]:
+        """Columns and rows per chunk of the weight grid of layer ``l``: whole rows when
+        one fits the memory bound, else blocks of one row's columns."""
+        n_in = self.model.spec.layers[l - 1]
+        width = n_out
+        if self._bytes_per_perturbation(l) * n_out > self.max_memory:
+            width = self._chunk_size(n_out, l, per_row=1)
+        return width, self._chunk_size(n_in, l, per_row=width)
+
+    def _chunk_size(self, count: int, l: int, per_row: int) -> int:
+        """Rows per chunk of ``count`` rows, each row holding ``per_row`` perturbations:
+        within the memory bound and about a cache's worth of numbers per temporary array."""
         per = self._bytes_per_perturbation(l) * per_row
         by_memory = max(1, self.max_memory // per)
         by_cache = max(1, CACHE_ELEMENTS // (self.m * (self._width(l) + 1) * per_row))
-        size = int(min(by_memory, by_cache, count)) or 1
-        self.peak_chunk_bytes = max(self.peak_chunk_bytes, size * per)
+        return int(min(by_memory, by_cache, count)) or 1
+
+    def _chunks(self, count: int, l: int, per_row: int) -> list[slice]:
+        """``_chunk_size`` slices of ``count`` rows."""
+        size = self._chunk_size(count, l, per_row)
+        self.peak_chunk_bytes = max(self.peak_chunk_bytes, size * self._bytes_per_perturbation(l) * per_row)
         return [slice(start, min(count, start + size)) for start in range(0, count, size)]
 
     def _crossings(self, l: int, A: Array, dA: Array, axis: tuple[int, ...]) -> Array | None:
@@ -285,11 +472,8 @@ class IncrementalProbe:
         act = self.model.activations[l - 1]
         uniform = bool(np.all(steps == steps[:, :1]))
         n_in, n_out = steps.shape
-        per_row = self._bytes_per_perturbation(l) * n_out
-        col_blocks = [slice(0, n_out)]
-        if per_row > self.max_memory:
-            col_blocks = self._chunks(n_out, l, per_row=1)
-        for cols in col_blocks:
+        block, _ = self._grid_blocks(l, n_out)
+        for cols in self._chunks(n_out, l, per_row=1) if block < n_out else [slice(0, n_out)]:
             width = cols.stop - cols.start
             AT, ZT = layer.AT[cols][None], layer.ZT[cols][None]
             prepared = tuple(x[cols][None] for x in layer.prepT)
@@ -378,7 +562,6 @@ class IncrementalProbe:
 
     def _above_column(self, l: int, j: Array, dA: Array, dZ: Array) -> tuple[Array, Array | None]:
         """Propagate column changes ``dZ[b]`` of ``Z^l`` (column ``j[b]``) to the loss."""
-        B, m = dZ.shape
         if l == self.L:
             d = dA if self.fused else dZ
             if self.output_rank_one is not None:
@@ -397,7 +580,7 @@ class IncrementalProbe:
         B, m = d.shape
         full = np.zeros((B, m, self.out.shape[1]), dtype=d.dtype)
         full[np.arange(B), :, j] = d
-        return cast(Array, self.loss_fn.change(self.out, self.targets, full))
+        return self.loss_fn.change(self.out, self.targets, full)
 
     def _rank_one(self, series: RankOne, j: Array, dZ: Array) -> Array:
         """Loss changes for changes ``dZ[..., b, :]`` of column ``j[b]`` of the last hidden

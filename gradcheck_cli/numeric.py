@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .evaluation import EPS64, Job, Moves, ScalarReader, call_recording
-from .workers import InProcess, Runner
+from .workers import Forecast, InProcess, Runner
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
@@ -94,6 +94,21 @@ class Evaluation:
 Evaluate = Callable[[Array, "Array | None"], Evaluation]
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What a check plans for one parameter, for the time guard: ``moves``
+    evaluations of ``entries`` single entries (or, when ``along``, of directions),
+    at steps up to ``step``, and ``extra`` evaluations beyond them (a black box's
+    second look and noise)."""
+
+    name: str
+    entries: int
+    moves: int
+    step: float
+    along: bool = False
+    extra: int = 0
+
+
 class Probe(Protocol):
     """A loss evaluator: what the check needs to take finite differences.
 
@@ -110,6 +125,8 @@ class Probe(Protocol):
     def entries(self, name: str, flat: Array, steps: Array) -> Evaluation: ...
 
     def along(self, name: str, directions: Array, steps: Array) -> Evaluation: ...
+
+    def forecast(self, plan: list[Planned]) -> Forecast: ...
 
 
 def loss_roundoff(base: float, change: Array, eps: float = EPS64) -> Array:
@@ -179,6 +196,11 @@ class LoopProbe:
         steps = np.asarray(steps)
         changes = steps[:, None] * np.asarray(directions).reshape(len(steps), -1)
         return self._run(Moves.dense(name, changes))
+
+    def forecast(self, plan: list[Planned]) -> Forecast:
+        """The plan's evaluations (and the starting point's second look) at the measured
+        time of one, where the runner runs them."""
+        return self.runner.forecast(2 + sum(p.moves + p.extra for p in plan))
 
     def repeat_base(self) -> float:
         """The loss at the starting point once more (a determinism check)."""

@@ -41,6 +41,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -91,6 +92,12 @@ class Runner(abc.ABC):
         """Seconds ``evaluations`` evaluations should take here."""
         each = self.seconds or 0.0
         return evaluations * each / self.workers
+
+    def forecast(self, evaluations: int) -> Forecast:
+        """The time guard's view of ``evaluations`` evaluations here."""
+        each = (self.seconds or 0.0) * 1000
+        basis = f"{evaluations:,} evaluations of {each:.3g} ms each"
+        return Forecast(self.estimate(evaluations), self.describe(), basis)
 
     # -- running --------------------------------------------------------------------------------
 
@@ -552,23 +559,36 @@ def duration(seconds: float) -> str:
         return f"{seconds:.2g} s" if seconds < 10 else f"{seconds:.0f} s"
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    hours = seconds / 3600
+    return f"{hours:.1f} h" if hours < 1000 else f"{hours:.2g} h"
 
 
-def guard(runner: Runner, planned: int, max_seconds: float, force: bool, progress: Any = None) -> str:
-    """Refuse a check estimated to exceed ``max_seconds`` (unless ``force``); the
-    estimate is ``planned`` evaluations at the measured time of one, over the
-    runner's workers.  Returns the estimate as text (the progress bar shows it)."""
-    estimate = runner.estimate(planned)
-    text = f"about {duration(estimate)} on {runner.describe()}"
+SPREAD_IT = "spread it (more --workers, or --dask)"
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What the time guard weighs: the check's estimated ``seconds``, ``where`` it runs,
+    ``basis`` (how the estimate was made) and ``remedies`` besides checking a part,
+    raising ``--max-seconds`` or forcing it."""
+
+    seconds: float
+    where: str
+    basis: str
+    remedies: str = SPREAD_IT
+
+
+def guard(forecast: Forecast, max_seconds: float, force: bool, progress: Any = None) -> str:
+    """Refuse a check whose ``forecast`` exceeds ``max_seconds`` (unless ``force``).
+    Returns the estimate as text (the progress bar shows it)."""
+    text = f"about {duration(forecast.seconds)} on {forecast.where}"
     if progress is not None:
         progress.plan(text)
-    if estimate > max_seconds and not force:
-        each = (runner.seconds or 0.0) * 1000
+    if forecast.seconds > max_seconds and not force:
+        remedies = f"{forecast.remedies}, " if forecast.remedies else ""
         raise InputError(
-            f"the check would take {text} ({planned:,} evaluations of {each:.3g} ms each), more than "
-            f"{max_seconds:g} s; check a part (--mode sample or --mode directional), spread it (more --workers, "
-            f"or --dask), raise --max-seconds, or give --force"
+            f"the check would take {text} ({forecast.basis}), more than {max_seconds:g} s; check a part "
+            f"(--mode sample or --mode directional), {remedies}raise --max-seconds, or give --force"
         )
     return text
 

@@ -176,3 +176,90 @@ def test_progress_bar_is_used_in_a_terminal(runner, monkeypatch):
     calls.clear()
     runner.invoke(cli, ["mlp", "--layers", "4,8,3", "--quiet"])
     assert calls == []
+
+
+# ---- the engine's cost model and the time guard ----------------------------------------------
+
+
+class _Plans:
+    """A progress sink that keeps the time guard's text."""
+
+    def __init__(self):
+        self.text = ""
+
+    def plan(self, text):
+        self.text = text
+
+    def start(self, *args):
+        pass
+
+    def advance(self, count):
+        pass
+
+    def stop(self):
+        pass
+
+
+def test_the_guard_refuses_an_engine_check_over_budget_with_its_forecast(runner):
+    args = ["mlp", "--layers", "64,32,10", "--max-seconds", "1e-9"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert line.startswith("Error: the check would take about ")
+    assert "on the incremental engine (this process) (" in line
+    # central differences: two moves per entry, and a sample's truncation measured at h/4
+    entries = 64 * 32 + 32 + 32 * 10 + 10
+    moves = 2 * entries + 2 * (64 + 32 + 64 + 10)
+    assert f"({moves:,} moves, costed from the engine's arithmetic at this machine's measured pace)" in line
+    assert line.endswith(
+        "more than 1e-09 s; check a part (--mode sample or --mode directional), raise --max-seconds, or give --force"
+    )
+    # The engine runs here: spreading the work is not offered for it.
+    assert "--workers" not in line and "--dask" not in line
+    assert runner.invoke(cli, [*args, "--force"]).exit_code == 0
+
+
+def test_the_progress_bar_shows_the_engine_forecast():
+    sink = _Plans()
+    check_model(MLP(MLPSpec.build([4, 8, 3])), progress=sink)
+    assert sink.text.startswith("about ") and sink.text.endswith(" on the incremental engine (this process)")
+    loop = _Plans()
+    check_model(MLP(MLPSpec.build([4, 8, 3])), engine="loop", progress=loop)
+    assert loop.text.endswith(" on 1 process")
+
+
+@pytest.fixture
+def fixed_pace(monkeypatch):
+    """The cost model's measured pace replaced by fixed numbers: forecasts are then
+    functions of the engine's paths alone."""
+    from gradcheck_cli import engine
+
+    monkeypatch.setattr(engine, "measured_rates", lambda m=64: engine.Rates(1e9, 1e10, 1e-6))
+    monkeypatch.setattr(engine, "_activation_seconds", lambda name: 2e-8)
+    monkeypatch.setattr(engine, "_loss_seconds", lambda name, outputs: 1e-8)
+
+
+def _forecast(model, plan, **kwargs):
+    return IncrementalProbe(model, model.initial_parameters(), **kwargs).forecast(plan).seconds
+
+
+def test_the_forecast_follows_the_engine_paths(fixed_pace):
+    from gradcheck_cli.numeric import Planned
+
+    model = MLP(MLPSpec.build([64, 32, 32, 10], m=16))
+    sizes = {k: v.size for k, v in model.initial_parameters().items()}
+    whole = [Planned(name, size, 2 * size, 6e-6) for name, size in sizes.items()]
+    # The same number of moves, one entry short of whole weights: column by column,
+    # each move an exact activation change instead of a series on the grid.
+    short = [Planned(p.name, p.entries - 1, p.moves, p.step) for p in whole]
+    assert _forecast(model, short) > _forecast(model, whole)
+    # Without room for the series above (and chunks of one perturbation), far more.
+    assert _forecast(model, whole, max_memory=4096) > 5 * _forecast(model, whole)
+    # Twice the moves, about twice the time (the fixed costs aside).
+    doubled = [Planned(p.name, p.entries, 2 * p.moves, p.step) for p in whole]
+    assert 1.5 < _forecast(model, doubled) / _forecast(model, whole) <= 2.0
+    # Directions are forward passes at the measured time of one.
+    along = [Planned(name, 8, 16, 6e-6, along=True) for name in sizes]
+    probe = IncrementalProbe(model, model.initial_parameters())
+    assert probe.forecast(along).seconds >= 64 * probe._loop.runner.seconds
