@@ -66,9 +66,9 @@ def _floor_seconds(layers: list[int], m: int, rates: dict[str, float]) -> float:
     Moving one entry of layer l's weights or bias: its column of A^l and Z^l (m
     elementwise ops each).  Then, by where the layer sits:
 
-    * l = L (the output): the loss change reads its column (2 m n_L ops).
-    * l = L-1: the loss change is a polynomial of the column's change with
-      coefficients computed once (two length-m dot products for MSE: 4 m).
+    * l = L (the output) and l = L-1: the loss change is a polynomial of the
+      column's change with coefficients computed once (two length-m dot products
+      for MSE: 4 m).
     * l = L-2: layer L-1 is carried by its Taylor series, the output's change a
       polynomial of order 3 (central steps) in the column's change, per sample and
       output (Horner: 2 x 3 m n_L), then the loss change (2 m n_L).
@@ -82,9 +82,7 @@ def _floor_seconds(layers: list[int], m: int, rates: dict[str, float]) -> float:
         count = layers[l - 1] * layers[l] + layers[l]  # weights and bias entries
         ops = 2 * m
         flops = 0.0
-        if l == L:
-            ops += 2 * m * layers[-1]
-        elif l == L - 1:
+        if l >= L - 1:
             ops += 4 * m
         elif l == L - 2:
             ops += 2 * 3 * m * layers[-1] + 2 * m * layers[-1]

@@ -110,10 +110,11 @@ def _median_seconds(run: Callable[[], object], repeats: int) -> float:
 
 @functools.cache
 def measured_rates(m: int = 64) -> Rates:
-    """This machine's ``Rates``, measured once per process and batch size ``m`` (a few
-    milliseconds) on arrays shaped as the engine's grid: rows x columns x samples,
-    a sample's numbers innermost, one input change per row broadcast over the columns
-    (numpy's inner loops then run ``m`` numbers long, the pace the engine gets)."""
+    """This machine's ``Rates``, measured once per process and innermost length ``m``
+    (a few milliseconds) on arrays shaped as the engine's grid: rows x columns x
+    samples, a sample's numbers innermost, one input change per row broadcast over
+    the columns (numpy's inner loops then run ``m`` numbers long, the pace the engine
+    gets; the two-layer series runs them ``n_L`` long)."""
     rng = np.random.default_rng(0)
     columns = 128
     row = rng.standard_normal((max(1, CACHE_ELEMENTS // (2 * columns * m)), 1, m))
@@ -388,7 +389,9 @@ class IncrementalProbe:
         if l == self.L - 2 and self.two_layers is not None:
             two = self.two_layers
             order = len(two.G) if two.exact else series_order(reach * float(two.scale.max()), len(two.G))
-            cost.passes += (2 * order - 1) * outputs
+            # Horner's rule with the unit's change broadcast along the outputs: numpy's
+            # inner loops run n_L numbers long here, at their own pace.
+            cost.seconds += (2 * order - 1) * outputs / measured_rates(sizes[-1]).elementwise
             cost.seconds += outputs * loss_seconds
             return cost
         for k in range(l + 1, self.L + 1):
@@ -425,6 +428,8 @@ class IncrementalProbe:
             return sizes[-1]  # the output change and the loss's temporaries
         if l == self.L - 1 and self.rank_one is not None:
             return 1  # a few vectors of length m
+        if l == self.L - 2 and self.two_layers is not None:
+            return sizes[-1]  # the output's change, by the series
         return max(sizes[l + 1 :])  # full changes of every layer above
 
     def _bytes_per_perturbation(self, l: int) -> int:
@@ -537,11 +542,11 @@ class IncrementalProbe:
         c, n, m = dZ.shape
         if l == self.L and self.output_rank_one is not None:
             d = np.broadcast_to(dA, dZ.shape) if self.fused else dZ
-            return self._rank_one(self.output_rank_one, np.arange(cols.start, cols.stop), d), None
+            return self._rank_one(self.output_rank_one, cols, d), None
         if l == self.L - 1 and self.rank_one is not None:
-            return self._rank_one(self.rank_one, np.arange(cols.start, cols.stop), dZ), None
+            return self._rank_one(self.rank_one, cols, dZ), None
         if l == self.L - 2 and self.two_layers is not None:
-            return self._through_two_layers(np.arange(cols.start, cols.stop), dZ)
+            return self._through_two_layers(cols, dZ)
         j = np.tile(np.arange(cols.start, cols.stop), c)
         dA_cols = np.broadcast_to(dA, dZ.shape).reshape(c * n, m)
         change, hit = self._above_column(l, j, dA_cols, dZ.reshape(c * n, m))
@@ -582,9 +587,9 @@ class IncrementalProbe:
         full[np.arange(B), :, j] = d
         return self.loss_fn.change(self.out, self.targets, full)
 
-    def _rank_one(self, series: RankOne, j: Array, dZ: Array) -> Array:
-        """Loss changes for changes ``dZ[..., b, :]`` of column ``j[b]`` of the last hidden
-        layer, or of the scored output when ``series`` is ``output_rank_one`` (``dZ``:
+    def _rank_one(self, series: RankOne, j: Array | slice, dZ: Array) -> Array:
+        """Loss changes for changes ``dZ[..., b, :]`` of column ``j[b]`` (a slice on the
+        grid) of the last hidden layer, or of the scored output when ``series`` is ``output_rank_one`` (``dZ``:
         (B, m) or a (rows, B, m) grid): the polynomial of ``losses.RankOne`` by Horner's
         rule, to the order these changes need, and the exact path for any change beyond
         the series' reach."""
@@ -604,16 +609,18 @@ class IncrementalProbe:
             total *= dZ
         change: Array = total.sum(axis=-1) / m
         if far and far[0].size:
+            units = _units(j)[far[-1]]
             if series is self.output_rank_one:
-                change[far] = self._output_column(j[far[-1]], dZ[far])
+                change[far] = self._output_column(units, dZ[far])
             else:
                 W = self._weight(self.L)
-                dA_up = dZ[far][:, :, None] * W[j[far[-1]]][:, None, :]
+                dA_up = dZ[far][:, :, None] * W[units][:, None, :]
                 change[far], _ = self._above_full(self.L, dA_up)
         return change
 
-    def _through_two_layers(self, j: Array, dZ: Array) -> tuple[Array, Array]:
-        """Loss changes for column changes ``dZ[..., b, :]`` of layer L-2 (column ``j[b]``;
+    def _through_two_layers(self, j: Array | slice, dZ: Array) -> tuple[Array, Array]:
+        """Loss changes for column changes ``dZ[..., b, :]`` of layer L-2 (column ``j[b]``,
+        a slice on the grid: views of the coefficients, not copies;
         ``dZ`` (B, m) or a (rows, B, m) grid): layer L-1 by its series
         (``_TwoLayers``) where every sample's change stays within the series' reach and
         short of a kink, the exact path for the rest."""
@@ -638,7 +645,7 @@ class IncrementalProbe:
         far = np.nonzero(~near)
         if far[0].size:
             W = self._weight(self.L - 1)
-            dA_up = dZ[far][:, :, None] * W[j[far[-1]]][:, None, :]
+            dA_up = dZ[far][:, :, None] * W[_units(j)[far[-1]]][:, None, :]
             change[far], exact_hit = self._above_full(self.L - 1, dA_up)
             crossed[far] = 0 if exact_hit is None else exact_hit
         return change, crossed
@@ -661,6 +668,11 @@ class IncrementalProbe:
             W = self._weight(k + 1)
             dA = (dZ.reshape(B * m, -1) @ W).reshape(B, m, W.shape[1])
             k += 1
+
+
+def _units(j: Array | slice) -> Array:
+    """The unit numbers ``j`` names (a slice's as an array)."""
+    return np.arange(j.start, j.stop) if isinstance(j, slice) else j
 
 
 def _reaching(size: Array, margin: Array) -> tuple[Array, Array, Array]:

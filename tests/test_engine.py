@@ -9,10 +9,11 @@ import pytest
 from rich.console import Console
 
 from gradcheck_cli import check_model
+from gradcheck_cli import engine as engine_module
 from gradcheck_cli.cli import cli
 from gradcheck_cli.engine import IncrementalProbe, _reaching
 from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, MLPSpec
-from gradcheck_cli.numeric import METHODS, LoopProbe, complex_step_noise
+from gradcheck_cli.numeric import METHODS, LoopProbe, Planned, complex_step_noise
 from gradcheck_cli.report import RichProgress
 
 from mistakes import MISTAKES
@@ -233,11 +234,9 @@ def test_the_progress_bar_shows_the_engine_forecast():
 def fixed_pace(monkeypatch):
     """The cost model's measured pace replaced by fixed numbers: forecasts are then
     functions of the engine's paths alone."""
-    from gradcheck_cli import engine
-
-    monkeypatch.setattr(engine, "measured_rates", lambda m=64: engine.Rates(1e9, 1e10, 1e-6))
-    monkeypatch.setattr(engine, "_activation_seconds", lambda name: 2e-8)
-    monkeypatch.setattr(engine, "_loss_seconds", lambda name, outputs: 1e-8)
+    monkeypatch.setattr(engine_module, "measured_rates", lambda m=64: engine_module.Rates(1e9, 1e10, 1e-6))
+    monkeypatch.setattr(engine_module, "_activation_seconds", lambda name: 2e-8)
+    monkeypatch.setattr(engine_module, "_loss_seconds", lambda name, outputs: 1e-8)
 
 
 def _forecast(model, plan, **kwargs):
@@ -245,8 +244,6 @@ def _forecast(model, plan, **kwargs):
 
 
 def test_the_forecast_follows_the_engine_paths(fixed_pace):
-    from gradcheck_cli.numeric import Planned
-
     model = MLP(MLPSpec.build([64, 32, 32, 10], m=16))
     sizes = {k: v.size for k, v in model.initial_parameters().items()}
     whole = [Planned(name, size, 2 * size, 6e-6) for name, size in sizes.items()]
