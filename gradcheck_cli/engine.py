@@ -356,7 +356,7 @@ class IncrementalProbe:
             # The moved column's change: the step times the layer's input (a weight), or the step (a bias).
             reach = p.step * (float(np.abs(self.layers[l - 1].Z).max(initial=0.0)) if kind == "W" else 1.0)
             columns, chunks = p.moves + p.extra, 0
-            if kind == "W" and p.entries == x.size:
+            if kind == "W" and p.entries == x.size > 0:
                 columns -= p.moves
                 width, rows = self._grid_blocks(l, x.shape[1])
                 chunks += -(-x.shape[1] // width) * -(-x.shape[0] // rows) * -(-p.moves // x.size)
