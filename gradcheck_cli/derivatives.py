@@ -34,7 +34,7 @@ from .check import (
 )
 from .diagnosis import diagnose
 from .errors import BadValueError, CheckInterrupted, InputError
-from .evaluation import EPS64, Noisy
+from .evaluation import EPS64, Noisy, numeric_array
 from .indexing import entry_index, format_index
 from .numeric import Derivatives, Evaluation, TaylorResult
 from .options import EXECUTION_NAMES, EXECUTION_OPTIONS, Execution, Settings, execution_for_call, settings_for_keywords
@@ -828,11 +828,8 @@ def _forward(forward: Callable[[Params], Any], params: Params, where: str, conte
     """``(out, cache)`` of a layer's forward, which returns ``out`` or ``(out, cache)``."""
     raw = call_user(where, forward, params)
     out, cache = (raw[0], raw[1]) if isinstance(raw, tuple) and len(raw) == 2 else (raw, None)
-    try:
-        array = np.asarray(out)
-    except Exception:
-        array = np.asarray(None)
-    if array.dtype.kind not in "fiuc" or array.dtype == bool:
+    array = numeric_array(out)
+    if array is None:
         raise BadValueError(
             f"{where} returned {type(out).__name__} {context}; a forward returns an array, or (array, cache)"
         )

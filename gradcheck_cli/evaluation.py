@@ -150,6 +150,15 @@ def _finite_scalar(value: object, who: str, context: object) -> complex | float:
     return v
 
 
+def numeric_array(value: Any) -> Array | None:
+    """``value`` as an array of numbers (bools are not numbers here), or None."""
+    try:
+        array = np.asarray(value)
+    except Exception:  # a ragged sequence, say
+        return None
+    return array if array.dtype.kind in "iufc" else None
+
+
 class Reader(Protocol):
     """Turns what the function returned into numbers, or a clear error."""
 
@@ -181,11 +190,8 @@ class ScalarReader:
         self, raw: Any, dropped: bool, imaginary: bool, context: object, moved: bool
     ) -> tuple[complex | float, bool]:
         """``(value, real_output)``."""
-        try:
-            array = np.asarray(raw)
-        except Exception:  # a ragged tuple, say: _finite_scalar names the mistake
-            array = np.asarray(None)
-        if isinstance(raw, (tuple, bool)) or array.dtype.kind not in "biufc":
+        array = numeric_array(raw)
+        if isinstance(raw, (tuple, bool)) or array is None:  # _finite_scalar names the mistake
             return _finite_scalar(raw, self.where, context), False
         real_output = imaginary and not np.iscomplexobj(array)
         if imaginary and (dropped or (real_output and not self.black_box)):
@@ -251,11 +257,8 @@ class VectorReader:
         named = raw.values if isinstance(raw, Noisy) else self.outputs(raw, self.where)
         arrays = []
         for name, value in named.items():
-            try:
-                array = np.asarray(value)
-            except Exception:
-                array = np.asarray(None)
-            if array.dtype.kind not in "biufc" or array.dtype == bool:
+            array = numeric_array(value)
+            if array is None:
                 raise BadValueError(
                     f"{self.where} returned {type(value).__name__} for {name} {context}; return a real array"
                 )
