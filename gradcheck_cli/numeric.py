@@ -99,7 +99,7 @@ class Planned:
     """What a check plans for one parameter, for the time guard: ``moves``
     evaluations of ``entries`` single entries (or, when ``along``, of directions),
     at steps up to ``step``, and ``extra`` evaluations beyond them (a black box's
-    second look and noise)."""
+    second look and noise, or the truncation measured at a quarter step)."""
 
     name: str
     entries: int

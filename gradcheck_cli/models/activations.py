@@ -150,7 +150,7 @@ def _tanh_change(a: Array, z: Array, d: Array, q: Array) -> Array:
     return change
 
 
-def _factorial_scaled(derivatives: list[Array]) -> list[Array]:
+def factorial_scaled(derivatives: list[Array]) -> list[Array]:
     """``f^(n) / n!`` from the derivatives ``f', f'', ...``."""
     out, factorial = [], 1.0
     for n, fn in enumerate(derivatives, start=1):
@@ -170,7 +170,7 @@ def _tanh_taylor(a: Array, z: Array) -> Taylor:
         8.0 * z * q * (2.0 - 3.0 * z2),
         8.0 * q * (2.0 - 15.0 * z2 + 15.0 * z2 * z2),
     ]
-    return Taylor(_factorial_scaled(derivatives), False, None)
+    return Taylor(factorial_scaled(derivatives), False, None)
 
 
 TANH = Activation(
@@ -223,7 +223,7 @@ def _sigmoid_derivatives(s: Array) -> list[Array]:
 
 
 def _sigmoid_taylor(a: Array, z: Array) -> Taylor:
-    return Taylor(_factorial_scaled(_sigmoid_derivatives(z)), False, None)
+    return Taylor(factorial_scaled(_sigmoid_derivatives(z)), False, None)
 
 
 SIGMOID = Activation(
@@ -296,9 +296,13 @@ def softplus(a: Array) -> Array:
     return np.where(pos, a, 0.0 * a) + np.log1p(np.exp(np.where(pos, -a, a)))
 
 
+def softplus_derivatives(s: Array) -> list[Array]:
+    """softplus', ..., softplus^(5) as polynomials in s = sigmoid(a) (softplus' = sigmoid)."""
+    return [s, *_sigmoid_derivatives(s)[:4]]
+
+
 def _softplus_taylor(a: Array, z: Array) -> Taylor:
-    s = sigmoid(a)
-    return Taylor(_factorial_scaled([s, *_sigmoid_derivatives(s)[:4]]), False, None)
+    return Taylor(factorial_scaled(softplus_derivatives(sigmoid(a))), False, None)
 
 
 SOFTPLUS = Activation(
@@ -329,7 +333,7 @@ def _elu_taylor(a: Array, z: Array) -> Taylor:
     pos = np.real(a) > 0
     below = np.where(pos, 0.0, z + ELU_ALPHA)
     derivatives = [np.where(pos, 1.0, below), below, below, below, below]
-    return Taylor(_factorial_scaled(derivatives), False, np.abs(a))
+    return Taylor(factorial_scaled(derivatives), False, np.abs(a))
 
 
 ELU = Activation(

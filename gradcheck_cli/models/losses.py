@@ -32,7 +32,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from .activations import sigmoid, softplus
+from .activations import factorial_scaled, sigmoid, softplus, softplus_derivatives
 
 Array = npt.NDArray[Any]
 
@@ -131,20 +131,8 @@ def _bce_rank_one(a: Array, y: Array, w: Array) -> RankOne:
     # softplus(x + e) - softplus(x) = sum_n f^(n)(x) e^n / n!, x = s a, e = s t w:
     # the derivatives of softplus are polynomials in sigma = sigmoid(x).
     s = 1.0 - 2.0 * y
-    sig = sigmoid(s * a)
-    f2 = sig * (1.0 - sig)
-    derivatives = [
-        sig,
-        f2,
-        f2 * (1.0 - 2.0 * sig),
-        f2 * (1.0 - 6.0 * sig + 6.0 * sig * sig),
-        f2 * (1.0 - 2.0 * sig) * (1.0 - 12.0 * sig + 12.0 * sig * sig),
-    ]
-    coefficients = []
-    factorial = 1.0
-    for n, fn in enumerate(derivatives, start=1):
-        factorial *= n
-        coefficients.append(np.ascontiguousarray(((fn * s**n) @ (w.T**n)).T / factorial))  # (rows, m)
+    terms = [(fn * s**n) @ (w.T**n) for n, fn in enumerate(softplus_derivatives(sigmoid(s * a)), start=1)]
+    coefficients = [np.ascontiguousarray(c.T) for c in factorial_scaled(terms)]  # (rows, m) each
     return RankOne(coefficients, np.abs(w).max(axis=1))
 
 
@@ -215,11 +203,7 @@ def _ce_rank_one(a: Array, labels: Array, w: Array) -> RankOne:
         moments[4] - 3.0 * moments[2] ** 2,
         moments[5] - 10.0 * moments[3] * moments[2],
     ]
-    coefficients = []
-    factorial = 1.0
-    for n, kappa in enumerate(cumulants, start=1):
-        factorial *= n
-        coefficients.append(np.ascontiguousarray(kappa.T / factorial))  # (rows, m)
+    coefficients = [np.ascontiguousarray(c.T) for c in factorial_scaled(cumulants)]  # (rows, m) each
     return RankOne(coefficients, w.max(axis=1) - w.min(axis=1))
 
 
