@@ -30,10 +30,10 @@ from rich.table import Table
 from timing import median_time
 
 from gradcheck_cli import Settings, check_model
-from gradcheck_cli.check import planned_moves
-from gradcheck_cli.engine import DEFAULT_MAX_MEMORY, IncrementalProbe, tune_allocator
+from gradcheck_cli.checks.gradient import planned_moves
+from gradcheck_cli.core.methods import CENTRAL
 from gradcheck_cli.models import MLP, MLPSpec
-from gradcheck_cli.numeric import _eps_for_method
+from gradcheck_cli.probes.engine import DEFAULT_MAX_MEMORY, IncrementalProbe, tune_allocator
 
 SIZES = {"4-8-3": 100, "64-128-10": 100, "784-128-10": 64, "784-256-128-10": 64}
 LARGE = 50_000  # entries above which the loop and torch's slow mode run --loop-repeats times
@@ -155,15 +155,15 @@ def _noise_floors(size: str = "64-128-10", m: int = 100, entries: int = 400) -> 
     noise floor of each engine is the largest error of its central difference
     ``(dJ+ - dJ-) / 2h`` against that reference.
     """
-    from gradcheck_cli.engine import IncrementalProbe
-    from gradcheck_cli.numeric import LoopProbe
+    from gradcheck_cli.probes.engine import IncrementalProbe
+    from gradcheck_cli.probes.loop import LoopProbe
 
     model = MLP(MLPSpec.build([int(n) for n in size.split("-")], activation="tanh", loss="mse", m=m, seed=0))
     params = model.initial_parameters()
     wide = {k: v.astype(np.longdouble) for k, v in params.items()}
     base = model.forward(wide).value
     engine, loop = IncrementalProbe(model, params), LoopProbe(model.loss, params)
-    h = _eps_for_method("central")
+    h = CENTRAL.auto_step
     rng = np.random.default_rng(1)
     worst = {"engine": 0.0, "loop": 0.0}
     for name, x in params.items():
@@ -225,7 +225,7 @@ def main() -> None:
 
     console = Console(width=200)
     tuned = tune_allocator()  # as the command line does; it affects every contender alike
-    step = _eps_for_method("central")  # every |x| <= 1 here, so h = step for every entry
+    step = CENTRAL.auto_step  # every |x| <= 1 here, so h = step for every entry
     table = Table(title="full check, central differences, every entry (median seconds)", header_style="bold")
     for header in (
         "size",
@@ -325,7 +325,7 @@ def main() -> None:
 def _truncation_overhead(model: MLP, repeats: int) -> float:
     """The full check over the same check with truncation measurement switched off,
     side by side in this process."""
-    import gradcheck_cli.check as check_module
+    import gradcheck_cli.checks.gradient as check_module
 
     measure = check_module._measure_truncation
     with_it, _ = median_time(lambda: check_model(model), repeats)

@@ -38,9 +38,9 @@ from typing import Any
 import numpy as np
 from timing import median_time
 
-from gradcheck_cli import evaluation, workers
-from gradcheck_cli.options import Execution
-from gradcheck_cli.userfunc import FuncSpec, UserFunction, check_function
+from gradcheck_cli.checks.userfunc import FuncSpec, UserFunction, check_function
+from gradcheck_cli.core.options import Execution
+from gradcheck_cli.execution import evaluation, workers
 
 HERE = Path(__file__).resolve().parent
 LOSSES = HERE / "expensive.py"

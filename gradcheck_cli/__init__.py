@@ -1,12 +1,12 @@
 """gradcheck: check hand-derived gradients against finite differences."""
 
 from ._version import __version__
-from .check import check_gradients, check_model
-from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
-from .errors import BadValueError, ConfigError, GradcheckError, InputError, SpecError, UserCodeError
-from .options import Settings
-from .result import ParameterResult, Report
-from .testing import assert_gradients, assert_hessian, assert_jacobian, assert_jvp, assert_vjp
+from .checks.derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
+from .checks.gradient import check_gradients, check_model
+from .checks.testing import assert_gradients, assert_hessian, assert_jacobian, assert_jvp, assert_vjp
+from .core.errors import BadValueError, ConfigError, GradcheckError, InputError, SpecError, UserCodeError
+from .core.options import Settings
+from .core.result import ParameterResult, Report
 
 __all__ = [
     "BadValueError",

@@ -1,4 +1,4 @@
-"""The mistake catalogue as the tests use it: every mistake of ``gradcheck_cli.zoo``
+"""The mistake catalogue as the tests use it: every mistake of ``gradcheck_cli.insight.zoo``
 on a model where it applies, and the parameters whose rows must FAIL.
 
 The models with the mistakes in come from ``zoo.inject`` (the MLP's own backward
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gradcheck_cli import zoo
+from gradcheck_cli.insight import zoo
 from gradcheck_cli.models import LinRegSpec, MLPSpec
 
 # A model on which each mistake shows: a square weight, equal widths, sigmoid (whose

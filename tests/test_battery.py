@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import BadValueError, check_gradients, check_model
+from gradcheck_cli.core.text import report_as_text as report_to_text
 from gradcheck_cli.models import MLP, MLPSpec
-from gradcheck_cli.report import report_to_text, reports_to_junit
+from gradcheck_cli.render.report import reports_to_junit
 
 REAL = ["central", "forward", "richardson"]
 ALL = [*REAL, "complex"]

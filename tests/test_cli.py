@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gradcheck_cli import __version__
-from gradcheck_cli.cli import cli
+from gradcheck_cli.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gradcheck_cli.cli import cli
-from gradcheck_cli.config import ConfigError, load_suite
+from gradcheck_cli.cli.main import cli
+from gradcheck_cli.cli.suites import ConfigError, load_suite
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradcheck_cli.cli import cli
+from gradcheck_cli.cli.main import cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LAYERS = EXAMPLES / "layers.py"

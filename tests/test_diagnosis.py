@@ -7,10 +7,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from gradcheck_cli import check_gradients, check_model, zoo
-from gradcheck_cli.cli import cli
+from gradcheck_cli import check_gradients, check_model
+from gradcheck_cli.checks.zoo_check import ZOO_LAYERS, check_zoo
+from gradcheck_cli.cli.main import cli
+from gradcheck_cli.insight import zoo
 from gradcheck_cli.models import MLP, MLPSpec
-from gradcheck_cli.zoo_check import ZOO_LAYERS, check_zoo
 
 from mistakes import MISTAKES
 

@@ -9,12 +9,14 @@ import pytest
 from rich.console import Console
 
 from gradcheck_cli import check_model
-from gradcheck_cli import engine as engine_module
-from gradcheck_cli.cli import cli
-from gradcheck_cli.engine import IncrementalProbe, _reaching
+from gradcheck_cli.cli.main import cli
+from gradcheck_cli.core.methods import METHODS
 from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, MLPSpec
-from gradcheck_cli.numeric import METHODS, LoopProbe, Planned, complex_step_noise
-from gradcheck_cli.report import RichProgress
+from gradcheck_cli.numerics.numeric import complex_step_noise
+from gradcheck_cli.probes import engine as engine_module
+from gradcheck_cli.probes.engine import IncrementalProbe, _reaching
+from gradcheck_cli.probes.loop import LoopProbe, Planned
+from gradcheck_cli.render.report import RichProgress
 
 from mistakes import MISTAKES
 
@@ -161,7 +163,9 @@ def test_no_progress_bar_for_a_short_check():
 
 
 def test_no_progress_bar_with_json(runner, monkeypatch):
-    monkeypatch.setattr("gradcheck_cli.report.RichProgress.advance", lambda *a: pytest.fail("progress with --json"))
+    monkeypatch.setattr(
+        "gradcheck_cli.render.report.RichProgress.advance", lambda *a: pytest.fail("progress with --json")
+    )
     monkeypatch.setattr("rich.console.Console.is_terminal", property(lambda self: True))
     result = runner.invoke(cli, ["mlp", "--layers", "4,8,3", "--json"])
     assert result.exit_code == 0
@@ -170,7 +174,7 @@ def test_no_progress_bar_with_json(runner, monkeypatch):
 
 def test_progress_bar_is_used_in_a_terminal(runner, monkeypatch):
     calls = []
-    monkeypatch.setattr("gradcheck_cli.report.RichProgress.advance", lambda self, n: calls.append(n))
+    monkeypatch.setattr("gradcheck_cli.render.report.RichProgress.advance", lambda self, n: calls.append(n))
     monkeypatch.setattr("rich.console.Console.is_terminal", property(lambda self: True))
     result = runner.invoke(cli, ["mlp", "--layers", "4,8,3"])
     assert result.exit_code == 0 and sum(calls) > 0

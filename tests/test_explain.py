@@ -4,8 +4,8 @@ size, where the seed's shortcut holds; readable in 80 columns without colour."""
 import numpy as np
 import pytest
 
-from gradcheck_cli.cli import cli
-from gradcheck_cli.explain import FROM_OUTPUT, explain_mlp
+from gradcheck_cli.cli.main import cli
+from gradcheck_cli.insight.explain import FROM_OUTPUT, explain_mlp
 from gradcheck_cli.models import ACTIVATIONS, MLP, MLPSpec
 
 

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gradcheck_cli import InputError, assert_gradients, check_gradients
-from gradcheck_cli.cli import cli
-from gradcheck_cli.limits import MAX_SUITE_BYTES
-from gradcheck_cli.report import RichProgress
-from gradcheck_cli.result import EXIT_CODES
+from gradcheck_cli.cli.main import cli
+from gradcheck_cli.core.limits import MAX_SUITE_BYTES
+from gradcheck_cli.core.result import EXIT_CODES
+from gradcheck_cli.render.report import RichProgress
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTED = set(EXIT_CODES)
@@ -529,7 +529,7 @@ def test_progress_names_check_parameter_position_and_eta():
 
 def test_assert_gradients_hides_its_frame_and_names_the_check():
     assert assert_gradients.__wrapped__.__code__.co_varnames[0] == "loss"
-    source = Path(sys.modules["gradcheck_cli.testing"].__file__).read_text(encoding="utf-8")
+    source = Path(sys.modules["gradcheck_cli.checks.testing"].__file__).read_text(encoding="utf-8")
     assert "__tracebackhide__ = True" in source
     with pytest.raises(AssertionError, match=r"^gradient check 'my layer' failed"):
         assert_gradients(

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import check_model
+from gradcheck_cli.core.methods import METHODS
+from gradcheck_cli.core.text import report_as_text as report_to_text
 from gradcheck_cli.models import MLP, MLPSpec
-from gradcheck_cli.numeric import METHODS
-from gradcheck_cli.report import report_to_text
 
 
 def _on_kinks(cls=MLP, activation="relu", zero_rows=3):

@@ -67,12 +67,12 @@ GRAPH = {m: _internal_imports(m)[0] for m in MODULES}
 
 def test_modules_are_discovered():
     assert {
-        "gradcheck_cli.check",
-        "gradcheck_cli.options",
-        "gradcheck_cli.result",
-        "gradcheck_cli.rule",
-        "gradcheck_cli.testing",
-        "gradcheck_cli.errors",
+        "gradcheck_cli.checks.gradient",
+        "gradcheck_cli.core.options",
+        "gradcheck_cli.core.result",
+        "gradcheck_cli.core.rule",
+        "gradcheck_cli.checks.testing",
+        "gradcheck_cli.core.errors",
         "gradcheck_cli.models.base",
     } <= set(MODULES)
 
@@ -109,49 +109,72 @@ def test_no_import_cycle():
         visit(m, [])
 
 
-def _reaches(module: str) -> set[str]:
-    seen, todo = set(), [module]
-    while todo:
-        for n in GRAPH.get(todo.pop(), ()):
-            if n not in seen and not module.startswith(n + "."):
-                seen.add(n)
-                todo.append(n)
-    return seen
-
-
-@pytest.mark.parametrize(
-    "module, forbidden",
-    [
-        ("gradcheck_cli.result", {"gradcheck_cli.report", "gradcheck_cli.cli", "gradcheck_cli.check"}),
-        ("gradcheck_cli.rule", {"gradcheck_cli.report", "gradcheck_cli.result", "gradcheck_cli.check"}),
-        ("gradcheck_cli.check", {"gradcheck_cli.report", "gradcheck_cli.cli", "gradcheck_cli.config"}),
-        ("gradcheck_cli.numeric", {"gradcheck_cli.check", "gradcheck_cli.options", "gradcheck_cli.engine"}),
-        ("gradcheck_cli.engine", {"gradcheck_cli.check", "gradcheck_cli.options", "gradcheck_cli.result"}),
-        ("gradcheck_cli.models.mlp", {"gradcheck_cli.engine", "gradcheck_cli.numeric", "gradcheck_cli.check"}),
-        ("gradcheck_cli.vector", {"gradcheck_cli.check", "gradcheck_cli.derivatives", "gradcheck_cli.result"}),
-        ("gradcheck_cli.derivatives", {"gradcheck_cli.report", "gradcheck_cli.cli", "gradcheck_cli.userfunc"}),
-        ("gradcheck_cli.diagnosis", {"gradcheck_cli.check", "gradcheck_cli.derivatives", "gradcheck_cli.report"}),
-        ("gradcheck_cli.zoo", {"gradcheck_cli.check", "gradcheck_cli.numeric", "gradcheck_cli.result"}),
-        ("gradcheck_cli.workers", {"gradcheck_cli.numeric", "gradcheck_cli.options", "gradcheck_cli.check"}),
-        ("gradcheck_cli.evaluation", {"gradcheck_cli.workers", "gradcheck_cli.numeric", "gradcheck_cli.options"}),
-        ("gradcheck_cli.checkpoint", {"gradcheck_cli.workers", "gradcheck_cli.evaluation", "gradcheck_cli.numeric"}),
-    ],
+# The floors, lowest first: a module imports only from floors below its own (and from
+# its own package); packages on one floor do not import each other.  This list is the
+# single statement of the architecture.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("_version",),
+    ("core",),
+    ("numerics", "execution", "models"),
+    ("probes", "insight"),
+    ("checks",),
+    ("render",),
+    ("cli",),
 )
-def test_layers_import_downwards(module, forbidden):
-    assert not (_reaches(module) & forbidden)
+ROOT = {"gradcheck_cli", "gradcheck_cli.__main__"}  # the package's face: it may import any floor
+FLOOR = {package: level for level, packages in enumerate(LAYERS) for package in packages}
 
 
-def test_result_and_rule_import_no_renderer():
-    for module in ("result", "rule"):
-        text = (PACKAGE / f"{module}.py").read_text(encoding="utf-8")
-        assert "import rich" not in text and "from rich" not in text and "click" not in text
+def _package(module: str) -> str:
+    return module.split(".")[1]
+
+
+def test_every_module_sits_on_a_floor():
+    loose = [m for m in MODULES if m not in ROOT and _package(m) not in FLOOR]
+    assert loose == []
+    at_root = [m for m in MODULES if m.count(".") == 1 and not (PACKAGE / f"{_package(m)}").is_dir()]
+    assert len(at_root) <= 3, at_root
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m not in ROOT])
+def test_imports_go_down_the_floors_only(module):
+    own = _package(module)
+    for target in GRAPH[module]:
+        other = _package(target) if target != "gradcheck_cli" else None
+        assert other is not None, f"{module} imports the package root"
+        if other == own:
+            continue
+        assert FLOOR[other] < FLOOR[own], (
+            f"{module} ({own}, floor {FLOOR[own]}) imports {target} ({other}, floor {FLOOR[other]})"
+        )
+
+
+def test_the_light_import_loads_no_renderer():
+    code = (
+        "import sys, gradcheck_cli; heavy = ('rich', 'plotext', 'click', 'matplotlib', 'dask', 'distributed'); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_light_import_loads_only_the_library_floors():
+    code = (
+        "import sys, gradcheck_cli; print(' '.join(sorted(m for m in sys.modules if m.startswith('gradcheck_cli.'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {_package(m) for m in out.stdout.split()}
+    assert loaded <= {p for level in LAYERS[: FLOOR["checks"] + 1] for p in level}, loaded
 
 
 def test_check_knows_no_concrete_model():
     # It reaches the MLP only through the evaluator registry, never by name or type.
-    assert not GRAPH["gradcheck_cli.check"] & {"gradcheck_cli.models.mlp", "gradcheck_cli.models.linreg"}
-    text = (PACKAGE / "check.py").read_text(encoding="utf-8")
-    assert "import MLP" not in text and "LinearRegression" not in text and "isinstance(model" not in text
+    for module in ("gradcheck_cli.checks.gradient", "gradcheck_cli.checks.pipeline"):
+        if module not in GRAPH:
+            continue
+        assert not GRAPH[module] & {"gradcheck_cli.models.mlp", "gradcheck_cli.models.linreg"}
+        text = _source(module).read_text(encoding="utf-8")
+        assert "import MLP" not in text and "LinearRegression" not in text and "isinstance(model" not in text
 
 
 def test_version_is_single_sourced():
@@ -168,7 +191,7 @@ def test_package_is_typed_and_licensed():
 
 
 def test_every_library_error_derives_from_one_base():
-    from gradcheck_cli import errors
+    from gradcheck_cli.core import errors
 
     classes = [v for v in vars(errors).values() if isinstance(v, type) and issubclass(v, Exception)]
     assert len(classes) >= 6

@@ -2,16 +2,11 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import check_gradients, check_model
+from gradcheck_cli.core.methods import METHOD, METHODS
+from gradcheck_cli.core.text import report_as_text as report_to_text
 from gradcheck_cli.models import MLP, LinearRegression, LinRegSpec, MLPSpec
-from gradcheck_cli.numeric import (
-    METHODS,
-    LoopProbe,
-    _compute_absolute_step,
-    _eps_for_method,
-    numerical_derivatives,
-    taylor_test,
-)
-from gradcheck_cli.report import report_to_text
+from gradcheck_cli.numerics.numeric import _compute_absolute_step, numerical_derivatives, taylor_test
+from gradcheck_cli.probes.loop import LoopProbe
 
 from errmodel import scaled_error
 
@@ -20,7 +15,7 @@ def _derivatives(f, x, method, rel=None):
     """Numerical derivative of a scalar function of a vector, every entry, via the loop probe."""
     probe = LoopProbe(lambda p: f(p["x"]), {"x": x})
     flat = np.arange(x.size)
-    h = _compute_absolute_step(x, rel or _eps_for_method(method), method)
+    h = _compute_absolute_step(x, rel or METHOD[method].auto_step, method)
     return numerical_derivatives(
         lambda steps, subset: probe.entries("x", flat if subset is None else flat[subset], steps), h, method
     )
@@ -83,16 +78,16 @@ def test_step_is_never_zero_nor_below_float32_spacing(method):
     h = _compute_absolute_step(x, 1e-30, method, np.float32)
     assert np.all(h > 0)
     assert np.all(h >= np.spacing(np.maximum(1, np.abs(x)).astype(np.float32)))
-    auto = _compute_absolute_step(x, _eps_for_method(method), method, np.float32)
+    auto = _compute_absolute_step(x, METHOD[method].auto_step, method, np.float32)
     assert np.all(auto >= np.spacing(np.abs(x)))
 
 
 def test_auto_steps_follow_machine_epsilon():
     eps = np.finfo(np.float64).eps
-    assert _eps_for_method("forward") == pytest.approx(eps**0.5)
-    assert _eps_for_method("central") == pytest.approx(eps ** (1 / 3))
-    assert _eps_for_method("richardson") > _eps_for_method("central")
-    assert _eps_for_method("complex") < 1e-15
+    assert METHOD["forward"].auto_step == pytest.approx(eps**0.5)
+    assert METHOD["central"].auto_step == pytest.approx(eps ** (1 / 3))
+    assert METHOD["richardson"].auto_step > METHOD["central"].auto_step
+    assert METHOD["complex"].auto_step < 1e-15
 
 
 def test_noise_floor_bounds_the_error_of_a_flat_direction():

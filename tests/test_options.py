@@ -9,19 +9,12 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import GradcheckError, InputError, Settings, assert_gradients, check_gradients, check_model
-from gradcheck_cli.cli import cli
-from gradcheck_cli.config import ConfigError, load_suite
-from gradcheck_cli.engine import DEFAULT_MAX_MEMORY
+from gradcheck_cli.checks.option_sets import CHECK_OPTIONS, ENGINE_OPTIONS, MODEL_OPTIONS, options_for
+from gradcheck_cli.cli.main import cli
+from gradcheck_cli.cli.suites import ConfigError, load_suite
+from gradcheck_cli.core.options import EXECUTION_OPTIONS, SETTINGS_OPTIONS, Execution
 from gradcheck_cli.models import MLP, LinearRegression, LinRegSpec, MLPSpec
-from gradcheck_cli.options import (
-    CHECK_OPTIONS,
-    ENGINE_OPTIONS,
-    EXECUTION_OPTIONS,
-    MODEL_OPTIONS,
-    SETTINGS_OPTIONS,
-    Execution,
-    options_for,
-)
+from gradcheck_cli.probes.engine import DEFAULT_MAX_MEMORY
 
 SETTING_NAMES = [o.name for o in SETTINGS_OPTIONS]
 

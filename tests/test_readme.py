@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from gradcheck_cli.cli import cli
+from gradcheck_cli.cli.main import cli
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from gradcheck_cli.cli import cli
+from gradcheck_cli.checks.sweep import sweep_model
+from gradcheck_cli.cli.main import cli
 from gradcheck_cli.models import MLP, LinearRegression, LinRegSpec, MLPSpec
-from gradcheck_cli.sweep import sweep_model
 
 TWO_LAYER = ["examples/two_layer.py:loss", "--grad", "examples/two_layer.py:grad"]
 SHAPES = ["--param", "W1=4x8", "--param", "b1=8", "--param", "W2=8x2", "--param", "b2=2"]

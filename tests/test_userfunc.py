@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import assert_gradients, check_gradients
-from gradcheck_cli.cli import cli
+from gradcheck_cli.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "examples" / "two_layer.py")

@@ -19,7 +19,7 @@ from gradcheck_cli import (
     check_jacobian,
     check_vjp,
 )
-from gradcheck_cli.vector import VectorFunction, column_evaluator, group_columns, unit_columns
+from gradcheck_cli.probes.vector import VectorFunction, column_evaluator, group_columns, unit_columns
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 import layers

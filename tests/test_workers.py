@@ -21,15 +21,16 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from gradcheck_cli import InputError, UserCodeError, check_gradients, workers
-from gradcheck_cli.checkpoint import Checkpoint
-from gradcheck_cli.cli import cli
-from gradcheck_cli.errors import CheckInterrupted
-from gradcheck_cli.evaluation import Job, Moves, ScalarReader
-from gradcheck_cli.options import Execution
-from gradcheck_cli.report import RichProgress
-from gradcheck_cli.userfunc import FuncSpec, check_function
-from gradcheck_cli.workers import LocalWorkers, open_runner
+from gradcheck_cli import InputError, UserCodeError, check_gradients
+from gradcheck_cli.checks.userfunc import FuncSpec, check_function
+from gradcheck_cli.cli.main import cli
+from gradcheck_cli.core.errors import CheckInterrupted
+from gradcheck_cli.core.options import Execution
+from gradcheck_cli.execution import workers
+from gradcheck_cli.execution.checkpoint import Checkpoint
+from gradcheck_cli.execution.evaluation import Job, Moves, ScalarReader
+from gradcheck_cli.execution.workers import LocalWorkers, open_runner
+from gradcheck_cli.render.report import RichProgress
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOAD = Path(__file__).resolve().with_name("workload.py")

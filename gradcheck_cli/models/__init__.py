@@ -1,6 +1,6 @@
 """Built-in models: each module keeps its forward pass next to its backward pass."""
 
-from ..errors import SpecError
+from ..core.errors import SpecError
 from .activations import ACTIVATIONS, Activation, get_activation
 from .base import Model, ModelSpec
 from .linreg import LinearRegression, LinRegSpec

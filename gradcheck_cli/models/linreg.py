@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpecError
-from ..limits import require_bytes
+from ..core.errors import SpecError
+from ..core.limits import require_bytes
 from .base import Array, Params
 
 

@@ -32,8 +32,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from ..errors import SpecError
-from ..limits import MAX_LAYERS, require_bytes
+from ..core.errors import SpecError
+from ..core.limits import MAX_LAYERS, require_bytes
 from .activations import ACTIVATIONS, Activation, get_activation
 from .base import Array, Params
 from .losses import LOSSES, Loss, get_loss

@@ -1,0 +1,477 @@
+"""Check a user's own loss and gradient: load them from files, draw or load parameters.
+
+``LOSS(**params) -> float`` and ``GRAD(**params) -> dict[name, array]`` (or a tuple
+in parameter order), where ``params`` are the arrays named by the ``params`` option.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..core.errors import InputError
+from ..core.options import DERIVATIVE_KINDS, Constants, Execution, ParamShapes, Settings
+from ..core.result import Report
+from ..execution.usercode import call_user
+from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
+from .gradient import ProgressSink, check_gradients
+
+Array = npt.NDArray[Any]
+Params = dict[str, Array]
+
+
+def parse_target(text: str, option: str) -> tuple[str, str]:
+    """``path/to/file.py:function`` or ``package.module:function`` -> (where, function)."""
+    where, sep, name = str(text).rpartition(":")
+    if not sep or not where or not name:
+        raise InputError(
+            f"{text!r} is not FILE.py:FUNCTION or MODULE:FUNCTION; e.g. examples/two_layer.py:loss", option=option
+        )
+    if not name.isidentifier():
+        raise InputError(f"{name!r} in {text!r} is not a function name; e.g. examples/two_layer.py:loss", option=option)
+    return where, name
+
+
+_loaded: dict[str, ModuleType] = {}
+
+
+def _is_module_path(where: str) -> bool:
+    """``package.module`` (dotted identifiers) rather than a file path."""
+    return not where.endswith(".py") and all(part.isidentifier() for part in where.split("."))
+
+
+def _import(where: str, role: str) -> ModuleType:
+    """Import a file by path, or a module by its dotted name (from the working folder
+    first, so a package's relative imports work), once."""
+    if _is_module_path(where) and not Path(where).is_file():
+        key = where
+        if key not in _loaded:
+            sys.path.insert(0, os.getcwd())
+            try:
+                if importlib.util.find_spec(where.split(".", maxsplit=1)[0]) is None:
+                    raise InputError(
+                        f"no module {where!r} (from the working folder or installed); give FILE.py:FUNCTION "
+                        f"or MODULE:FUNCTION",
+                        option=role,
+                    )
+                _loaded[key] = call_user(f"importing {where}", importlib.import_module, where)
+            finally:
+                sys.path.remove(os.getcwd())
+        return _loaded[key]
+    path = Path(where).expanduser()
+    if not path.exists():
+        raise InputError(f"file {str(path)!r} not found; give an existing FILE.py:FUNCTION", option=role)
+    if not path.is_file():
+        raise InputError(f"{str(path)!r} is not a regular file; give a .py file", option=role)
+    resolved = path.resolve()
+    key = str(resolved)
+    if key not in _loaded:
+        stem = re.sub(r"\W", "_", path.stem)
+        module_name = f"gradcheck_user_{len(_loaded)}_{stem}"
+        spec = importlib.util.spec_from_file_location(module_name, resolved)
+        if spec is None or spec.loader is None:
+            raise InputError(f"{str(path)!r} cannot be loaded as a Python module; give a .py file", option=role)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(resolved.parent))  # so the file can import its neighbours
+        try:
+            call_user(f"importing {path}", spec.loader.exec_module, module)
+        finally:
+            sys.path.remove(str(resolved.parent))
+        _loaded[key] = module
+    return _loaded[key]
+
+
+def load_function(where: str, name: str, role: str) -> Callable[..., Any]:
+    """Import ``where`` (a file or a module, once) and return its function ``name``;
+    ``role`` is the option that named it (``loss``, ``grad``)."""
+    module = _import(where, role)
+    function = getattr(module, name, None)
+    if not callable(function):
+        defined = sorted(
+            k for k, v in vars(module).items() if callable(v) and getattr(v, "__module__", "") == module.__name__
+        )
+        listing = ", ".join(defined) if defined else "none"
+        raise InputError(f"{where} has no function {name!r}; functions defined there: {listing}", option=role)
+    return function  # type: ignore[no-any-return]
+
+
+INIT_HELP = "give an .npz written by numpy.savez (one array per parameter) or, for one parameter, an .npy"
+
+
+def load_init(path: Path, shapes: dict[str, tuple[int, ...]]) -> Params:
+    """Parameters from an ``.npz`` (or an ``.npy`` for one parameter); ``shapes``
+    (possibly empty) must match it."""
+    if not path.exists():
+        raise InputError(f"file {str(path)!r} not found; {INIT_HELP}", option="init")
+    if not path.is_file():
+        raise InputError(f"{str(path)!r} is not a regular file; {INIT_HELP}", option="init")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception:
+        raise InputError(f"{path} is not a numpy .npz or .npy file; {INIT_HELP}", option="init") from None
+    if isinstance(loaded, np.ndarray):
+        if len(shapes) != 1:
+            raise InputError(
+                f"{path} holds one array (.npy) but {len(shapes)} parameters are declared; "
+                f"declare exactly one parameter, or give an .npz",
+                option="init",
+            )
+        raw = {next(iter(shapes)): loaded}
+    else:
+        with loaded as data:
+            raw = {k: data[k] for k in data.files}
+    arrays: Params = {}
+    for name, array in raw.items():
+        if array.dtype.kind not in "fiu":
+            kind = "complex" if array.dtype.kind == "c" else str(array.dtype)
+            raise InputError(f"array {name} in {path} is {kind}; parameters must be real numbers", option="init")
+        arrays[name] = np.asarray(array, dtype=np.float64)
+    if shapes:
+        missing = [n for n in shapes if n not in arrays]
+        if missing:
+            raise InputError(f"{path} has no array {', '.join(missing)}; it holds {', '.join(arrays)}", option="init")
+        for name, shape in shapes.items():
+            if arrays[name].shape != shape:
+                raise InputError(
+                    f"{name} in {path} has shape {arrays[name].shape}, but it is declared {shape}", option="init"
+                )
+        arrays = {n: arrays[n] for n in shapes}
+    if not arrays:
+        raise InputError(f"{path} holds no arrays", option="init")
+    return arrays
+
+
+def draw_params(shapes: dict[str, tuple[int, ...]], seed: int) -> Params:
+    """Standard normal starting values, in ``--param`` order, from ``seed``."""
+    rng = np.random.default_rng(seed)
+    return {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+
+
+def _check_signature(target: str, function: Callable[..., Any], names: list[str]) -> None:
+    """The parameters must be accepted as keyword arguments, by name."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return  # a builtin or extension without a signature: let the call decide
+    try:
+        signature.bind(**{n: None for n in names})
+    except TypeError as exc:
+        raise InputError(
+            f"{target} takes {signature} but the parameters are {', '.join(names)} ({exc}); "
+            f"name each parameter after an argument",
+            option="params",
+        ) from None
+
+
+FILE_KEYS = ("init", "data", "dout", "sparsity")  # options that name a file (not code)
+
+
+@dataclass(frozen=True)
+class FuncSpec:
+    """A user check: the function, the derivative it is held against (exactly one
+    kind of ``DERIVATIVE_KINDS``, ``grad`` also beside ``hess``/``hvp``), parameter
+    shapes, optional files (init, fixed data, upstream gradient, sparsity) and
+    constants."""
+
+    loss: str
+    grad: str | None = None
+    params: ParamShapes = ()
+    init: str | None = None
+    seed: int = 0
+    vjp: str | None = None
+    jvp: str | None = None
+    jac: str | None = None
+    hess: str | None = None
+    hvp: str | None = None
+    data: str | None = None
+    const: Constants = ()
+    dout: str | None = None
+    sparsity: str | None = None
+
+    @classmethod
+    def build(cls, values: dict[str, Any]) -> FuncSpec:
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    @property
+    def kind(self) -> str:
+        """Which derivative is checked; an ``InputError`` unless exactly one is named."""
+        named = [k for k in DERIVATIVE_KINDS if k != "grad" and getattr(self, k) is not None]
+        if len(named) > 1:
+            raise InputError(
+                f"--{named[0]} and --{named[1]} both given; a check holds one derivative against the function",
+                option=named[1],
+            )
+        kind = named[0] if named else "grad"
+        if kind == "grad" and self.grad is None:
+            raise InputError(
+                "no derivative to check; give --grad (a loss's gradient), --vjp, --jvp, --jac, --hess or --hvp",
+                option="grad",
+            )
+        if kind in ("vjp", "jvp", "jac") and self.grad is not None:
+            raise InputError(
+                f"--grad goes with a loss (alone, or beside --hess or --hvp), not with --{kind}", option="grad"
+            )
+        if self.dout is not None and kind != "vjp":
+            raise InputError("--dout is the upstream gradient of --vjp; give it with --vjp", option="dout")
+        if self.sparsity is not None and kind != "jac":
+            raise InputError("--sparsity declares a Jacobian's pattern; give it with --jac", option="sparsity")
+        return kind
+
+    @property
+    def derivative(self) -> str:
+        target = getattr(self, self.kind)
+        assert isinstance(target, str)
+        return target
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": "func", "kind": self.kind, "function": self.loss}
+        out.update({k: getattr(self, k) for k in DERIVATIVE_KINDS if getattr(self, k) is not None})
+        out["params"] = {n: list(s) for n, s in self.params}
+        out.update({k: getattr(self, k) for k in FILE_KEYS})
+        out["const"] = dict(self.const)
+        out["seed"] = self.seed
+        return out
+
+    def title(self) -> str:
+        what = {
+            "grad": "gradient",
+            "vjp": "backward (VJP)",
+            "jvp": "forward mode (JVP)",
+            "jac": "Jacobian",
+            "hess": "Hessian",
+            "hvp": "Hessian-vector product",
+        }[self.kind]
+        return f"func {self.loss} with {what} {self.derivative}"
+
+
+@dataclass(frozen=True)
+class LoadedFunction:
+    """A user check ready to run: its functions imported, its parameters drawn or
+    loaded, its fixed inputs read."""
+
+    spec: FuncSpec
+    loss: Callable[..., Any]
+    derivative: Callable[..., Any]
+    params: Params
+    fixed: dict[str, Any]
+    grad: Callable[..., Any] | None = None
+    dout: Array | None = None
+    sparsity: Params | None = None
+
+    def call(self, function: Callable[..., Any], *args: Any, **params: Any) -> Any:
+        """``function(*args, **params, **fixed)``, the fixed inputs it takes."""
+        return function(*args, **params, **_accepted(function, self.fixed))
+
+
+def _accepted(function: Callable[..., Any], fixed: dict[str, Any]) -> dict[str, Any]:
+    """The fixed inputs ``function`` takes by name (all, if it takes ``**kwargs``): a
+    layer's ``backward(dout, cache)`` need not take the labels its forward takes."""
+    if not fixed:
+        return fixed
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return fixed
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return fixed
+    return {k: v for k, v in fixed.items() if k in parameters}
+
+
+def _arrays(path: str, option: str, help_text: str) -> Params:
+    """The arrays of an .npz (or one .npy, named ``array``)."""
+    file = Path(path)
+    if not file.is_file():
+        what = "not found" if not file.exists() else "not a regular file"
+        raise InputError(f"{str(file)!r} is {what}; {help_text}", option=option)
+    try:
+        loaded = np.load(file, allow_pickle=False)
+    except Exception:
+        raise InputError(f"{file} is not a numpy .npz or .npy file; {help_text}", option=option) from None
+    if isinstance(loaded, np.ndarray):
+        return {"array": loaded}
+    with loaded as data:
+        return {k: data[k] for k in data.files}
+
+
+def load_check(spec: FuncSpec) -> LoadedFunction:
+    """Everything about a user check that can fail before its first evaluation:
+    targets, imports, functions, parameters, fixed inputs, signatures."""
+    kind = spec.kind
+    loss_where, loss_name = parse_target(spec.loss, "loss")
+    derivative_where, derivative_name = parse_target(spec.derivative, kind)
+    shapes = dict(spec.params)
+    if spec.init is None and not shapes:
+        raise InputError(
+            "no parameters given; name each with its shape (NAME=SHAPE) or give an init .npz", option="params"
+        )
+    loss_fn = load_function(loss_where, loss_name, "loss")
+    derivative_fn = load_function(derivative_where, derivative_name, kind)
+    grad_fn = None
+    if kind in ("hess", "hvp") and spec.grad is not None:
+        grad_where, grad_name = parse_target(spec.grad, "grad")
+        grad_fn = load_function(grad_where, grad_name, "grad")
+    params = load_init(Path(spec.init), shapes) if spec.init else draw_params(shapes, spec.seed)
+    fixed: dict[str, Any] = {}
+    if spec.data is not None:
+        fixed.update(_arrays(spec.data, "data", "give an .npz of the fixed arrays, one per name"))
+    fixed.update(dict(spec.const))
+    clash = sorted(set(fixed) & set(params))
+    if clash:
+        raise InputError(
+            f"{clash[0]} is both a parameter and a fixed input (--data/--const); a name is one or the other",
+            option="data" if spec.data and clash[0] not in dict(spec.const) else "const",
+        )
+    _check_signature(spec.loss, loss_fn, [*params, *fixed])
+    if kind in ("grad", "jac", "hess"):
+        _check_signature(spec.derivative, derivative_fn, [*params, *_accepted(derivative_fn, fixed)])
+    if grad_fn is not None and spec.grad is not None:
+        _check_signature(spec.grad, grad_fn, [*params, *_accepted(grad_fn, fixed)])
+    dout = None
+    if spec.dout is not None:
+        arrays = _arrays(spec.dout, "dout", "give an .npy of the upstream gradient (the output's shape)")
+        if len(arrays) != 1:
+            raise InputError(f"{spec.dout} holds {len(arrays)} arrays; give one (.npy)", option="dout")
+        dout = np.asarray(next(iter(arrays.values())), dtype=np.float64)
+    sparsity = None
+    if spec.sparsity is not None:
+        sparsity = _arrays(spec.sparsity, "sparsity", "give an .npz with a boolean mask per input")
+    return LoadedFunction(spec, loss_fn, derivative_fn, params, fixed, grad_fn, dout, sparsity)
+
+
+class UserFunction:
+    """One of a user check's functions, called with the parameters as keywords and the
+    fixed inputs it takes: ``f(params)``.  It pickles as its target and fixed inputs,
+    so a worker process imports the file again by its path (a Dask worker that lacks
+    the path, by the module name ``upload_file`` gave it)."""
+
+    def __init__(self, target: str, role: str, fixed: dict[str, Any], function: Callable[..., Any] | None = None):
+        where, name = parse_target(target, role)
+        if not _is_module_path(where) or Path(where).is_file():
+            where = str(Path(where).expanduser().resolve())  # a worker's folder may differ
+        self.target = f"{where}:{name}"
+        self.role = role
+        self.fixed = fixed
+        self._function = function
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"target": self.target, "role": self.role, "fixed": self.fixed}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._function = None
+
+    def function(self) -> Callable[..., Any]:
+        if self._function is None:
+            where, name = parse_target(self.target, self.role)
+            if where.endswith(".py") and not Path(where).is_file():
+                module = importlib.import_module(re.sub(r"\W", "_", Path(where).stem))
+                self._function = getattr(module, name)
+            else:
+                self._function = load_function(where, name, self.role)
+        return self._function
+
+    def __call__(self, params: Params) -> Any:
+        function = self.function()
+        return function(**params, **_accepted(function, self.fixed))
+
+
+def _sources(spec: FuncSpec) -> tuple[str, ...]:
+    """The files whose contents define a check: its code and its data."""
+    files = [parse_target(getattr(spec, k), k)[0] for k in ("loss", *DERIVATIVE_KINDS) if getattr(spec, k)]
+    files += [getattr(spec, k) for k in FILE_KEYS if getattr(spec, k)]
+    return tuple(sorted({str(Path(f).resolve()) for f in files if Path(f).is_file()}))
+
+
+def check_function(
+    spec: FuncSpec | LoadedFunction,
+    settings: Settings | None = None,
+    *,
+    progress: ProgressSink | None = None,
+    name: str = "",
+    execution: Execution | None = None,
+) -> Report:
+    """Load (unless loaded) and check a user's function and its derivative (``gradcheck func``);
+    ``execution`` says where its evaluations run."""
+    loaded = spec if isinstance(spec, LoadedFunction) else load_check(spec)
+    s = loaded.spec
+    kind = s.kind
+    derivative, call = loaded.derivative, loaded.call
+    f = UserFunction(s.loss, "loss", loaded.fixed, loaded.loss)
+    common: dict[str, Any] = {
+        "progress": progress,
+        "name": name,
+        "title": s.title(),
+        "model": s.describe(),
+        "execution": execution,
+        "_sources": _sources(s),
+    }
+    if kind == "grad":
+        return check_gradients(
+            f,
+            lambda p: call(derivative, **p),
+            loaded.params,
+            settings,
+            loss_name=s.loss,
+            grad_name=s.derivative,
+            **common,
+        )
+    if kind == "vjp":
+
+        def backward(dout: Array, cache: Any, p: Params) -> Any:
+            return call(derivative, dout, **p) if cache is None else call(derivative, dout, cache)
+
+        return check_vjp(
+            f,
+            backward,
+            loaded.params,
+            settings,
+            dout=loaded.dout,
+            forward_name=s.loss,
+            backward_name=s.derivative,
+            **common,
+        )
+    if kind == "jvp":
+        return check_jvp(
+            f,
+            lambda t, p: call(derivative, t, **p),
+            loaded.params,
+            settings,
+            function_name=s.loss,
+            tangent_name=s.derivative,
+            **common,
+        )
+    if kind == "jac":
+        return check_jacobian(
+            f,
+            lambda p: call(derivative, **p),
+            loaded.params,
+            settings,
+            sparsity=loaded.sparsity,
+            function_name=s.loss,
+            jacobian_name=s.derivative,
+            **common,
+        )
+    grad = UserFunction(s.grad, "grad", loaded.fixed, loaded.grad) if s.grad is not None else None
+    return check_hessian(
+        f,
+        loaded.params,
+        settings,
+        hessian=(lambda p: call(derivative, **p)) if kind == "hess" else None,
+        hvp=(lambda v, p: call(derivative, v, **p)) if kind == "hvp" else None,
+        gradient=grad,
+        loss_name=s.loss,
+        hessian_name=s.derivative,
+        gradient_name=s.grad or "gradient",
+        **common,
+    )

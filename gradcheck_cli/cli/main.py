@@ -1,0 +1,789 @@
+"""The command line: parse options, call the library, render, exit with ``Report.exit_code``.
+
+Every check option comes from the tables in ``options.py``; this module only
+turns them into click options and maps the library's errors to the flags.
+
+Exit codes: 0 every parameter passes, 1 any parameter fails, 2 bad usage or input
+(one line on stderr, never a traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from .._version import __version__
+from ..checks.gradient import check_model
+from ..checks.option_sets import CHECK_OPTIONS, ENGINE_OPTIONS, LINREG_OPTIONS, MLP_OPTIONS
+from ..checks.sweep import sweep_model, sweep_steps
+from ..checks.userfunc import FuncSpec, check_function, load_check
+from ..checks.zoo_check import ZOO_LAYERS, check_zoo
+from ..core.errors import CheckInterrupted, InputError, UserCodeError
+from ..core.options import (
+    DERIVATIVE_KINDS,
+    EXECUTION_OPTIONS,
+    FUNC_OPTIONS,
+    SETTINGS_OPTIONS,
+    Option,
+    execution_from,
+    parse_param,
+    settings_from,
+)
+from ..core.result import (
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_PASS,
+    EXIT_USAGE,
+    CheckError,
+    Outcome,
+    Report,
+    SweepResult,
+    suite_exit_code,
+    suite_to_dict,
+)
+from ..execution.usercode import user_frames
+from ..insight.explain import explain_linreg, explain_mlp, itemsize_of
+from ..models import MLP, LinearRegression, LinRegSpec, MLPSpec
+from ..probes.engine import tune_allocator
+from ..render.image import write_sweep_image
+from ..render.report import (
+    WIDE,
+    RichProgress,
+    is_junit_report,
+    render_error,
+    render_explanation,
+    render_plain,
+    render_report,
+    render_suite_summary,
+    render_summary,
+    render_sweep,
+    render_zoo,
+    reports_to_junit,
+)
+from .suites import build_spec, load_suite, prepare_suite, run_check
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class OptionType(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
+    """A click type that parses with the option's own parser (``options.py``)."""
+
+    def __init__(self, option: Option) -> None:
+        self.option = option
+        self.name = option.metavar or option.name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return self.option.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class ParamSpec(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
+    """``NAME=SHAPE``: ``W=4x3``, ``b=3``, ``s=`` (a scalar)."""
+
+    name = "NAME=SHAPE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_param(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class OutputPath(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
+    """A file to write, checked before any work: a regular file, or one that can be
+    created (tried, then removed)."""
+
+    name = "PATH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        path = Path(value)
+        if path.is_dir():
+            self.fail(f"{str(path)!r} is a folder; give a file name, e.g. gradcheck.xml", param, ctx)
+        if path.exists():
+            if not path.is_file():
+                self.fail(f"{str(path)!r} is not a regular file; give a file path, e.g. gradcheck.xml", param, ctx)
+            if not os.access(path, os.W_OK):
+                self.fail(f"{str(path)!r} is not writable; give a writable path", param, ctx)
+            return path
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            self.fail(f"folder {str(folder)!r} does not exist; give a path in an existing folder", param, ctx)
+        try:
+            path.open("x").close()
+            path.unlink()
+        except OSError as exc:
+            self.fail(f"cannot create {str(path)!r} ({exc.strerror}); give a path in a writable folder", param, ctx)
+        return path
+
+
+def _click_option(option: Option) -> Callable[[F], F]:
+    """The click option for one table entry."""
+    if option.flag:
+        return click.option(option.flag_name, is_flag=True, default=option.default, help=option.help)
+    if option.negatable:
+        return click.option(
+            f"{option.flag_name}/--no-{option.flag_name[2:]}",
+            default=option.default,
+            show_default=True,
+            help=option.help,
+        )
+    # No default at all rather than None: click 8.3+ treats an explicit None as a given default.
+    default = {} if option.default is None else {"default": option.default}
+    return click.option(
+        option.flag_name,
+        type=OptionType(option),
+        required=option.required,
+        metavar=option.metavar,
+        help=option.help,
+        show_default=option.shown_default or option.default is not None,
+        **default,
+    )
+
+
+def _options(options: Sequence[Option]) -> Callable[[F], F]:
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = _click_option(option)(command)
+        return command
+
+    return decorate
+
+
+def _output_options(command: F) -> F:
+    """How to show the result: options of the command line alone (not suite keys)."""
+    for option in reversed(
+        [
+            click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table."),
+            click.option("--quiet", "-q", is_flag=True, help="No progress bar, no table: the verdict line only."),
+            click.option(
+                "--junit", type=OutputPath(), default=None, help="Also write a JUnit XML report to this path."
+            ),
+            click.option(
+                "--overwrite",
+                is_flag=True,
+                help="Let --junit replace an existing file that is not a JUnit report.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _input_errors(command: F) -> F:
+    """An ``InputError`` about an option of this command becomes click's usage error
+    naming the flag (``Invalid value for '--engine': ...``)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except InputError as exc:
+            ctx = click.get_current_context()
+            param = next((p for p in ctx.command.params if p.name == exc.option), None)
+            if param is None:
+                raise
+            raise click.BadParameter(exc.message, ctx=ctx, param=param) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _Output:
+    """Where results go: tables (or JSON) to stdout, printed as each check finishes;
+    JUnit to its file at the end.  Plain lines when stdout is not a terminal; a
+    reader that closes the pipe early ends the printing, not the check."""
+
+    def __init__(self, as_json: bool, quiet: bool, junit: Path | None, overwrite: bool) -> None:
+        self.as_json, self.quiet, self.junit = as_json, quiet, junit
+        if junit is not None and junit.is_file() and not overwrite:
+            try:
+                text = junit.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                text = ""
+            if not is_junit_report(text):
+                raise click.BadParameter(
+                    f"{str(junit)!r} exists and is not a JUnit report; give a new path, or --overwrite to replace it",
+                    param_hint="'--junit'",
+                )
+        self.stdout = sys.stdout  # the real one: user code's prints are sent to stderr meanwhile
+        self.console = Console(file=self.stdout)
+        self.terminal = self.console.is_terminal
+        self.broken = False
+
+    def progress(self, label: str = "") -> RichProgress | None:
+        """A progress bar only for a person watching a terminal: not with --json,
+        --quiet, or a pipe.  It draws on stderr, clear of the results."""
+        if self.as_json or self.quiet or not self.terminal:
+            return None
+        return RichProgress(Console(stderr=True), label=label)
+
+    def _write(self, renderable: Any) -> None:
+        if self.broken:
+            return
+        try:
+            if self.terminal:
+                self.console.print(renderable)
+            else:
+                self.stdout.write(render_plain(renderable))
+                self.stdout.flush()
+        except BrokenPipeError:
+            self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        """The reader is gone: send the rest of our output nowhere, keep the verdict."""
+        self.broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def show(self, outcome: Outcome, suite: bool = False) -> None:
+        """One check's result, as soon as it is known (not with --json)."""
+        if self.as_json:
+            return
+        if isinstance(outcome, CheckError):
+            self._write(render_error(outcome))
+        elif self.quiet:
+            self._write(render_summary(outcome))
+        else:
+            self._write(render_report(outcome, self.console.width if self.terminal else WIDE))
+        if suite and not self.quiet:
+            self._write("")
+
+    def finish(self, outcomes: list[Outcome], unrun: Sequence[str] = (), suite: bool = False) -> int:
+        """JSON or the suite summary, the JUnit file; returns the exit code."""
+        if self.as_json:
+            data = suite_to_dict(outcomes, unrun) if suite else outcomes[0].to_dict()
+            self._write_json(json.dumps(data, indent=2))
+        elif suite:
+            self._write(render_suite_summary(outcomes, unrun))
+        if self.junit is not None:
+            try:
+                self.junit.write_text(reports_to_junit(outcomes, unrun), encoding="utf-8")
+            except OSError as exc:
+                _error_line(f"cannot write the JUnit report to {self.junit} ({exc.strerror}); give a writable path")
+                return EXIT_USAGE
+        return suite_exit_code(outcomes, unrun)
+
+    def write(self, renderable: Any) -> None:
+        """Something shown beside the results (a derivation); nothing with --json or --quiet."""
+        if not self.as_json and not self.quiet:
+            self._write(renderable)
+
+    def emit(self, renderable: Any, data: dict[str, Any]) -> None:
+        """A result that is not a check's report (the zoo): its table, or its JSON."""
+        if self.as_json:
+            self._write_json(json.dumps(data, indent=2))
+        else:
+            self._write(renderable)
+
+    def _write_json(self, text: str) -> None:
+        if self.broken:
+            return
+        try:
+            self.stdout.write(text + "\n")
+            self.stdout.flush()
+        except BrokenPipeError:
+            self._close_pipe()
+
+
+def _run_one(output: _Output, run: Callable[[], Report]) -> int:
+    """Run one check (user code's prints to stderr), show it, finish: the exit code.
+    Ctrl-C shows the parameters that finished, marked incomplete, and exits 130."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            report = run()
+    except CheckInterrupted as exc:
+        report = exc.report
+    output.show(report)
+    return output.finish([report])
+
+
+def _check_builtin(model_name: str, kw: dict[str, Any]) -> int:
+    """Build a built-in model from the parsed options, check it, print, return the exit code."""
+    output = _Output(kw["as_json"], kw["quiet"], kw["junit"], kw["overwrite"])
+    spec = build_spec(model_name, kw)
+    model = MLP(spec) if model_name == "mlp" else LinearRegression(spec)  # type: ignore[arg-type]
+    if kw["explain"]:
+        itemsize = itemsize_of(settings_from(kw).dtype)
+        assert isinstance(spec, (MLPSpec, LinRegSpec))
+        derivation = explain_mlp(spec, itemsize) if isinstance(spec, MLPSpec) else explain_linreg(spec, itemsize)
+        output.write(render_explanation(derivation))
+    return _run_one(
+        output,
+        lambda: check_model(
+            model,
+            settings_from(kw),
+            engine=kw.get("engine", "auto"),
+            max_memory=kw.get("max_memory"),
+            progress=output.progress(),
+            execution=execution_from(kw),
+        ),
+    )
+
+
+class _Cli(click.Group):
+    """A group whose errors are one line on stderr with exit code 2, never a traceback."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(args, prog_name or "gradcheck", complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help())
+            rv = EXIT_PASS
+        except click.ClickException as exc:
+            _error_line(exc.format_message())
+            rv = EXIT_USAGE
+        except InputError as exc:
+            _error_line(str(exc))
+            rv = EXIT_USAGE
+        except UserCodeError as exc:
+            _user_traceback(exc)
+            _error_line(str(exc))
+            rv = EXIT_USAGE
+        except click.Abort:
+            _error_line("interrupted; no verdict")
+            rv = EXIT_INTERRUPTED
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else EXIT_PASS)
+
+
+def _error_line(message: str) -> None:
+    click.echo("Error: " + " ".join(message.split()), err=True)
+
+
+def _user_traceback(exc: UserCodeError) -> None:
+    """Show only the frames of the user's own code, then the error line."""
+    lines = exc.frames if exc.frames is not None else user_frames(exc.original)
+    if lines:
+        click.echo("Traceback (user code, most recent call last):", err=True)
+        click.echo("".join(lines).rstrip("\n"), err=True)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gradcheck")
+def cli() -> None:
+    """Check hand-derived gradients against finite differences.
+
+    Matching dimensions do not prove a gradient right: gradcheck compares the
+    analytic matrix-form gradient of every parameter with a numerical one and
+    prints a per-parameter table. Exit code 0 = pass, 1 = fail, 2 = bad input,
+    130 = interrupted.
+
+    Example: gradcheck mlp --layers 4,8,3
+    """
+
+
+_EXPLAIN = click.option(
+    "--explain",
+    is_flag=True,
+    help="Before the table, the backward pass as the seed derives it: as scalars, then matrices with every shape.",
+)
+
+
+@cli.command()
+@_options(MLP_OPTIONS + CHECK_OPTIONS["mlp"])
+@_EXPLAIN
+@_output_options
+@_input_errors
+def mlp(**kw: Any) -> int:
+    """Check the backward pass of an MLP (matrix form, vectorised over the batch).
+
+    Example: gradcheck mlp --layers 4,8,3 --activation relu --loss softmax-ce
+    """
+    return _check_builtin("mlp", kw)
+
+
+@cli.command()
+@_options(LINREG_OPTIONS + CHECK_OPTIONS["linreg"])
+@_EXPLAIN
+@_output_options
+@_input_errors
+def linreg(**kw: Any) -> int:
+    """Check the linear-regression gradient (1/m) X^T (X theta - y).
+
+    Example: gradcheck linreg --m 100 --n 3 --l2 0.1
+    """
+    return _check_builtin("linreg", kw)
+
+
+_FUNC = {o.name: o for o in FUNC_OPTIONS}
+# Repeatable NAME=JSON, converted by the option's own parser in the command.
+_CONST = click.option(
+    "--const",
+    "const",
+    multiple=True,
+    default=_FUNC["const"].default,
+    metavar=_FUNC["const"].metavar,
+    help=_FUNC["const"].help,
+)
+
+
+@cli.command()
+@click.argument("loss", metavar=_FUNC["loss"].metavar, type=OptionType(_FUNC["loss"]))
+@_options([_FUNC[k] for k in DERIVATIVE_KINDS])
+@click.option(
+    "--param", "params", type=ParamSpec(), multiple=True, default=_FUNC["params"].default, help=_FUNC["params"].help
+)
+@_options([_FUNC["init"], _FUNC["data"]])
+@_CONST
+@_options([_FUNC["dout"], _FUNC["sparsity"], *list(CHECK_OPTIONS["func"])])
+@_output_options
+@_input_errors
+def func(**kw: Any) -> int:
+    """Check your own derivative code against finite differences of your function.
+
+    \b
+    A loss's gradient:   FUNCTION(**params) -> float,  --grad GRAD(**params) -> dict
+    A layer's backward:  FUNCTION(**inputs) -> out or (out, cache),
+                         --vjp BACKWARD(dout, **inputs) or BACKWARD(dout, cache)
+    Forward mode:        --jvp JVP(tangents, **inputs) -> d out along the tangents
+    A Jacobian:          FUNCTION(**inputs) -> array, --jac JAC(**inputs) -> block per input
+    A Hessian:           a loss, --hess HESS(**params) or --hvp HVP(v, **params),
+                         against --grad when given, else second differences of the loss
+
+    Parameters are drawn from --seed (standard normal) with the shapes of --param,
+    or loaded with --init; --data and --const pass fixed inputs by name. Kinks
+    (|x|, max, relu) are found from the one-sided differences and judged by the
+    subgradient rule.
+
+    Example: gradcheck func examples/layers.py:affine_forward
+    --vjp examples/layers.py:affine_backward --param x=8x4 --param w=4x5 --param b=5
+    """
+    output = _Output(kw["as_json"], kw["quiet"], kw["junit"], kw["overwrite"])
+    kw["params"] = _FUNC["params"].convert(kw["params"])
+    kw["const"] = _FUNC["const"].convert(kw["const"])
+    spec = build_spec("func", kw)
+    assert isinstance(spec, FuncSpec)
+    with contextlib.redirect_stdout(sys.stderr):  # prints at import time too
+        loaded = load_check(spec)
+    return _run_one(
+        output,
+        lambda: check_function(loaded, settings_from(kw), progress=output.progress(), execution=execution_from(kw)),
+    )
+
+
+_SEED = tuple(o for o in SETTINGS_OPTIONS if o.name == "seed")
+_ZOO_OPTIONS = [
+    replace(
+        o,
+        default=ZOO_LAYERS,
+        required=False,
+        help="Layer sizes n0,n1,...,nL (default: one square and two equal-shaped weights, so every mistake can show).",
+    )
+    if o.name == "layers"
+    else o
+    for o in MLP_OPTIONS
+] + list(_SEED)
+
+
+@cli.command()
+@_options(_ZOO_OPTIONS)
+@click.option("--json", "as_json", is_flag=True, help="Print the zoo as JSON instead of a table.")
+@_input_errors
+def zoo(as_json: bool, **kw: Any) -> int:
+    """Run the zoo of shape-correct mistakes against the checker, on an MLP.
+
+    Every mistake the dimension-matching trick lets through (a forgotten 1/m, a
+    sign, sigma' of the wrong thing, a transposed square weight, swapped layers,
+    ...) is put into the MLP's backward pass in turn and checked with every method
+    and mode: one row per mistake, what it is, the formula it wrongly uses, the rows
+    that failed, who caught it and what the diagnosis called it. Exit 0 only when
+    the correct gradient passes and every mistake that can show on the model is
+    caught: a self-test of the checker on your machine.
+
+    Example: gradcheck zoo --layers 4,6,6,6,3 --activation sigmoid
+    """
+    output = _Output(as_json, False, None, False)
+    spec = build_spec("mlp", kw)
+    assert isinstance(spec, MLPSpec)
+    result = check_zoo(spec)
+    output.emit(render_zoo(result), result.to_dict())
+    return result.exit_code
+
+
+# ---- gradcheck sweep --------------------------------------------------------------------------
+
+
+class SweepParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
+    """``NAME`` (sweep this parameter alone) or, for ``sweep func``, ``NAME=SHAPE`` (declare it)."""
+
+    name = "NAME[=SHAPE]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        text = str(value)
+        if "=" not in text:
+            if not text.strip().isidentifier():
+                self.fail(f"{text!r} is not a parameter name; e.g. W1", param, ctx)
+            return ("select", text.strip())
+        try:
+            return ("shape", parse_param(text))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _sweep_options(command: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--points", type=click.IntRange(3, 200), default=25, show_default=True, help="Steps from 1e-1 to 1e-13."
+            ),
+            click.option(
+                "--samples", type=click.IntRange(1), default=32, show_default=True, help="Entries per parameter."
+            ),
+            click.option(
+                "--param",
+                "params",
+                type=SweepParam(),
+                multiple=True,
+                help="NAME: sweep this parameter alone (default: every one); sweep func also takes NAME=SHAPE.",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print the data as JSON instead of the chart."),
+            click.option(
+                "--plot",
+                type=OutputPath(),
+                default=None,
+                help="Also write the chart as an image (.png or .svg; needs matplotlib: gradcheck-cli[plot]).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _selected(params: Sequence[tuple[str, Any]], allow_shapes: bool) -> tuple[str | None, tuple[Any, ...]]:
+    chosen = [v for kind, v in params if kind == "select"]
+    shapes = tuple(v for kind, v in params if kind == "shape")
+    if shapes and not allow_shapes:
+        raise click.BadParameter(
+            "NAME=SHAPE declares a parameter of sweep func; here give a NAME", param_hint="'--param'"
+        )
+    if len(chosen) > 1:
+        raise click.BadParameter(f"one parameter at a time; got {', '.join(chosen)}", param_hint="'--param'")
+    return (chosen[0] if chosen else None), shapes
+
+
+def _show_sweep(run: Callable[[], SweepResult], kw: dict[str, Any]) -> int:
+    output = _Output(kw["as_json"], False, None, False)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run()
+    if kw["plot"] is not None:
+        write_sweep_image(result, kw["plot"])
+    width = output.console.width if output.terminal else 80
+    output.emit(render_sweep(result, min(width, 100)), result.to_dict())
+    return EXIT_PASS
+
+
+@cli.group()
+def sweep() -> None:
+    """Plot the error of each method against the step: why the step size matters.
+
+    For relative steps from 1e-1 down to 1e-13, every method's largest error on
+    sampled entries, as a log-log chart in the terminal and a table: truncation
+    error falls as the step shrinks, round-off rises, and the complex step stays
+    at round-off. Each method's best step and the auto step are marked.
+
+    Example: gradcheck sweep mlp --layers 4,8,3 --plot sweep.png
+    """
+
+
+@sweep.command("mlp")
+@_options(MLP_OPTIONS + _SEED)
+@_sweep_options
+@_input_errors
+def sweep_mlp(**kw: Any) -> int:
+    """Error against step for an MLP (the options of gradcheck mlp).
+
+    Example: gradcheck sweep mlp --layers 4,8,3 --param W1
+    """
+    parameter, _ = _selected(kw["params"], allow_shapes=False)
+    model = MLP(build_spec("mlp", kw))  # type: ignore[arg-type]
+    return _show_sweep(
+        lambda: sweep_model(model, points=kw["points"], samples=kw["samples"], parameter=parameter, seed=kw["seed"]), kw
+    )
+
+
+@sweep.command("linreg")
+@_options(LINREG_OPTIONS + _SEED)
+@_sweep_options
+@_input_errors
+def sweep_linreg(**kw: Any) -> int:
+    """Error against step for linear regression (the options of gradcheck linreg).
+
+    Example: gradcheck sweep linreg --m 100 --l2 0.5
+    """
+    parameter, _ = _selected(kw["params"], allow_shapes=False)
+    model = LinearRegression(build_spec("linreg", kw))  # type: ignore[arg-type]
+    return _show_sweep(
+        lambda: sweep_model(model, points=kw["points"], samples=kw["samples"], parameter=parameter, seed=kw["seed"]), kw
+    )
+
+
+@sweep.command("func")
+@click.argument("loss", metavar=_FUNC["loss"].metavar, type=OptionType(_FUNC["loss"]))
+@_options([_FUNC["grad"], _FUNC["init"], _FUNC["data"], *_SEED])
+@_CONST
+@_sweep_options
+@_input_errors
+def sweep_func(**kw: Any) -> int:
+    """Error against step for your own loss against its --grad.
+
+    Example: gradcheck sweep func examples/two_layer.py:loss --grad examples/two_layer.py:grad
+    --param W1=4x8 --param b1=8 --param W2=8x2 --param b2=2 --param W1
+    """
+    parameter, shapes = _selected(kw["params"], allow_shapes=True)
+    if kw["grad"] is None:
+        raise click.BadParameter("sweep func holds the loss against its gradient; give --grad", param_hint="'--grad'")
+    values = {**kw, "params": _FUNC["params"].convert(shapes), "const": _FUNC["const"].convert(kw["const"])}
+    spec = build_spec("func", values)
+    assert isinstance(spec, FuncSpec)
+    with contextlib.redirect_stdout(sys.stderr):
+        loaded = load_check(spec)
+    f, g, call = loaded.loss, loaded.derivative, loaded.call
+    return _show_sweep(
+        lambda: sweep_steps(
+            lambda p: call(f, **p),
+            lambda p: call(g, **p),
+            loaded.params,
+            points=kw["points"],
+            samples=kw["samples"],
+            parameter=parameter,
+            seed=kw["seed"],
+            title=spec.title(),
+        ),
+        kw,
+    )
+
+
+def _overrides(options: Sequence[Option]) -> Callable[[F], F]:
+    """The settings (and execution) options again, with no defaults: given, they
+    override every check's."""
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            if option.flag:
+                decorator = click.option(
+                    f"{option.flag_name}/--no-{option.flag_name[2:]}", default=None, help=option.help
+                )
+            else:
+                decorator = click.option(
+                    option.flag_name, type=OptionType(option), metavar=option.metavar, help=option.help
+                )
+            command = decorator(command)
+        return command
+
+    return decorate
+
+
+# Where a suite's checks run may be set for all of them; a checkpoint belongs to one check.
+_SUITE_EXECUTION = tuple(o for o in EXECUTION_OPTIONS if o.name != "checkpoint")
+
+
+def _suite_keys() -> str:
+    """The keys a suite check takes, from the option tables (shown by run --help)."""
+    lines = ["Suite keys, per [[check]]: name, model (mlp, linreg, func), and"]
+    lines.append("every check: " + ", ".join(o.name for o in CHECK_OPTIONS["func"]) + ";")
+    lines.append("mlp: " + ", ".join(o.name for o in MLP_OPTIONS + ENGINE_OPTIONS) + ";")
+    lines.append("linreg: " + ", ".join(o.name for o in LINREG_OPTIONS) + ";")
+    lines.append("func: " + ", ".join(o.name for o in FUNC_OPTIONS) + ".")
+    return "\b\n" + "\n".join(lines)
+
+
+@cli.command(epilog=_suite_keys())
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path), metavar="CONFIG.toml")
+@click.option(
+    "-k",
+    "--only",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Run only the checks whose name contains NAME (repeat for several).",
+)
+@_overrides(SETTINGS_OPTIONS + _SUITE_EXECUTION)
+@_output_options
+@_input_errors
+def run(
+    config: Path,
+    only: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
+    junit: Path | None,
+    overwrite: bool,
+    **overrides: Any,
+) -> int:
+    """Run the [[check]]s of a TOML suite; exit 1 if any check fails.
+
+    The whole suite is validated first (keys, files, functions). Each check's
+    result prints as it finishes; a check that cannot run is an ERROR (exit 2)
+    while the others keep their verdicts; the exit code is the worst outcome.
+    Options given here (--seed, --method, --workers, ...) override every check's.
+
+    Example: gradcheck run configs/ci.toml -k relu --seed 3 --junit gradcheck.xml
+    """
+    output = _Output(as_json, quiet, junit, overwrite)
+    checks = load_suite(config)
+    if only:
+        checks = [c for c in checks if any(part in c.name for part in only)]
+        if not checks:
+            raise click.BadParameter(
+                f"no check name contains {', '.join(map(repr, only))}; the checks are "
+                f"{', '.join(c.name for c in load_suite(config))}",
+                param_hint="'-k' / '--only'",
+            )
+    with contextlib.redirect_stdout(sys.stderr):
+        prepared = prepare_suite(checks)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    outcomes: list[Outcome] = []
+    unrun: list[str] = []
+    for position, check in enumerate(prepared):
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                outcome: Outcome = run_check(check, output.progress(check.name), given)
+        except CheckInterrupted as exc:
+            outcomes.append(exc.report)
+            output.show(exc.report, suite=True)
+            unrun = [c.name for c in prepared[position + 1 :]]
+            break
+        except KeyboardInterrupt:
+            unrun = [c.name for c in prepared[position:]]
+            break
+        except (InputError, UserCodeError) as exc:
+            if isinstance(exc, UserCodeError):
+                _user_traceback(exc)
+            outcome = CheckError(check.name, check.spec.title(), str(exc))
+        outcomes.append(outcome)
+        output.show(outcome, suite=True)
+    return output.finish(outcomes, unrun, suite=True)
+
+
+def main(args: list[str] | None = None, prog_name: str = "gradcheck") -> None:
+    """Console-script entry point."""
+    tune_allocator()  # the whole process is ours: keep the engine's scratch memory warm
+    cli.main(args=args, prog_name=prog_name)
+
+
+__all__ = ["EXIT_FAIL", "EXIT_INTERRUPTED", "EXIT_PASS", "EXIT_USAGE", "cli", "main"]

@@ -1,0 +1,2 @@
+"""Execution: calling user code, reading what it returns, runners (this process, worker
+processes, Dask), checkpoints and the time budget."""
