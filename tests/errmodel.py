@@ -8,7 +8,8 @@ difference by what the tool itself says the round-off can be, or normalise it by
 
 import numpy as np
 
-from gradcheck_cli.numerics.numeric import EPS64, LOSS_ROUNDOFF
+from gradcheck_cli.core.estimates import EPS64
+from gradcheck_cli.numerics.steps import LOSS_ROUNDOFF
 
 
 def scaled_error(actual, expected):

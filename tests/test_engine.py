@@ -12,7 +12,7 @@ from gradcheck_cli import check_model
 from gradcheck_cli.cli.main import cli
 from gradcheck_cli.core.methods import METHODS
 from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, MLPSpec
-from gradcheck_cli.numerics.numeric import complex_step_noise
+from gradcheck_cli.numerics.steps import complex_step_noise
 from gradcheck_cli.probes import engine as engine_module
 from gradcheck_cli.probes.engine import IncrementalProbe, _reaching
 from gradcheck_cli.probes.loop import LoopProbe, Planned

@@ -5,7 +5,9 @@ from gradcheck_cli import check_gradients, check_model
 from gradcheck_cli.core.methods import METHOD, METHODS
 from gradcheck_cli.core.text import report_as_text as report_to_text
 from gradcheck_cli.models import MLP, LinearRegression, LinRegSpec, MLPSpec
-from gradcheck_cli.numerics.numeric import _compute_absolute_step, numerical_derivatives, taylor_test
+from gradcheck_cli.numerics.differences import numerical_derivatives
+from gradcheck_cli.numerics.steps import absolute_steps
+from gradcheck_cli.numerics.taylor import taylor_test
 from gradcheck_cli.probes.loop import LoopProbe
 
 from errmodel import scaled_error
@@ -15,9 +17,9 @@ def _derivatives(f, x, method, rel=None):
     """Numerical derivative of a scalar function of a vector, every entry, via the loop probe."""
     probe = LoopProbe(lambda p: f(p["x"]), {"x": x})
     flat = np.arange(x.size)
-    h = _compute_absolute_step(x, rel or METHOD[method].auto_step, method)
+    h = absolute_steps(x, rel or METHOD[method].auto_step, METHOD[method])
     return numerical_derivatives(
-        lambda steps, subset: probe.entries("x", flat if subset is None else flat[subset], steps), h, method
+        lambda steps, subset: probe.entries("x", flat if subset is None else flat[subset], steps), h, METHOD[method]
     )
 
 
@@ -67,7 +69,7 @@ def test_method_accuracy_on_every_builtin_model(build, seed):
 
 def test_step_is_relative_to_magnitude_and_remeasured():
     x = np.array([0.0, 1e-3, 3.0, -1e4])
-    h = _compute_absolute_step(x, 1e-5, "central")
+    h = absolute_steps(x, 1e-5, METHOD["central"])
     np.testing.assert_array_equal(h, (x + h) - x)
     np.testing.assert_allclose(h, 1e-5 * np.maximum(1, np.abs(x)), rtol=1e-9)
 
@@ -75,10 +77,10 @@ def test_step_is_relative_to_magnitude_and_remeasured():
 @pytest.mark.parametrize("method", ["central", "forward", "richardson"])
 def test_step_is_never_zero_nor_below_float32_spacing(method):
     x = np.array([0.0, 1.0, 1e6, -3e7], dtype=np.float32)
-    h = _compute_absolute_step(x, 1e-30, method, np.float32)
+    h = absolute_steps(x, 1e-30, METHOD[method], np.float32)
     assert np.all(h > 0)
     assert np.all(h >= np.spacing(np.maximum(1, np.abs(x)).astype(np.float32)))
-    auto = _compute_absolute_step(x, METHOD[method].auto_step, method, np.float32)
+    auto = absolute_steps(x, METHOD[method].auto_step, METHOD[method], np.float32)
     assert np.all(auto >= np.spacing(np.abs(x)))
 
 

@@ -15,22 +15,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import BadValueError, CheckInterrupted, InputError
+from ..core.errors import BadValueError, InputError
 from ..core.estimates import (
     EPS64,
-    FLAG_COMPLEX_INVALID,
     Derivatives,
+    Evaluate,
     Evaluation,
     TaylorResult,
 )
 from ..core.indexing import entry_index, format_index
-from ..core.methods import METHOD
+from ..core.methods import CENTRAL, Method
 from ..core.options import (
     EXECUTION_NAMES,
     EXECUTION_OPTIONS,
@@ -45,7 +45,10 @@ from ..execution.evaluation import Noisy, numeric_array
 from ..execution.usercode import call_user
 from ..execution.workers import Runner, guard
 from ..insight.diagnosis import diagnose
-from ..numerics import numeric
+from ..numerics.differences import subset
+from ..numerics.screen import SCREEN_SAMPLE
+from ..numerics.steps import LOSS_ROUNDOFF, absolute_steps, loss_roundoff
+from ..numerics.taylor import curvature_test
 from ..probes.vector import (
     Columns,
     VectorFunction,
@@ -54,16 +57,9 @@ from ..probes.vector import (
     measure_output_noise,
     unit_columns,
 )
-from .gradient import (
-    COMPLEX_SAMPLE,
-    NOISE_EVALUATIONS,
-    ProgressSink,
-    _as_params,
-    _unit_directions,
-    check_gradients,
-    normalise_gradients,
-    opened_runner,
-)
+from .frontend import as_params, normalise_gradients, opened_runner, shape_text, unit_directions
+from .gradient import check_gradients
+from .pipeline import NOISE_EVALUATIONS, How, ProgressSink, Row, judged, measure, measure_each, taylor
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
@@ -127,7 +123,7 @@ def _block(raw: Any, out_shape: tuple[int, ...], in_name: str, in_shape: tuple[i
     m, n = int(np.prod(out_shape, dtype=np.int64)), int(np.prod(in_shape, dtype=np.int64))
     layouts = f"({m}, {n}) (output size, {in_name} size)"
     if out_shape + in_shape != (m, n):
-        layouts += f" or {_shape(out_shape + in_shape)} (output shape + {in_name} shape)"
+        layouts += f" or {shape_text(out_shape + in_shape)} (output shape + {in_name} shape)"
     if hasattr(raw, "tocoo") and not isinstance(raw, np.ndarray):
         try:
             coo = raw.tocoo()
@@ -135,7 +131,7 @@ def _block(raw: Any, out_shape: tuple[int, ...], in_name: str, in_shape: tuple[i
         except Exception:
             raise BadValueError(f"{where}: {in_name} is a sparse matrix that cannot be read; return an array") from None
         if tuple(coo.shape) != (m, n):
-            raise BadValueError(f"{where}: {in_name} has shape {_shape(tuple(coo.shape))}; expected {layouts}")
+            raise BadValueError(f"{where}: {in_name} has shape {shape_text(tuple(coo.shape))}; expected {layouts}")
         _finite(values, where, in_name, lambda k: f"[{int(rows[k])}, {int(cols[k])}]")
         return Block((m, n), coo=(rows, cols, values))
     try:
@@ -146,7 +142,7 @@ def _block(raw: Any, out_shape: tuple[int, ...], in_name: str, in_shape: tuple[i
         raise BadValueError(f"{where}: {in_name} is {type(raw).__name__}; expected a real array of {layouts}")
     if array.shape not in ((m, n), out_shape + in_shape):
         hint = "; it looks transposed: rows are outputs, columns inputs" if array.shape == (n, m) else ""
-        raise BadValueError(f"{where}: {in_name} has shape {_shape(array.shape)}; expected {layouts}{hint}")
+        raise BadValueError(f"{where}: {in_name} has shape {shape_text(array.shape)}; expected {layouts}{hint}")
     dense = np.asarray(array, dtype=np.float64).reshape(m, n)
     if not np.isfinite(np.sum(dense)):  # a fast pass first: the sum of finite values is finite
         _finite(dense.reshape(-1), where, in_name, lambda k: format_index((m, n), k))
@@ -158,10 +154,6 @@ def _finite(values: Array, where: str, name: str, label: Callable[[int], str]) -
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         raise BadValueError(f"{where}: {name} is {values[k]} at {label(k)}; derivatives must be finite")
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
 
 
 def _per_input(raw: Any, names: list[str], where: str, what: str) -> dict[str, Any]:
@@ -205,16 +197,6 @@ class _Batch:
     outside: int = 0  # trailing entries that are outside a declared sparsity pattern
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """How this check measures: settings, rule, and the relative step (None: auto)."""
-
-    settings: Settings
-    rule: PassRule
-    user_step: bool
-    relative_step: float | None = None  # a function with known noise (second differences)
-
-
 def _measure(
     fn: VectorFunction,
     name: str,
@@ -222,121 +204,64 @@ def _measure(
     rows: Array,
     cols: Array,
     analytic: Array,
-    plan: _Plan,
+    plan: How,
     rng: np.random.Generator,
 ) -> Derivatives:
-    """The numerical values of the entries ``(rows, cols)``: one step first, the
-    ladder where that does not settle an entry (``check._black_box_derivatives``'s
-    way, per output), the complex step checked against real differences."""
-    settings = plan.settings
-    method = settings.method
-    rtol, atol = settings.tolerances
-    x = fn.params[name].reshape(-1)
-    if columns.directions is not None:
-        magnitudes = np.full(columns.count, float(np.max(np.abs(x), initial=0.0)))
-    else:
-        assert columns.entry is not None
-        magnitudes = x[columns.entry]
-    dtype = np.dtype(settings.dtype)
-    if plan.user_step or method == "complex":
-        rel = settings.step
-    else:
-        rel = plan.relative_step or numeric._relative_precision_step(method, fn.output_eps)
-    h_col = numeric._compute_absolute_step(magnitudes, rel, method, dtype)
-    evaluate = column_evaluator(fn, name, columns, rows, cols, h_col)
-    h = h_col[cols]
-    reference = float(np.max(np.abs(analytic), initial=0.0))
-    if method == "complex":
-        d = numeric.numerical_derivatives(evaluate, h, "complex")
-        j = plan.rule.judge(analytic, d, reference)
-        # A few entries are always held against real differences: a Jacobian that
-        # matches a broken complex step (abs inside F) would otherwise pass unseen.
-        sampled = rng.choice(len(h), size=min(COMPLEX_SAMPLE, len(h)), replace=False)
-        pending = np.union1d(np.flatnonzero(j.failed | j.unresolved), sampled)
-        ladder_method = "central"
-    elif method == "forward":
-        nan = np.full(len(h), np.nan)
-        d = Derivatives(np.zeros(len(h)), h, np.zeros(len(h)), np.zeros(len(h), bool), nan, nan.copy())
-        pending = np.arange(len(h))
-        ladder_method = "forward"
-    else:
-        # The second look of the screen's sample moves one column group: one evaluation.
-        groups = columns.group[cols]
+    """The numerical values of the entries ``(rows, cols)``, by the one pipeline."""
+    entries = _Entries(fn, name, columns, rows, cols, np.dtype(plan.settings.dtype), fn.output_eps)
+    return measure(entries, analytic, plan, rng).derivatives
+
+
+@dataclass
+class _Entries:
+    """The entries ``(rows[k], cols[k])`` of one input's derivative array (output row,
+    input column or direction), as the pipeline measures them: columns of one group
+    share an evaluation, and noise is measured per output."""
+
+    fn: VectorFunction
+    name: str
+    columns: Columns
+    rows: Array
+    cols: Array
+    dtype: np.dtype[Any]
+    output_eps: float
+    both_sides: bool = False  # the screen's second look: one evaluation of a column group
+
+    @property
+    def directions(self) -> bool:
+        return self.columns.directions is not None
+
+    def at_step(self, rel: float, method: Method) -> tuple[Evaluate, Array]:
+        x = self.fn.params[self.name].reshape(-1)
+        if self.columns.directions is not None:
+            magnitudes = np.full(self.columns.count, float(np.max(np.abs(x), initial=0.0)))
+        else:
+            assert self.columns.entry is not None
+            magnitudes = x[self.columns.entry]
+        h = absolute_steps(magnitudes, rel, method, self.dtype)
+        return column_evaluator(self.fn, self.name, self.columns, self.rows, self.cols, h), h[self.cols]
+
+    def noise(self, pending: Array, rng: np.random.Generator) -> tuple[float, float]:
+        """Each involved output's noise, measured and added to its round-off model (so
+        the ladder adds none of its own)."""
+        fn, involved = self.fn, np.unique(self.rows[pending])
+        fn.noise[involved] = np.maximum(fn.noise[involved], measure_output_noise(fn, self.name, involved, rng))
+        return 0.0, self.output_eps
+
+    def require_deterministic(self) -> None:
+        _require_deterministic(self.fn)
+
+    def screen_sample(self, rng: np.random.Generator) -> Array | None:
+        """One column group's entries: their second look moves that group once."""
+        groups = self.columns.group[self.cols]
         chosen = groups == groups[rng.integers(len(groups))] if len(groups) else groups.astype(bool)
         sample = np.flatnonzero(chosen)
-        if sample.size > numeric.SCREEN_SAMPLE:
-            sample = np.sort(rng.choice(sample, size=numeric.SCREEN_SAMPLE, replace=False))
-        screen = numeric.Screen(evaluate, h, method, rtol, atol, rng, sample, both_sides=False)
-        d = screen.derivatives
-        pending = np.arange(len(h))
-        ladder_method = method
-        if screen.trusted:
-            j = plan.rule.judge(analytic, d, reference)
-            unsure = np.flatnonzero(j.failed | j.unresolved | ~np.isfinite(d.values))
-            pending = unsure[~screen.look_again(unsure)] if unsure.size else unsure
-    if pending.size == 0:
-        return d
-    # Checked only now: a function that failed no entry at one step had no chance to
-    # mislead, and the evaluation would break the grouped Jacobian's budget.
-    _require_deterministic(fn)
-    involved = np.unique(rows[pending])
-    fn.noise[involved] = np.maximum(fn.noise[involved], measure_output_noise(fn, name, involved, rng))
-    ladder_rel = settings.step if plan.user_step else (plan.relative_step or METHOD[ladder_method].auto_step)
-    h_ladder = numeric._compute_absolute_step(magnitudes, ladder_rel, ladder_method, dtype)
-    ladder_eval = column_evaluator(fn, name, columns, rows, cols, h_ladder)
-
-    def ladder_on(entries: Array) -> Derivatives:
-        def sub(steps: Array, subset: Array | None) -> Evaluation:
-            return ladder_eval(steps, entries if subset is None else entries[subset])
-
-        return numeric.ladder_derivatives(sub, h_ladder[cols[entries]], ladder_method, 0.0, plan.user_step, rtol, atol)
-
-    ladder = ladder_on(pending)
-    if method == "complex":
-        # The complex step stays the reference where it is valid; where real differences
-        # disagree with it by more than both their errors it is not (F is not
-        # complex-safe there): the real value stands in and can fail an entry, not pass it.
-        # One such entry among those held against real differences: every entry is.
-        broken = _complex_broken(d, pending, ladder)
-        if broken.any() and pending.size < len(h):
-            pending = np.arange(len(h))
-            ladder = ladder_on(pending)
-            broken = _complex_broken(d, pending, ladder)
-        where = pending[broken]
-        numeric.merge_derivatives(d, where, _subset(ladder, broken))
-        assert d.flags is not None
-        d.flags[where[~ladder.kinks[broken]]] = FLAG_COMPLEX_INVALID
-        return d
-    numeric.merge_derivatives(d, pending, ladder)
-    return d
+        if sample.size > SCREEN_SAMPLE:
+            sample = np.sort(rng.choice(sample, size=SCREEN_SAMPLE, replace=False))
+        return sample
 
 
-def _complex_broken(d: Derivatives, pending: Array, ladder: Derivatives) -> Array:
-    """Entries where real differences disagree with the complex step beyond both their
-    errors (or sit at a kink the complex step cannot see)."""
-    assert ladder.truncation is not None
-    real_error = ladder.noise + ladder.truncation
-    gap = np.abs(d.values[pending] - ladder.values)
-    broken: Array = (gap > 2 * (real_error + d.noise[pending]) + 1e-3 * np.abs(ladder.values)) | ladder.kinks
-    return broken
-
-
-def _subset(d: Derivatives, keep: Array) -> Derivatives:
-    assert d.truncation is not None and d.flags is not None and d.jumps is not None
-    return Derivatives(
-        d.values[keep],
-        d.steps[keep],
-        d.noise[keep],
-        d.kinks[keep],
-        d.lower[keep],
-        d.upper[keep],
-        d.truncation[keep],
-        d.flags[keep],
-        d.jumps[keep],
-    )
-
-
-def _scalar_taylor(fn: VectorFunction, name: str, v: Array, weights: Array, slope: float, plan: _Plan) -> TaylorResult:
+def _scalar_taylor(fn: VectorFunction, name: str, v: Array, weights: Array, slope: float, plan: How) -> TaylorResult:
     """The Taylor test of ``<weights, F>`` along the input direction ``v``."""
     x = fn.params[name].reshape(-1)
 
@@ -349,9 +274,7 @@ def _scalar_taylor(fn: VectorFunction, name: str, v: Array, weights: Array, slop
             roundoff[k] = float(np.abs(weights) @ fn.roundoff(rows, values, noise))
         return Evaluation(change, roundoff, None)
 
-    tolerance = float(plan.rule.limit(abs(slope)))
-    h0 = 0.1 * max(1.0, float(np.max(np.abs(x), initial=0.0)))
-    return numeric.taylor_test(along, slope, tolerance, h0)
+    return taylor(along, slope, abs(slope), x, plan.rule)
 
 
 # ---- judging and the report ------------------------------------------------------------------
@@ -363,26 +286,18 @@ RowName = Callable[[str, str], str]  # (output block, input) -> row name
 def _results(
     batches: list[_Batch],
     fn: VectorFunction,
-    plan: _Plan,
+    plan: How,
     row_name: RowName,
     shapes: Mapping[str, tuple[int, ...]],
     where: str,
 ) -> list[ParameterResult]:
-    """Judge every batch against the check's largest derivative; one row per (output
-    block, input)."""
-    reference = max(
-        (float(np.max(np.abs(np.concatenate([b.derivatives.values, b.analytic])), initial=0.0)) for b in batches),
-        default=0.0,
-    )
-    results: list[ParameterResult] = []
+    """Every batch cut into one row per (output block, input), judged together."""
+    rows: list[Row] = []
     for b in batches:
         for block_name, out_shape, block in fn.blocks():
             keep = np.flatnonzero((b.rows >= block.start) & (b.rows < block.stop))
             if keep.size == 0:
                 continue
-            d = _subset(b.derivatives, keep)
-            analytic = b.analytic[keep]
-            j = plan.rule.judge(analytic, d, reference)
             local = b.rows[keep] - block.start
             out_size = block.stop - block.start
             in_shape = shapes[b.input_name]
@@ -400,13 +315,12 @@ def _results(
                     f"{outside.size} entries of {where} are non-zero outside the declared sparsity (first at "
                     f"{first}); the pattern says they are structurally zero"
                 )
-            assert d.truncation is not None and d.flags is not None and d.jumps is not None
             name = row_name(block_name, b.input_name)
-            taylor = b.taylor.get(block_name)
-            result = ParameterResult.judged(
-                name, shape, "entries", positions, analytic, d, j, taylor, b.evaluations, notes
+            d, analytic = subset(b.derivatives, keep), b.analytic[keep]
+            rows.append(
+                Row(name, shape, "entries", positions, analytic, d, b.taylor.get(block_name), b.evaluations, notes)
             )
-            results.append(result)
+    results = judged(rows, plan.rule)
     diagnose(results)
     return results
 
@@ -420,10 +334,9 @@ def _execution(options: dict[str, Any]) -> tuple[Execution, Runner | None, tuple
     return execution_for_call(options.pop("execution", None), given), runner, tuple(sources)
 
 
-def _plan(settings: Settings | None, options: Mapping[str, Any], relative_step: float | None = None) -> _Plan:
+def _plan(settings: Settings | None, options: Mapping[str, Any], relative_step: float | None = None) -> How:
     chosen = settings_for_keywords(settings, options, EXTRA_KEYWORDS)
-    resolved = chosen.resolved()
-    return _Plan(resolved, PassRule(*resolved.tolerances, resolved.dtype), chosen.eps is not None, relative_step)
+    return How.of(chosen, black_box=True, user_step=chosen.eps is not None, relative_step=relative_step)
 
 
 def _require_deterministic(fn: VectorFunction) -> None:
@@ -443,13 +356,13 @@ def _require_deterministic(fn: VectorFunction) -> None:
 
 def _begin(
     settings: Settings | None, options: Mapping[str, Any], inputs: Mapping[str, Any]
-) -> tuple[_Plan, float, Params, Params, Params]:
+) -> tuple[How, float, Params, Params, Params]:
     """What every vector check starts from: its plan, the clock, the inputs as
     float64 arrays, in the check's dtype (for the analytic side), and the same
     values in float64 (for the numerical side)."""
     plan = _plan(settings, options)
     start = time.perf_counter()
-    params = _as_params(inputs)
+    params = as_params(inputs)
     dtype = np.dtype(plan.settings.dtype)
     typed = {k: v.astype(dtype) for k, v in params.items()}
     return plan, start, params, typed, {k: v.astype(np.float64) for k, v in typed.items()}
@@ -469,20 +382,9 @@ def _run(
     ``per_input`` evaluations of each input, and the noise measured once per input."""
     planned = sum(per_input(q) + NOISE_EVALUATIONS for q in inputs)
     guard(fn.runner.forecast(planned), run.max_seconds, run.force, progress)
-    batches: list[_Batch] = []
     if progress is not None:
         fn.progress = progress.advance
-    try:
-        for position, name in enumerate(inputs, start=1):
-            if progress is not None:
-                progress.start(name, per_input(name), (position, len(inputs)))
-            batches.append(measure_one(name))
-    except KeyboardInterrupt:
-        raise CheckInterrupted(finish(batches, inputs[len(batches) :])) from None
-    finally:
-        if progress is not None:
-            progress.stop()
-    return finish(batches, [])
+    return measure_each(inputs, measure_one, progress, per_input, finish)
 
 
 # ---- Jacobians -------------------------------------------------------------------------------
@@ -518,9 +420,9 @@ def _masks(
         array = np.asarray(raw.toarray() if hasattr(raw, "toarray") else raw)
         n = params[name].size
         if array.shape not in ((m, n), out_shape + params[name].shape):
-            expected = f"({m}, {n}) or {_shape(out_shape + params[name].shape)}"
+            expected = f"({m}, {n}) or {shape_text(out_shape + params[name].shape)}"
             raise InputError(
-                f"the sparsity of {name} has shape {_shape(array.shape)}; expected {expected} "
+                f"the sparsity of {name} has shape {shape_text(array.shape)}; expected {expected} "
                 f"(output x {name}, True where the entry may be non-zero)",
                 option="sparsity",
             )
@@ -580,7 +482,7 @@ def check_jacobian(
             block = blocks[q]
             mask = masks.get(q)
             if settings.mode == "directional":
-                V = _unit_directions(settings.directions, n, direction_rng)
+                V = unit_directions(settings.directions, n, direction_rng)
                 rows = np.tile(np.arange(m), len(V))
                 cols = np.repeat(np.arange(len(V)), m)
                 analytic = np.concatenate([block.matvec(v) for v in V])
@@ -598,7 +500,7 @@ def check_jacobian(
             if mask is not None and settings.mode == "full":
                 _append_outside(batch, block, mask)
             if settings.taylor:
-                v = _unit_directions(1, n, taylor_rng)[0]
+                v = unit_directions(1, n, taylor_rng)[0]
                 w = taylor_rng.standard_normal(m)
                 batch.taylor["out"] = _scalar_taylor(fn, q, v, w, float(w @ block.matvec(v)), plan)
             batch.evaluations = fn.evaluations - before
@@ -699,7 +601,7 @@ def check_jvp(
 
         def measure_one(q: str) -> _Batch:
             before = fn.evaluations
-            V = _unit_directions(settings.directions, params[q].size, direction_rng)
+            V = unit_directions(settings.directions, params[q].size, direction_rng)
             products = []
             for v in V:
                 tangents = {k: np.zeros_like(t) for k, t in typed.items()}
@@ -737,7 +639,7 @@ def _product(raw: Any, shape: tuple[int, ...], where: str, what: str) -> Array:
         raise BadValueError(f"{where} returned {type(raw).__name__}; expected an array shaped like {what}") from None
     if array.shape != shape:
         raise BadValueError(
-            f"{where} returned shape {_shape(array.shape)}; expected {_shape(shape)} (the shape of {what})"
+            f"{where} returned shape {shape_text(array.shape)}; expected {shape_text(shape)} (the shape of {what})"
         )
     _finite(array.reshape(-1), where, "the product", lambda k: format_index(shape, k))
     flat: Array = array.reshape(-1)
@@ -769,7 +671,7 @@ def check_vjp(
     ``dout`` is drawn from ``seed`` (standard normal) unless given."""
     run, given_runner, sources = _execution(options)
     chosen = settings_for_keywords(settings, options, ("dout", *EXTRA_KEYWORDS))
-    params = _as_params(inputs)
+    params = as_params(inputs)
     resolved = chosen.resolved()
     out, _ = _forward(forward, params, forward_name, "at the starting point")
     if dout is None:
@@ -779,7 +681,7 @@ def check_vjp(
         upstream = np.asarray(dout, dtype=np.float64)
         if upstream.shape != out.shape:
             raise InputError(
-                f"dout has shape {_shape(upstream.shape)}; it must have the output's shape {_shape(out.shape)}",
+                f"dout has shape {shape_text(upstream.shape)}; it must have the output's shape {shape_text(out.shape)}",
                 option="dout",
             )
     dtype = np.dtype(resolved.dtype)
@@ -867,7 +769,7 @@ class NumericalGradient:
     def __init__(self, loss: Callable[[Params], Any], where: str, params: Params) -> None:
         self._loss, self._where = loss, where
         self.rel = float(EPS64**0.25)
-        self.steps = {k: numeric._compute_absolute_step(v.reshape(-1), self.rel, "central") for k, v in params.items()}
+        self.steps = {k: absolute_steps(v.reshape(-1), self.rel, CENTRAL) for k, v in params.items()}
         self.per_call = 2 * sum(x.size for x in params.values())  # loss evaluations in one gradient
 
     def _value(self, params: Params) -> complex:
@@ -893,7 +795,7 @@ class NumericalGradient:
                     else:
                         minus = self._value(moved)
                 g[i] = (plus - minus) / (2 * h)
-                bound[i] = numeric.LOSS_ROUNDOFF * EPS64 * max(abs(plus), abs(minus)) / h
+                bound[i] = LOSS_ROUNDOFF * EPS64 * max(abs(plus), abs(minus)) / h
             values[name], noise[name] = g.reshape(x.shape), bound.reshape(x.shape)
         return Noisy(values, noise)
 
@@ -932,9 +834,9 @@ def _hessian_blocks(raw: Any, params: Params, where: str) -> dict[tuple[str, str
         one = names[0]
         allowed = [(total, total)] + ([params[one].shape * 2] if len(names) == 1 else [])
         if array.shape not in allowed:
-            layouts = " or ".join(_shape(s) for s in allowed)
+            layouts = " or ".join(shape_text(s) for s in allowed)
             raise BadValueError(
-                f"{where} returned shape {_shape(array.shape)}; expected {layouts} (every parameter's entries "
+                f"{where} returned shape {shape_text(array.shape)}; expected {layouts} (every parameter's entries "
                 f"flattened and concatenated in parameter order), or a dict of blocks"
             )
         array = array.reshape(total, total)
@@ -1024,7 +926,7 @@ def check_hessian(
             assert loss is not None
             numerical_gradient = NumericalGradient(loss, loss_name, reference)
             fn = VectorFunction(numerical_gradient, reference, f"second differences of {loss_name}", runner=runner)
-            plan = _Plan(plan.settings, plan.rule, plan.user_step, numerical_gradient.rel)
+            plan = replace(plan, relative_step=numerical_gradient.rel)
         rng = np.random.default_rng(settings.seed)
         direction_rng, noise_rng, taylor_rng, pick_rng = rng.spawn(4)
         blocks = (
@@ -1039,7 +941,7 @@ def check_hessian(
             before = fn.evaluations
             n = base[q].size
             if hvp is not None or settings.mode == "directional":
-                V = _unit_directions(settings.directions, n, direction_rng)
+                V = unit_directions(settings.directions, n, direction_rng)
                 cols = np.repeat(np.arange(len(V)), fn.size)
                 rows = np.tile(np.arange(fn.size), len(V))
                 if hvp is not None:
@@ -1065,7 +967,7 @@ def check_hessian(
             elif settings.taylor and hvp is not None:
                 # The gradient along a random direction of q: G_q(x + h v) - G_q(x) - h (Hv)_q
                 # leaves O(h^2) when the product is right (q's own outputs, weighted at random).
-                v = _unit_directions(1, n, taylor_rng)[0]
+                v = unit_directions(1, n, taylor_rng)[0]
                 own = next(block for name_, _, block in fn.blocks() if name_ == q)
                 w = np.zeros(fn.size)
                 w[own] = taylor_rng.standard_normal(own.stop - own.start)
@@ -1099,10 +1001,10 @@ def _hvp_product(hvp: Callable[[Params, Params], Any], v: Array, q: str, typed: 
 
 
 def _curvature_taylor(
-    loss: Callable[[Params], Any], params: Params, q: str, block: Block, plan: _Plan, rng: np.random.Generator
+    loss: Callable[[Params], Any], params: Params, q: str, block: Block, plan: How, rng: np.random.Generator
 ) -> TaylorResult:
     """The second-order Taylor test along a random direction of ``q``."""
-    v = _unit_directions(1, params[q].size, rng)[0]
+    v = unit_directions(1, params[q].size, rng)[0]
     curvature = float(v @ block.matvec(v))
     x = params[q]
 
@@ -1117,9 +1019,9 @@ def _curvature_taylor(
         plus = np.array([value(s) for s in steps])
         minus = np.array([value(-s) for s in steps])
         change = plus + minus - 2 * base
-        roundoff = 4 * numeric.loss_roundoff(base, plus - base) + 4 * numeric.loss_roundoff(base, minus - base)
+        roundoff = 4 * loss_roundoff(base, plus - base) + 4 * loss_roundoff(base, minus - base)
         return Evaluation(change, roundoff, None)
 
     tolerance = float(plan.rule.limit(abs(curvature)))
     h0 = 0.1 * max(1.0, float(np.max(np.abs(x), initial=0.0)))
-    return numeric.curvature_test(along, curvature, tolerance, h0)
+    return curvature_test(along, curvature, tolerance, h0)

@@ -20,13 +20,15 @@ import numpy as np
 import numpy.typing as npt
 
 from ..core.errors import BadValueError, InputError
+from ..core.estimates import Evaluation
 from ..core.methods import METHOD
 from ..core.result import SweepCurve, SweepResult
 from ..execution.usercode import call_user
 from ..models.base import Model
-from ..numerics import numeric
+from ..numerics.differences import difference_quotients
+from ..numerics.steps import absolute_steps
 from ..probes.loop import LoopProbe, Probe
-from .gradient import _as_params, normalise_gradients
+from .frontend import as_params, normalise_gradients
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
@@ -37,21 +39,13 @@ SWEEP_METHODS = ("forward", "central", "richardson", "complex")
 def _derivatives(probe: Probe, name: str, flat: Array, x: Array, rel: float, method: str) -> Array:
     """The plain formula of ``method`` at relative step ``rel`` for entries ``flat``
     (no kink handling: the sweep shows what the formula gives at that step)."""
-    h = numeric._compute_absolute_step(x[flat], rel, method)
-    if method == "complex":
-        return np.asarray(np.imag(probe.entries(name, flat, 1j * h).change) / h)
-    plus = np.real(probe.entries(name, flat, h).change)
-    if method == "forward":
-        return np.asarray(plus / h)
-    minus = np.real(probe.entries(name, flat, -h).change)
-    central = (plus - minus) / (2 * h)
-    if method == "central":
-        return np.asarray(central)
-    half = h / 2
-    central_half = (
-        np.real(probe.entries(name, flat, half).change) - np.real(probe.entries(name, flat, -half).change)
-    ) / (2 * half)
-    return np.asarray((4 * central_half - central) / 3)
+    record = METHOD[method]
+    h = absolute_steps(x[flat], rel, record)
+
+    def evaluate(steps: Array, subset: Array | None) -> Evaluation:
+        return probe.entries(name, flat if subset is None else flat[subset], steps)
+
+    return difference_quotients(evaluate, h, record).values
 
 
 def sweep_steps(
@@ -68,7 +62,7 @@ def sweep_steps(
 ) -> SweepResult:
     """Each method's error against the step (module Notes), over up to ``samples``
     entries per parameter (or of ``parameter`` alone)."""
-    reference = _as_params(params)
+    reference = as_params(params)
     if parameter is not None and parameter not in reference:
         raise InputError(f"{parameter!r} is no parameter; the parameters are {', '.join(reference)}", option="param")
     names = [parameter] if parameter is not None else list(reference)

@@ -9,7 +9,8 @@ from ..core.options import Execution, Settings, execution_for_call, settings_for
 from ..core.result import Report
 from ..core.text import report_as_text
 from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
-from .gradient import Params, api, check_gradients
+from .frontend import Params, api
+from .gradient import check_gradients
 
 
 @api

@@ -25,7 +25,8 @@ from ..core.options import DERIVATIVE_KINDS, Constants, Execution, ParamShapes, 
 from ..core.result import Report
 from ..execution.usercode import call_user
 from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
-from .gradient import ProgressSink, check_gradients
+from .gradient import check_gradients
+from .pipeline import ProgressSink
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..checks.gradient import ProgressSink, check_model
+from ..checks.gradient import check_model
 from ..checks.option_sets import MODEL_OPTIONS, MODELS, options_for
+from ..checks.pipeline import ProgressSink
 from ..checks.userfunc import FILE_KEYS, FuncSpec, LoadedFunction, check_function, load_check
 from ..core.errors import ConfigError, InputError, SpecError
 from ..core.limits import MAX_CHECKS, MAX_SUITE_BYTES

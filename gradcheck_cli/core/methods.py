@@ -49,6 +49,12 @@ class Method:
         return self.step_for(EPS64)
 
     @property
+    def extrapolated(self) -> bool:
+        """More accurate than the real two-point differences it is built from
+        (Richardson: two central differences, their leading error cancelled)."""
+        return self.order > self.ladder.order and not self.imaginary
+
+    @property
     def ladder(self) -> Method:
         """The real two-point method its adaptive ladder steps with: forward for
         forward differences, central for the others (Richardson extrapolates

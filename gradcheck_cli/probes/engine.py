@@ -48,7 +48,7 @@ from ..execution.workers import Forecast
 from ..models.activations import TAYLOR_REACH, get_activation, series_order
 from ..models.losses import SERIES_REACH, RankOne, get_loss
 from ..models.mlp import MLP
-from ..numerics.numeric import loss_roundoff
+from ..numerics.steps import loss_roundoff
 from .loop import LoopProbe, Planned
 
 Array = npt.NDArray[Any]

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from ..core.estimates import Evaluation
 from ..execution.evaluation import Job, Moves, ScalarReader, call_recording
 from ..execution.workers import Forecast, InProcess, Runner
-from ..numerics.numeric import loss_roundoff
+from ..numerics.steps import loss_roundoff
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]

@@ -24,7 +24,8 @@ import numpy.typing as npt
 from ..core.estimates import Evaluate, Evaluation
 from ..execution.evaluation import Job, Moves, Outputs, VectorReader, call_recording, single_output
 from ..execution.workers import InProcess, Runner
-from ..numerics.numeric import LOSS_ROUNDOFF, NOISE_POINTS, NOISE_SAFETY, _noise_from_differences
+from ..numerics.noise import NOISE_POINTS, NOISE_SAFETY, noise_from_differences
+from ..numerics.steps import LOSS_ROUNDOFF
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
@@ -212,7 +213,7 @@ def column_evaluator(fn: VectorFunction, name: str, columns: Columns, rows: Arra
 
 def measure_output_noise(fn: VectorFunction, name: str, rows: Array, rng: np.random.Generator) -> Array:
     """Each output's noise in ``rows``, measured along one random direction of the
-    input (``numeric.measure_noise``, per output)."""
+    input (``numerics.noise.measure_noise``, per output)."""
     x = fn.params[name].reshape(-1)
     v = rng.standard_normal(x.size)
     v /= np.linalg.norm(v)
@@ -227,7 +228,7 @@ def measure_output_noise(fn: VectorFunction, name: str, rows: Array, rng: np.ran
         for j in range(rows.size):
             column = runs[:, j] - fn.base[rows[j]]
             if np.all(np.isfinite(column)):
-                sigma = _noise_from_differences(column)
+                sigma = noise_from_differences(column)
                 if sigma is not None and sigma > 0:
                     found[k, j] = sigma
     best = found.min(axis=0)

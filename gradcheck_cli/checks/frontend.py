@@ -1,0 +1,155 @@
+"""What every front end shares: reading inputs and the derivatives user code returns,
+picking entries and random directions, opening the runner, and the API's keywords."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from ..core.errors import InputError
+from ..core.indexing import entry_index
+from ..core.options import Execution, Settings
+from ..execution.workers import Runner, check_digest, open_runner
+
+Array = npt.NDArray[Any]
+Params = dict[str, Array]
+
+
+def as_params(params: Mapping[str, Any]) -> Params:
+    if not isinstance(params, Mapping) or not params:
+        raise InputError("parameters must be a non-empty dict of name -> array")
+    out: Params = {}
+    for name, value in params.items():
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "fiub":
+            kind = "complex" if raw.dtype.kind == "c" else str(raw.dtype)
+            raise InputError(f"parameter {name} is {kind}; parameters must be real numbers", option="params")
+        if raw.size == 0:
+            raise InputError(
+                f"parameter {name} has no entries (shape {raw.shape}); every parameter needs at least one",
+                option="params",
+            )
+        arr = raw.astype(np.float64)
+        if not np.all(np.isfinite(arr)):
+            bad = entry_index(arr.shape, int(np.flatnonzero(~np.isfinite(arr))[0]))
+            raise InputError(f"parameter {name} is not finite at {bad}; give finite starting values")
+        out[name] = arr
+    return out
+
+
+def normalise_gradients(raw: Any, params: Params, where: str = "gradient", complex_ok: bool = False) -> Params:
+    """Accept a dict, or a tuple/list in parameter order; check names, shapes and values
+    (complex values only where ``complex_ok``: a gradient under a complex step)."""
+    names = list(params)
+    if isinstance(raw, Mapping):
+        missing = [n for n in names if n not in raw]
+        extra = [str(n) for n in raw if n not in params]
+        if missing:
+            raise InputError(f"{where} returned no entry for {', '.join(missing)}; expected keys {', '.join(names)}")
+        if extra:
+            raise InputError(f"{where} returned unknown keys {', '.join(extra)}; expected keys {', '.join(names)}")
+        grads = {n: raw[n] for n in names}
+    elif isinstance(raw, (tuple, list)):
+        if len(raw) != len(names):
+            raise InputError(
+                f"{where} returned {len(raw)} arrays; expected {len(names)}, one per parameter ({', '.join(names)})"
+            )
+        grads = dict(zip(names, raw, strict=True))
+    else:
+        raise InputError(
+            f"{where} must return a dict name -> array (or a tuple in parameter order); got {type(raw).__name__}"
+        )
+    out: Params = {}
+    for n in names:
+        try:
+            g = np.asarray(grads[n])
+        except Exception:
+            raise InputError(f"{where}: {n} is not an array") from None
+        if g.dtype.kind not in ("fiuc" if complex_ok else "fiu"):
+            raise InputError(f"{where}: {n} has dtype {g.dtype}; expected a real floating-point array")
+        if g.shape != params[n].shape:
+            raise InputError(
+                f"{where}: {n} has shape {shape_text(g.shape)}, expected {shape_text(params[n].shape)} "
+                f"(the shape of {n})"
+            )
+        bad = ~np.isfinite(g)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"{where}: {n} is {g.reshape(-1)[first]} at {entry_index(g.shape, first)}; gradients must be finite"
+            )
+        out[n] = g
+    return out
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
+
+
+def entry_positions(size: int, settings: Settings, rng: np.random.Generator) -> Array:
+    if settings.mode == "sample" and settings.samples < size:
+        return np.sort(rng.choice(size, size=settings.samples, replace=False))
+    return np.arange(size)
+
+
+def unit_directions(k: int, size: int, rng: np.random.Generator) -> Array:
+    v = rng.standard_normal((k, size))
+    unit: Array = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def api(function: Callable[P, R]) -> Callable[P, R]:
+    """A public entry point: a misspelled keyword is an ``InputError`` naming the
+    valid ones, as the command line would say it, not a bare ``TypeError``."""
+    signature = inspect.signature(function)
+    keywords = [n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+    @functools.wraps(function)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        unknown = [k for k in kwargs if k not in signature.parameters]
+        if unknown:
+            raise InputError(f"unknown option {unknown[0]!r}; valid: {', '.join(keywords)}")
+        return function(*args, **kwargs)
+
+    return checked
+
+
+@contextlib.contextmanager
+def opened_runner(
+    run: Execution, runner: Runner | None, sources: tuple[str, ...], identity: Any, reference: Params
+) -> Iterator[Runner]:
+    """``runner`` when the caller has one (a check inside a check), else the one
+    ``run`` asks for, closed afterwards.  ``sources``: the files that define the
+    check (their contents are part of a checkpoint's digest; Python files are
+    shipped to Dask workers)."""
+    if runner is not None:
+        yield runner
+        return
+    digest = check_digest((identity, _source_digests(sources)), reference)
+    uploads = tuple(f for f in sources if f.endswith(".py"))
+    with open_runner(run.workers, run.dask, run.checkpoint, run.timeout, digest, uploads) as opened:
+        yield opened
+
+
+def _source_digests(paths: tuple[str, ...]) -> list[str]:
+    """The contents of the files that define a check, as digests: an edited file makes
+    another check (a checkpoint of the old one does not apply)."""
+    out = []
+    for path in paths:
+        try:
+            out.append(hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest())
+        except OSError:
+            out.append(f"unreadable {path}")
+    return out
