@@ -77,6 +77,7 @@ def test_modules_are_discovered():
     } <= set(MODULES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", MODULES)
 def test_every_module_imports_on_its_own_in_a_fresh_interpreter(module):
     out = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False)

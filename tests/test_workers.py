@@ -32,6 +32,8 @@ from gradcheck_cli.execution.evaluation import Job, Moves, ScalarReader
 from gradcheck_cli.execution.workers import LocalWorkers, open_runner
 from gradcheck_cli.render.report import RichProgress
 
+pytestmark = pytest.mark.slow  # worker processes and Dask clusters
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOAD = Path(__file__).resolve().with_name("workload.py")
 CI_SUITE = ROOT / "configs" / "ci.toml"
@@ -147,6 +149,47 @@ def test_an_evaluation_that_never_returns_is_stopped_and_named(runner, clean_env
     assert result.stderr.strip() == (
         f"Error: {W}:loss did not return within the timeout of 0.5 s with w[0] moved, and was stopped; "
         f"make it return, or give a larger timeout"
+    )
+
+
+SLOW_IMPORT = """
+import time
+
+import numpy as np
+
+time.sleep({seconds})  # importing this module is slow (a heavy library, say)
+
+
+def loss(w):
+    return float(np.sum(np.sin(w)))
+
+
+def grad(w):
+    return {{"w": np.cos(w)}}
+"""
+
+
+def test_a_slow_import_is_not_an_evaluation_the_timeout_starts_after_it(runner, tmp_path):
+    # A worker's start and the user's import come before any evaluation: a quick correct
+    # loss passes with --timeout 1 however long they take (within their own allowance).
+    path = tmp_path / "slow_import.py"
+    path.write_text(SLOW_IMPORT.format(seconds=1.5))
+    result = runner.invoke(cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "w=6", "--timeout", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert "PASS" in result.stdout
+
+
+def test_an_import_past_its_own_allowance_is_stopped_and_named(runner, tmp_path, monkeypatch):
+    monkeypatch.setattr(workers, "LOAD_SECONDS", 0.5)
+    path = tmp_path / "slow_import.py"
+    path.write_text(SLOW_IMPORT.format(seconds=30))
+    result = runner.invoke(
+        cli, ["func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "w=6", "--timeout", "0.2"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"Error: {path}:loss was still being imported after 0.5 s (the allowance for loading the code under "
+        f"test), and was stopped; make importing it quicker"
     )
 
 

@@ -382,6 +382,10 @@ class UserFunction:
                 self._function = load_function(where, name, self.role)
         return self._function
 
+    def load(self) -> None:
+        """Import the function's module now (a worker does before its first move)."""
+        self.function()
+
     def __call__(self, params: Params) -> Any:
         function = self.function()
         return function(**params, **_accepted(function, self.fixed))

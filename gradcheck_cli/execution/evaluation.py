@@ -343,6 +343,11 @@ class JobState:
 
     def __init__(self, job: Job) -> None:
         self.job = job
+        # A user's function imports its module when first needed: here, before any
+        # move, so that the import is not timed as an evaluation.
+        load = getattr(job.function, "load", None)
+        if callable(load):
+            call_user(job.where, load)
         self.base_pattern = job.kink_pattern(job.params) if job.kink_pattern is not None else None
 
 

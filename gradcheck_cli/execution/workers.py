@@ -61,6 +61,12 @@ CHUNK_SECONDS = {"local": 0.05, "dask": 0.5, "serial": 0.25}
 CHUNKS_PER_WORKER = {"local": 4, "dask": 2, "serial": 1}  # per batch, when the batch is large enough
 IN_FLIGHT = 2  # chunks sent to a local worker ahead: the next one waits in its pipe
 POLL_SECONDS = 0.05  # how often the parent looks at timeouts (and notices Ctrl-C)
+# A worker's phases before it evaluates: starting (its interpreter and our library
+# import) and loading a job (unpickling it imports the user's module).  Neither is
+# an evaluation, so --timeout starts after them; each has an allowance of its own.
+BOOTING, LOADING = -3.0, -1.0
+BOOT_SECONDS = 60.0
+LOAD_SECONDS = 30.0
 DASK_RETRIES = 3
 DASK_TASKS_PER_SECOND = 400  # a scheduler's pace, measured (benchmarks/bench_workers.py) and rounded down
 
@@ -247,11 +253,12 @@ def _blob(cache: dict[Job, tuple[str, bytes]], job: Job) -> tuple[str, bytes]:
 
 def _serve(conn: multiprocessing.connection.Connection, status: Any) -> None:
     """A worker process: evaluate the chunks it is sent, in order, until told to stop.
-    ``status`` holds the move of the current chunk it is on (-1 before the first)
-    and when that move (or the chunk) began."""
+    ``status`` holds the move of the current chunk it is on (``LOADING`` before the
+    first, ``BOOTING`` until this process is ready) and when that move (or phase) began."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     sys.stdout = sys.stderr  # the user's prints must not reach our stdout (JSON, tables)
     states: dict[str, JobState] = {}
+    status[0], status[1] = LOADING, time.monotonic()  # ready: no job loaded yet
 
     def tick(k: int) -> None:
         status[0], status[1] = k, time.monotonic()
@@ -265,7 +272,7 @@ def _serve(conn: multiprocessing.connection.Connection, status: Any) -> None:
             return
         _, token, blob, moves = message
         began = time.perf_counter()
-        status[0], status[1] = -1.0, time.monotonic()  # this chunk begun, no move yet
+        status[0], status[1] = LOADING, time.monotonic()  # this chunk begun, no move yet
         try:
             if token not in states:
                 states[token] = JobState(pickle.loads(blob))
@@ -282,7 +289,7 @@ class _Worker:
 
     def __init__(self, context: Any) -> None:
         self.conn, child = context.Pipe()
-        self.status = context.Array("d", [-1.0, 0.0], lock=False)
+        self.status = context.Array("d", [BOOTING, time.monotonic()], lock=False)
         self.process = context.Process(target=_serve, args=(child, self.status), daemon=True)
         self.process.start()
         child.close()
@@ -383,11 +390,23 @@ class LocalWorkers(Runner):
 
     def _timed_out(self, worker: _Worker, job: Job, moves: Moves, a: int) -> BadValueError | None:
         assert self.timeout is not None
-        k, began = int(worker.status[0]), float(worker.status[1])
-        since = max(began, worker.since)
-        if time.monotonic() - since <= self.timeout:
+        phase, began = float(worker.status[0]), float(worker.status[1])
+        now = time.monotonic()
+        if phase == BOOTING:  # the process itself is starting: not the user's code yet
+            if now - began <= BOOT_SECONDS:
+                return None
+            return BadValueError(f"a worker process did not start within {BOOT_SECONDS:g} s; the machine is overloaded")
+        if phase == LOADING:  # importing the code under test has its own allowance
+            allowance = max(LOAD_SECONDS, self.timeout)
+            if now - max(began, worker.since) <= allowance:
+                return None
+            return BadValueError(
+                f"{job.where} was still being imported after {allowance:g} s (the allowance for loading the "
+                f"code under test), and was stopped; make importing it quicker"
+            )
+        if now - max(began, worker.since) <= self.timeout:
             return None
-        where = moves.context(a + k, job.params[moves.name].shape) if k >= 0 else "while being loaded"
+        where = moves.context(a + int(phase), job.params[moves.name].shape)
         return BadValueError(
             f"{job.where} did not return within the timeout of {self.timeout:g} s {where}, and was stopped; "
             f"make it return, or give a larger timeout"
