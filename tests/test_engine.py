@@ -13,7 +13,7 @@ from gradcheck_cli.cli.main import cli
 from gradcheck_cli.core.methods import METHODS
 from gradcheck_cli.models import ACTIVATIONS, LOSSES, MLP, MLPSpec
 from gradcheck_cli.numerics.steps import complex_step_noise
-from gradcheck_cli.probes import engine as engine_module
+from gradcheck_cli.probes import cost as cost_module
 from gradcheck_cli.probes.engine import IncrementalProbe, _reaching
 from gradcheck_cli.probes.loop import LoopProbe, Planned
 from gradcheck_cli.render.report import RichProgress
@@ -238,9 +238,9 @@ def test_the_progress_bar_shows_the_engine_forecast():
 def fixed_pace(monkeypatch):
     """The cost model's measured pace replaced by fixed numbers: forecasts are then
     functions of the engine's paths alone."""
-    monkeypatch.setattr(engine_module, "measured_rates", lambda m=64: engine_module.Rates(1e9, 1e10, 1e-6))
-    monkeypatch.setattr(engine_module, "_activation_seconds", lambda name: 2e-8)
-    monkeypatch.setattr(engine_module, "_loss_seconds", lambda name, outputs: 1e-8)
+    monkeypatch.setattr(cost_module, "measured_rates", lambda m=64: cost_module.Rates(1e9, 1e10, 1e-6))
+    monkeypatch.setattr(cost_module, "_activation_seconds", lambda name: 2e-8)
+    monkeypatch.setattr(cost_module, "_loss_seconds", lambda name, outputs: 1e-8)
 
 
 def _forecast(model, plan, **kwargs):

@@ -927,8 +927,6 @@ def check_hessian(
             numerical_gradient = NumericalGradient(loss, loss_name, reference)
             fn = VectorFunction(numerical_gradient, reference, f"second differences of {loss_name}", runner=runner)
             plan = replace(plan, relative_step=numerical_gradient.rel)
-        rng = np.random.default_rng(settings.seed)
-        direction_rng, noise_rng, taylor_rng, pick_rng = rng.spawn(4)
         blocks = (
             _hessian_blocks(
                 call_user(hessian_name, hessian, {k: v.copy() for k, v in typed.items()}), base, hessian_name
@@ -936,43 +934,14 @@ def check_hessian(
             if hessian is not None
             else {}
         )
+        check = _HessianEntries(fn, plan, base, typed, reference, blocks, hvp, hessian_name)
+        taylor_loss = loss if hessian is not None else None
 
         def measure_one(q: str) -> _Batch:
             before = fn.evaluations
-            n = base[q].size
-            if hvp is not None or settings.mode == "directional":
-                V = unit_directions(settings.directions, n, direction_rng)
-                cols = np.repeat(np.arange(len(V)), fn.size)
-                rows = np.tile(np.arange(fn.size), len(V))
-                if hvp is not None:
-                    analytic = np.concatenate([_hvp_product(hvp, v, q, typed, hessian_name) for v in V])
-                else:
-                    analytic = np.concatenate([np.concatenate([blocks[p, q].matvec(v) for p in names]) for v in V])
-                columns = direction_columns(V)
-                directions = True
-            else:
-                rows, cols = _entries(None, fn.size, n, settings, pick_rng)
-                offsets = np.cumsum([0, *(base[p].size for p in names)])
-                owner = np.searchsorted(offsets, rows, side="right") - 1
-                analytic = np.empty(rows.size)
-                for a, p in enumerate(names):
-                    here = owner == a
-                    analytic[here] = blocks[p, q].at(rows[here] - offsets[a], cols[here])
-                columns = unit_columns(n)
-                directions = False
-            d = _measure(fn, q, columns, rows, cols, analytic, plan, noise_rng)
-            batch = _Batch(q, rows, cols, analytic, d, 0, directions)
-            if settings.taylor and loss is not None and hessian is not None:
-                batch.taylor[q] = _curvature_taylor(loss, reference, q, blocks[q, q], plan, taylor_rng)
-            elif settings.taylor and hvp is not None:
-                # The gradient along a random direction of q: G_q(x + h v) - G_q(x) - h (Hv)_q
-                # leaves O(h^2) when the product is right (q's own outputs, weighted at random).
-                v = unit_directions(1, n, taylor_rng)[0]
-                own = next(block for name_, _, block in fn.blocks() if name_ == q)
-                w = np.zeros(fn.size)
-                w[own] = taylor_rng.standard_normal(own.stop - own.start)
-                slope = float(w @ _hvp_product(hvp, v, q, typed, hessian_name))
-                batch.taylor[q] = _scalar_taylor(fn, q, v, w, slope, plan)
+            batch = check.measure(q)
+            if settings.taylor:
+                check.taylor(q, batch, taylor_loss)
             batch.evaluations = fn.evaluations - before
             return batch
 
@@ -990,6 +959,69 @@ def check_hessian(
             return _report(title, model, settings, rows, start, None, name, evaluated, notes, count, unchecked)
 
         return _run(names, measure_one, progress, fn, lambda q: 2 * base[q].size, finish, run)
+
+
+class _HessianEntries:
+    """The entries a Hessian (or Hessian-vector) check compares for each parameter, and
+    their Taylor tests: the front end's half of ``check_hessian``."""
+
+    def __init__(
+        self,
+        fn: VectorFunction,
+        plan: How,
+        base: Params,
+        typed: Params,
+        reference: Params,
+        blocks: dict[tuple[str, str], Block],
+        hvp: Callable[[Params, Params], Any] | None,
+        where: str,
+    ) -> None:
+        self.fn, self.plan, self.base, self.typed, self.reference = fn, plan, base, typed, reference
+        self.blocks, self.hvp, self.where = blocks, hvp, where
+        self.names = list(base)
+        rng = np.random.default_rng(plan.settings.seed)
+        self.direction_rng, self.noise_rng, self.taylor_rng, self.pick_rng = rng.spawn(4)
+
+    def measure(self, q: str) -> _Batch:
+        """Parameter ``q``'s column of the Hessian: entries, or products with directions."""
+        fn, settings, n = self.fn, self.plan.settings, self.base[q].size
+        if self.hvp is not None or settings.mode == "directional":
+            V = unit_directions(settings.directions, n, self.direction_rng)
+            cols = np.repeat(np.arange(len(V)), fn.size)
+            rows = np.tile(np.arange(fn.size), len(V))
+            if self.hvp is not None:
+                analytic = np.concatenate([_hvp_product(self.hvp, v, q, self.typed, self.where) for v in V])
+            else:
+                products = [np.concatenate([self.blocks[p, q].matvec(v) for p in self.names]) for v in V]
+                analytic = np.concatenate(products)
+            columns, directions = direction_columns(V), True
+        else:
+            rows, cols = _entries(None, fn.size, n, settings, self.pick_rng)
+            offsets = np.cumsum([0, *(self.base[p].size for p in self.names)])
+            owner = np.searchsorted(offsets, rows, side="right") - 1
+            analytic = np.empty(rows.size)
+            for a, p in enumerate(self.names):
+                here = owner == a
+                analytic[here] = self.blocks[p, q].at(rows[here] - offsets[a], cols[here])
+            columns, directions = unit_columns(n), False
+        d = _measure(fn, q, columns, rows, cols, analytic, self.plan, self.noise_rng)
+        return _Batch(q, rows, cols, analytic, d, 0, directions)
+
+    def taylor(self, q: str, batch: _Batch, loss: Callable[[Params], Any] | None) -> None:
+        """The second-order Taylor test of a dense Hessian's diagonal block (from the
+        loss), or the first-order test of the gradient against the product."""
+        if loss is not None:
+            batch.taylor[q] = _curvature_taylor(loss, self.reference, q, self.blocks[q, q], self.plan, self.taylor_rng)
+        elif self.hvp is not None:
+            # The gradient along a random direction of q: G_q(x + h v) - G_q(x) - h (Hv)_q
+            # leaves O(h^2) when the product is right (q's own outputs, weighted at random).
+            fn, rng = self.fn, self.taylor_rng
+            v = unit_directions(1, self.base[q].size, rng)[0]
+            own = next(block for name_, _, block in fn.blocks() if name_ == q)
+            w = np.zeros(fn.size)
+            w[own] = rng.standard_normal(own.stop - own.start)
+            slope = float(w @ _hvp_product(self.hvp, v, q, self.typed, self.where))
+            batch.taylor[q] = _scalar_taylor(fn, q, v, w, slope, self.plan)
 
 
 def _hvp_product(hvp: Callable[[Params, Params], Any], v: Array, q: str, typed: Params, where: str) -> Array:
