@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from ..core.options import (
     EXECUTION_NAMES,
     SETTINGS_OPTIONS,
     Execution,
+    Option,
     Settings,
     execution_from,
     settings_from,
@@ -166,32 +168,8 @@ def _one_check(path: Path, lines: list[str], index: int, table: dict[str, Any]) 
     if model not in MODELS:
         raise fail("model", f"key 'model' in {label}: {model!r} is not one of {', '.join(MODELS)}")
     schema = options_for(model)
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        if key in ("name", "model"):
-            continue
-        option = schema.get(key)
-        if option is None:
-            valid = ", ".join(["name", "model", *schema])
-            raise fail(key, f"unknown key {key!r} in {label} (model {model}); valid keys: {valid}")
-        try:
-            values[key] = option.convert(value)
-        except InputError as exc:
-            raise fail(key, f"key {key!r} in {label}: {exc.message}") from None
-    for option in MODEL_OPTIONS[model]:
-        if option.required and option.name not in values:
-            raise fail(None, f"{label} (model {model}) needs the key {option.name!r}")
-    values = {**{o.name: o.default for o in schema.values()}, **values}
-    if model == "func":
-        # Files a suite names are relative to the suite's folder.
-        for key in ("loss", *DERIVATIVE_KINDS):
-            if values[key] is not None:
-                values[key] = _relative(values[key], path.parent)
-        for key in FILE_KEYS:
-            if values[key] is not None:
-                values[key] = str(path.parent / values[key])
-    if values.get("checkpoint") is not None:
-        values["checkpoint"] = str(path.parent / values["checkpoint"])
+    values = _converted(table, schema, model, label, fail)
+    _resolve_paths(values, model, path.parent)
     try:
         settings = settings_from(values)
         spec = build_spec(model, values)
@@ -211,6 +189,46 @@ def _one_check(path: Path, lines: list[str], index: int, table: dict[str, Any]) 
         key_lines,
         execution=execution_from(values),
     )
+
+
+def _converted(
+    table: dict[str, Any],
+    schema: dict[str, Option],
+    model: str,
+    label: str,
+    fail: Callable[[str | None, str], ConfigError],
+) -> dict[str, Any]:
+    """Every key of a check's table through its option's parser, the required ones
+    present, the others at their defaults."""
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in ("name", "model"):
+            continue
+        option = schema.get(key)
+        if option is None:
+            valid = ", ".join(["name", "model", *schema])
+            raise fail(key, f"unknown key {key!r} in {label} (model {model}); valid keys: {valid}")
+        try:
+            values[key] = option.convert(value)
+        except InputError as exc:
+            raise fail(key, f"key {key!r} in {label}: {exc.message}") from None
+    for option in MODEL_OPTIONS[model]:
+        if option.required and option.name not in values:
+            raise fail(None, f"{label} (model {model}) needs the key {option.name!r}")
+    return {**{o.name: o.default for o in schema.values()}, **values}
+
+
+def _resolve_paths(values: dict[str, Any], model: str, folder: Path) -> None:
+    """Files a suite names are relative to the suite's folder."""
+    if model == "func":
+        for key in ("loss", *DERIVATIVE_KINDS):
+            if values[key] is not None:
+                values[key] = _relative(values[key], folder)
+        for key in FILE_KEYS:
+            if values[key] is not None:
+                values[key] = str(folder / values[key])
+    if values.get("checkpoint") is not None:
+        values["checkpoint"] = str(folder / values["checkpoint"])
 
 
 def build_spec(model: str, values: dict[str, Any]) -> Spec:
