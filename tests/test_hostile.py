@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from gradcheck_cli import InputError, assert_gradients, check_gradients
 from gradcheck_cli.cli.main import cli
+from gradcheck_cli.core.errors import command_line, option_ref
 from gradcheck_cli.core.limits import MAX_SUITE_BYTES
 from gradcheck_cli.core.result import EXIT_CODES
 from gradcheck_cli.render.report import RichProgress
@@ -384,6 +385,34 @@ def test_module_targets_with_relative_imports(runner, tmp_path, monkeypatch):
         "Error: Invalid value for 'FILE.py:FUNCTION': no module 'nopkg.model' (from the working folder or installed); "
         "give FILE.py:FUNCTION or MODULE:FUNCTION"
     )
+
+
+def test_the_library_names_its_keywords_not_the_flags():
+    def loss(p):
+        return float(np.sum(np.sin(p["w"])))
+
+    def grad(p):
+        return {"w": np.cos(p["w"])}
+
+    with pytest.raises(InputError) as info:
+        check_gradients(loss, grad, {"w": np.ones(50)}, max_seconds=1e-9)
+    text = str(info.value)
+    assert "--" not in text
+    assert text.endswith(
+        "check a part (mode='sample' or mode='directional'), spread it (more workers, or dask), "
+        "raise max_seconds, or give force=True"
+    )
+    with pytest.raises(InputError) as info:
+        check_gradients(loss, grad, {"w": np.ones(2)}, _runner=None, metod="central")
+    assert "_runner" not in str(info.value) and "_probe_factory" not in str(info.value)
+
+
+def test_an_error_spells_the_options_it_names_for_each_front_end():
+    error = InputError(
+        f"give {option_ref('mode', 'sample')} or {option_ref('force', True)}; raise {option_ref('max_seconds')}"
+    )
+    assert str(error) == "give mode='sample' or force=True; raise max_seconds"
+    assert command_line(error) == "give --mode sample or --force; raise --max-seconds"
 
 
 def test_api_errors_are_library_errors_with_the_cli_words():

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import BadValueError, InputError
+from ..core.errors import BadValueError, InputError, option_ref
 from ..core.estimates import (
     EPS64,
     Derivatives,
@@ -751,8 +751,8 @@ def _forward(forward: Callable[[Params], Any], params: Params, where: str, conte
         )
     if array.ndim == 0:
         raise BadValueError(
-            f"{where} returned a scalar {context}; --vjp checks a layer whose forward returns an array "
-            f"(for a scalar loss use --grad)"
+            f"{where} returned a scalar {context}; {option_ref('vjp')} checks a layer whose forward returns an "
+            f"array (for a scalar loss use {option_ref('grad')})"
         )
     return array, cache
 

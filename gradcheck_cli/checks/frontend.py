@@ -114,7 +114,9 @@ def api(function: Callable[P, R]) -> Callable[P, R]:
     """A public entry point: a misspelled keyword is an ``InputError`` naming the
     valid ones, as the command line would say it, not a bare ``TypeError``."""
     signature = inspect.signature(function)
-    keywords = [n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    keywords = [
+        n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and not n.startswith("_")
+    ]
 
     @functools.wraps(function)
     def checked(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import InputError
+from ..core.errors import InputError, option_ref
 from ..core.options import DERIVATIVE_KINDS, Constants, Execution, ParamShapes, Settings
 from ..core.result import Report
 from ..execution.usercode import call_user
@@ -216,17 +216,27 @@ class FuncSpec:
         kind = named[0] if named else "grad"
         if kind == "grad" and self.grad is None:
             raise InputError(
-                "no derivative to check; give --grad (a loss's gradient), --vjp, --jvp, --jac, --hess or --hvp",
+                f"no derivative to check; give {option_ref('grad')} (a loss's gradient), {option_ref('vjp')}, "
+                f"{option_ref('jvp')}, {option_ref('jac')}, {option_ref('hess')} or {option_ref('hvp')}",
                 option="grad",
             )
         if kind in ("vjp", "jvp", "jac") and self.grad is not None:
             raise InputError(
-                f"--grad goes with a loss (alone, or beside --hess or --hvp), not with --{kind}", option="grad"
+                f"{option_ref('grad')} goes with a loss (alone, or beside {option_ref('hess')} or "
+                f"{option_ref('hvp')}), not with {option_ref(kind)}",
+                option="grad",
             )
         if self.dout is not None and kind != "vjp":
-            raise InputError("--dout is the upstream gradient of --vjp; give it with --vjp", option="dout")
+            raise InputError(
+                f"{option_ref('dout')} is the upstream gradient of {option_ref('vjp')}; give it with "
+                f"{option_ref('vjp')}",
+                option="dout",
+            )
         if self.sparsity is not None and kind != "jac":
-            raise InputError("--sparsity declares a Jacobian's pattern; give it with --jac", option="sparsity")
+            raise InputError(
+                f"{option_ref('sparsity')} declares a Jacobian's pattern; give it with {option_ref('jac')}",
+                option="sparsity",
+            )
         return kind
 
     @property
@@ -330,7 +340,8 @@ def load_check(spec: FuncSpec) -> LoadedFunction:
     clash = sorted(set(fixed) & set(params))
     if clash:
         raise InputError(
-            f"{clash[0]} is both a parameter and a fixed input (--data/--const); a name is one or the other",
+            f"{clash[0]} is both a parameter and a fixed input ({option_ref('data')}/{option_ref('const')}); "
+            f"a name is one or the other",
             option="data" if spec.data and clash[0] not in dict(spec.const) else "const",
         )
     _check_signature(spec.loss, loss_fn, [*params, *fixed])

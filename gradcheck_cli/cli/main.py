@@ -28,7 +28,7 @@ from ..checks.option_sets import CHECK_OPTIONS, ENGINE_OPTIONS, LINREG_OPTIONS, 
 from ..checks.sweep import sweep_model, sweep_steps
 from ..checks.userfunc import FuncSpec, check_function, load_check
 from ..checks.zoo_check import ZOO_LAYERS, check_zoo
-from ..core.errors import CheckInterrupted, InputError, UserCodeError
+from ..core.errors import CheckInterrupted, InputError, UserCodeError, command_line
 from ..core.options import (
     DERIVATIVE_KINDS,
     EXECUTION_OPTIONS,
@@ -196,7 +196,7 @@ def _input_errors(command: F) -> F:
             param = next((p for p in ctx.command.params if p.name == exc.option), None)
             if param is None:
                 raise
-            raise click.BadParameter(exc.message, ctx=ctx, param=param) from None
+            raise click.BadParameter(exc.flag_message, ctx=ctx, param=param) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -356,7 +356,7 @@ class _Cli(click.Group):
             _error_line(exc.format_message())
             rv = EXIT_USAGE
         except InputError as exc:
-            _error_line(str(exc))
+            _error_line(command_line(exc))
             rv = EXIT_USAGE
         except UserCodeError as exc:
             _user_traceback(exc)

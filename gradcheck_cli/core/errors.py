@@ -2,17 +2,54 @@
 
 A message is one line that says what is wrong and what would be right.  It speaks
 of the library's parameters (``eps``, ``init``), never of a front end's spelling of
-them (``--eps``, a config key): ``InputError.option`` names the parameter so that
-the command line and config suites can say it their own way.
+them (``--eps``, a config key): ``InputError.option`` names the parameter at fault,
+and a remedy that names an option writes it with ``option_ref`` so that each front
+end spells it its own way: ``str(error)`` as Python keywords (``max_seconds``,
+``mode="sample"``, ``force=True``: also a suite's keys), ``command_line(error)`` as
+flags (``--max-seconds``, ``--mode sample``, ``--force``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_REFERENCE = re.compile(r"\{option:([a-z_]+)(?:=([^}]*))?\}")
+
+
+def option_ref(name: str, value: Any = None) -> str:
+    """An option named in a message (``name``, or ``name`` set to ``value``)."""
+    return "{option:" + name + ("" if value is None else f"={value!r}") + "}"
+
+
+def python_spelling(text: str) -> str:
+    """Options named in ``text`` as Python keywords: ``max_seconds``, ``mode='sample'``."""
+    return _REFERENCE.sub(lambda m: m.group(1) + (f"={m.group(2)}" if m.group(2) is not None else ""), text)
+
+
+def flag_spelling(text: str) -> str:
+    """Options named in ``text`` as command-line flags: ``--max-seconds``, ``--mode sample``."""
+
+    def flag(m: re.Match[str]) -> str:
+        name, value = "--" + m.group(1).replace("_", "-"), m.group(2)
+        if value is None or value == "True":
+            return name
+        return f"{name} {value.strip(chr(39))}"
+
+    return _REFERENCE.sub(flag, text)
+
+
+def command_line(error: BaseException) -> str:
+    """The error's text with the options it names spelled as flags."""
+    raw = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
+    return flag_spelling(raw)
 
 
 class GradcheckError(Exception):
     """Base of every error gradcheck raises."""
+
+    def __str__(self) -> str:
+        return python_spelling(super().__str__())
 
 
 class InputError(GradcheckError, ValueError):
@@ -24,7 +61,8 @@ class InputError(GradcheckError, ValueError):
 
     def __init__(self, message: str, option: str | None = None) -> None:
         super().__init__(f"{option}: {message}" if option else message)
-        self.message = message
+        self.message = python_spelling(message)
+        self.flag_message = flag_spelling(message)
         self.option = option
 
 

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import BadValueError, GradcheckError, InputError, UserCodeError
+from ..core.errors import BadValueError, GradcheckError, InputError, UserCodeError, option_ref
 from .checkpoint import Checkpoint
 from .evaluation import Job, JobState, Moves, evaluate_moves
 from .usercode import user_frames
@@ -549,7 +549,8 @@ class DaskWorkers(Runner):
             self._cancel(futures)
             what = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
             raise InputError(
-                f"the Dask cluster failed during the check ({what}); what finished is kept with --checkpoint FILE, "
+                f"the Dask cluster failed during the check ({what}); what finished is kept with "
+                f"{option_ref('checkpoint', 'FILE')}, "
                 f"and the same command continues from it"
             ) from None
         if failed is not None:
@@ -582,7 +583,7 @@ def duration(seconds: float) -> str:
     return f"{hours:.1f} h" if hours < 1000 else f"{hours:.2g} h"
 
 
-SPREAD_IT = "spread it (more --workers, or --dask)"
+SPREAD_IT = f"spread it (more {option_ref('workers')}, or {option_ref('dask')})"
 
 
 @dataclass(frozen=True)
@@ -607,7 +608,8 @@ def guard(forecast: Forecast, max_seconds: float, force: bool, progress: Any = N
         remedies = f"{forecast.remedies}, " if forecast.remedies else ""
         raise InputError(
             f"the check would take {text} ({forecast.basis}), more than {max_seconds:g} s; check a part "
-            f"(--mode sample or --mode directional), {remedies}raise --max-seconds, or give --force"
+            f"({option_ref('mode', 'sample')} or {option_ref('mode', 'directional')}), {remedies}"
+            f"raise {option_ref('max_seconds')}, or give {option_ref('force', True)}"
         )
     return text
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import InputError
+from ..core.errors import InputError, option_ref
 from ..core.result import SweepResult
 
 FORMATS = (".png", ".svg")
@@ -23,7 +23,9 @@ def _pyplot() -> Any:
     try:
         matplotlib = importlib.import_module("matplotlib")
     except ImportError:
-        raise InputError(f"--plot needs matplotlib, an optional extra: {INSTALL}", option="plot") from None
+        raise InputError(
+            f"{option_ref('plot')} needs matplotlib, an optional extra: {INSTALL}", option="plot"
+        ) from None
     matplotlib.use("Agg")  # files only: no window, no display needed
     return importlib.import_module("matplotlib.pyplot")
 
