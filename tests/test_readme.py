@@ -3,10 +3,6 @@
 import re
 from pathlib import Path
 
-import pytest
-
-from gradcheck_cli.cli.main import cli
-
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
 
@@ -23,8 +19,3 @@ def test_readme_setup_commands_are_the_ones_ci_runs():
     test_command = next(line for line in README.splitlines() if "pytest" in line and line.startswith("python3 -m venv"))
     assert test_command in ci.splitlines()
     assert re.search(r"^python3 -m venv .* && gradcheck mlp --layers 4,8,3$", README, re.M)
-
-
-@pytest.mark.parametrize("command", sorted(cli.commands))
-def test_every_command_is_documented(command):
-    assert f"gradcheck {command}" in README

@@ -1,10 +1,8 @@
 """The command line: parse options, call the library, render, exit with ``Report.exit_code``.
 
-Every check option comes from the tables in ``options.py``; this module only
-turns them into click options and maps the library's errors to the flags.
-
-Exit codes: 0 every parameter passes, 1 any parameter fails, 2 bad usage or input
-(one line on stderr, never a traceback), 130 interrupted.
+Every check option comes from the option table (``core.options``,
+``checks.option_sets``); this module only turns them into click options and maps
+the library's errors to the flags.  The exit codes are ``core.result.EXIT_CODES``.
 """
 
 from __future__ import annotations
@@ -51,6 +49,7 @@ from ..core.result import (
     suite_exit_code,
     suite_to_dict,
 )
+from ..core.text import exit_codes_line
 from ..execution.usercode import user_frames
 from ..insight.explain import explain_linreg, explain_mlp, itemsize_of
 from ..models import MLP, LinearRegression, LinRegSpec, MLPSpec
@@ -382,15 +381,14 @@ def _user_traceback(exc: UserCodeError) -> None:
         click.echo("".join(lines).rstrip("\n"), err=True)
 
 
-@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes_line())
 @click.version_option(__version__, prog_name="gradcheck")
 def cli() -> None:
     """Check hand-derived gradients against finite differences.
 
     Matching dimensions do not prove a gradient right: gradcheck compares the
     analytic matrix-form gradient of every parameter with a numerical one and
-    prints a per-parameter table. Exit code 0 = pass, 1 = fail, 2 = bad input,
-    130 = interrupted.
+    prints a per-parameter table; the exit code is the verdict.
 
     Example: gradcheck mlp --layers 4,8,3
     """

@@ -28,10 +28,62 @@ STATUS_ORDER = {"PASS": 0, "UNRESOLVED": 1, "FAIL": 2, "ERROR": 3, "INCOMPLETE":
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_UNRESOLVED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_CODES = {
     EXIT_PASS: "every parameter passes",
-    EXIT_FAIL: "at least one parameter fails",
-    EXIT_USAGE: "bad usage or input, or a check that could not run (one line on stderr)",
-    EXIT_UNRESOLVED: "no parameter fails, but some entry could not be resolved (allow_unresolved accepts it)",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C): what finished is shown, marked incomplete",
+    EXIT_FAIL: "at least one parameter fails, and nothing else: never an error of input, of your code, or of ours",
+    EXIT_USAGE: (
+        "bad usage or input, or a check that could not run: one line on stderr naming the option (or the config "
+        "file, line and key, or the user function) and what would be right; an exception in your own code shows "
+        "your frames first"
+    ),
+    EXIT_UNRESOLVED: (
+        "no parameter fails, but some entry is UNRESOLVED: the check could not tell, and says why and what would "
+        "resolve it (allow_unresolved turns it into 0)"
+    ),
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C): what finished is shown, the rest marked INCOMPLETE or NOT RUN",
+}
+
+# The JSON report, field by field: (type, meaning).  A test holds ``Report.to_dict``
+# and ``ParameterResult.to_dict`` to these keys; the docs' reference is made from them.
+REPORT_FIELDS: dict[str, tuple[str, str]] = {
+    "gradcheck_version": ("string", "the tool's version"),
+    "name": ("string", "the check's name (suites), else empty"),
+    "title": ("string", "what was checked, in one line"),
+    "model": ("object", "the spec: model, and its options (layers, activations, loss, ...; or the function's)"),
+    "settings": (
+        "object",
+        "method, mode, dtype, eps (the relative step used), rtol, atol, samples, directions, "
+        "taylor, seed, allow_unresolved",
+    ),
+    "engine": ("string", "which evaluator computed the numerical side"),
+    "status": ("string", "PASS, FAIL, UNRESOLVED, or INCOMPLETE when Ctrl-C left parameters unchecked"),
+    "passed": ("bool", "no parameter failed"),
+    "exit_code": ("int", "0, 1, 3 or 130, as the process exits"),
+    "elapsed_seconds": ("number", "wall time of the check"),
+    "loss_evaluations": ("int", "evaluations of the function (or their equivalent)"),
+    "evaluated": ("string", "what loss_evaluations counts: loss, function, loss and gradient"),
+    "notes": ("array", "findings about the check as a whole (a Hessian's symmetry, say)"),
+    "parameters": ("array", "one object per row of the table (below)"),
+    "unchecked_parameters": ("array", "names an interrupt left unchecked (empty otherwise)"),
+}
+PARAMETER_FIELDS: dict[str, tuple[str, str]] = {
+    "name": ("string", "the parameter (or the block: H[p,q], J·v[x])"),
+    "shape": ("array", "its shape"),
+    "size": ("int", "its number of entries"),
+    "coverage": ("string", "entries or directions"),
+    "checked": ("int", "entries (or directions) compared"),
+    "max_rel_error": ("number", "|a - n| / max(|a|, |n|), the largest"),
+    "median_rel_error": ("number", "the median of the same"),
+    "max_abs_error": ("number", "the largest |a - n|"),
+    "failures": ("int", "entries outside their limit"),
+    "unresolved": ("int", "entries the check could not tell"),
+    "reasons": ("array", "why, and what would resolve it; a discontinuity's jump"),
+    "resolution": ("number", "the largest relative error a resolved entry could carry and still pass"),
+    "error_to_limit": ("number", "the worst entry's error over its limit (above 1 fails)"),
+    "kink_entries": ("int", "entries judged by the subgradient rule"),
+    "loss_evaluations": ("int", "evaluations spent on this row"),
+    "worst": ("object", "index (list) or direction (number), analytic, numerical, abs_error, limit"),
+    "taylor_order": ("number", "the Taylor test's observed order (null when not run or exact)"),
+    "diagnosis": ("string", "what the failure looks like (transposed, sign, ...), or null"),
+    "status": ("string", "PASS, FAIL or UNRESOLVED"),
 }
 # Why an entry is unresolved, and what would resolve it.
 REASONS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .result import ParameterResult, Report
+from .result import EXIT_CODES, ParameterResult, Report
 
 # Every column a report's table can show, in order, with its alignment.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -130,3 +130,8 @@ def report_as_text(report: Report) -> str:
         out.append(f"not checked (interrupted): {', '.join(report.unchecked)}")
     out.append(verdict_line(report))
     return "\n".join(out) + "\n"
+
+
+def exit_codes_line() -> str:
+    """The exit codes in one line, as ``gradcheck --help`` ends with them."""
+    return "Exit codes: " + "; ".join(f"{code} {meaning.split(':')[0]}" for code, meaning in EXIT_CODES.items()) + "."
