@@ -8,7 +8,22 @@ import click
 import numpy as np
 import pytest
 
-from gradcheck_cli import GradcheckError, InputError, Settings, assert_gradients, check_gradients, check_model
+from gradcheck_cli import (
+    GradcheckError,
+    InputError,
+    Settings,
+    assert_gradients,
+    assert_hessian,
+    assert_jacobian,
+    assert_jvp,
+    assert_vjp,
+    check_gradients,
+    check_hessian,
+    check_jacobian,
+    check_jvp,
+    check_model,
+    check_vjp,
+)
 from gradcheck_cli.checks.option_sets import CHECK_OPTIONS, ENGINE_OPTIONS, MODEL_OPTIONS, options_for
 from gradcheck_cli.cli.main import cli
 from gradcheck_cli.cli.suites import ConfigError, load_suite
@@ -34,20 +49,30 @@ def test_settings_fields_are_the_settings_options():
         assert getattr(defaults, option.name) == option.default
 
 
-@pytest.mark.parametrize("function", [check_gradients, check_model, assert_gradients])
-def test_the_api_takes_every_setting_as_a_typed_keyword(function):
-    parameters = inspect.signature(function).parameters
-    for name in SETTING_NAMES:
-        assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
-        assert parameters[name].annotation != inspect.Parameter.empty
-    assert not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+CHECKS = [check_gradients, check_model, assert_gradients, check_vjp, check_jvp, check_jacobian, check_hessian]
+CHECKS += [assert_vjp, assert_jvp, assert_jacobian, assert_hessian]
 
 
-@pytest.mark.parametrize("function", [check_gradients, check_model, assert_gradients])
-def test_the_api_takes_every_execution_option_as_a_keyword(function):
+@pytest.mark.parametrize("function", CHECKS, ids=lambda f: f.__name__)
+def test_every_check_takes_its_options_one_way(function):
+    # One signature style: the check's own keywords explicitly, every setting and
+    # execution option through **options, validated against the option table.
     parameters = inspect.signature(function).parameters
-    for option in EXECUTION_OPTIONS:
-        assert parameters[option.name].kind is inspect.Parameter.KEYWORD_ONLY, option.name
+    assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for name in [*SETTING_NAMES, *(o.name for o in EXECUTION_OPTIONS)]:
+        assert name not in parameters, name
+
+
+@pytest.mark.parametrize("function", [check_gradients, check_model, check_jacobian, check_hessian, check_vjp])
+def test_an_unknown_keyword_lists_the_public_ones(function):
+    with pytest.raises(InputError) as info:
+        function(None, None, None, metod="central")
+    text = str(info.value)
+    assert text.startswith("unknown option 'metod'; valid: method, mode, dtype, eps, rtol, atol")
+    assert "max_seconds" in text and "execution" in text and "_runner" not in text and "_sources" not in text
+
+
+def test_execution_is_the_execution_options():
     assert list(Execution.__dataclass_fields__) == [o.name for o in EXECUTION_OPTIONS]
     defaults = Execution()
     for option in EXECUTION_OPTIONS:

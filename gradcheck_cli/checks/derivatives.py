@@ -32,12 +32,8 @@ from ..core.estimates import (
 from ..core.indexing import entry_index, format_index
 from ..core.methods import CENTRAL, Method
 from ..core.options import (
-    EXECUTION_NAMES,
-    EXECUTION_OPTIONS,
     Execution,
     Settings,
-    execution_for_call,
-    settings_for_keywords,
 )
 from ..core.result import ParameterResult, Report
 from ..core.rule import PassRule
@@ -57,14 +53,13 @@ from ..probes.vector import (
     measure_output_noise,
     unit_columns,
 )
-from .frontend import as_params, normalise_gradients, opened_runner, shape_text, unit_directions
+from .frontend import api, as_params, normalise_gradients, opened_runner, shape_text, split_options, unit_directions
 from .gradient import check_gradients
 from .pipeline import NOISE_EVALUATIONS, How, ProgressSink, Row, judged, measure, measure_each, taylor
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
 
-EXTRA_KEYWORDS = ("sparsity", "progress", "name", "execution", *(o.name for o in EXECUTION_OPTIONS))
 DOUT_STREAM = 1  # dout is drawn from default_rng([seed, DOUT_STREAM])
 
 
@@ -325,17 +320,18 @@ def _results(
     return results
 
 
-def _execution(options: dict[str, Any]) -> tuple[Execution, Runner | None, tuple[str, ...]]:
-    """Take the execution keywords out of a check's ``options``: where it runs, a
-    runner already open (a check inside a check), and the files that define it."""
+def _execution(
+    settings: Settings | None, options: dict[str, Any]
+) -> tuple[Settings, Execution, Runner | None, tuple[str, ...]]:
+    """A check's ``options`` read: its settings, where it runs, a runner already open
+    (a check inside a check), and the files that define it."""
     runner = options.pop("_runner", None)
     sources = options.pop("_sources", ())
-    given = {k: options.pop(k) for k in [k for k in options if k in EXECUTION_NAMES]}
-    return execution_for_call(options.pop("execution", None), given), runner, tuple(sources)
+    chosen, run = split_options(settings, options.pop("execution", None), options)
+    return chosen, run, runner, tuple(sources)
 
 
-def _plan(settings: Settings | None, options: Mapping[str, Any], relative_step: float | None = None) -> How:
-    chosen = settings_for_keywords(settings, options, EXTRA_KEYWORDS)
+def _plan(chosen: Settings, relative_step: float | None = None) -> How:
     return How.of(chosen, black_box=True, user_step=chosen.eps is not None, relative_step=relative_step)
 
 
@@ -354,13 +350,11 @@ def _require_deterministic(fn: VectorFunction) -> None:
         )
 
 
-def _begin(
-    settings: Settings | None, options: Mapping[str, Any], inputs: Mapping[str, Any]
-) -> tuple[How, float, Params, Params, Params]:
+def _begin(chosen: Settings, inputs: Mapping[str, Any]) -> tuple[How, float, Params, Params, Params]:
     """What every vector check starts from: its plan, the clock, the inputs as
     float64 arrays, in the check's dtype (for the analytic side), and the same
     values in float64 (for the numerical side)."""
-    plan = _plan(settings, options)
+    plan = _plan(chosen)
     start = time.perf_counter()
     params = as_params(inputs)
     dtype = np.dtype(plan.settings.dtype)
@@ -432,6 +426,7 @@ def _masks(
     return masks
 
 
+@api
 def check_jacobian(
     function: Callable[[Params], Any],
     jacobian: Callable[[Params], Any],
@@ -458,8 +453,8 @@ def check_jacobian(
     value there fails).  Settings as for ``check_gradients`` (keywords or a
     ``Settings``); ``directional`` mode compares ``J v`` for random ``v``.
     """
-    run, given_runner, sources = _execution(options)
-    plan, start, params, typed, reference = _begin(settings, options, inputs)
+    chosen, run, given_runner, sources = _execution(settings, options)
+    plan, start, params, typed, reference = _begin(chosen, inputs)
     with opened_runner(
         run, given_runner, sources, (title, model, function_name, jacobian_name, plan.settings), reference
     ) as runner:
@@ -569,6 +564,7 @@ def _report(
 # ---- forward mode (JVP) ----------------------------------------------------------------------
 
 
+@api
 def check_jvp(
     function: Callable[[Params], Any],
     tangent: Callable[[Params, Params], Any],
@@ -587,8 +583,8 @@ def check_jvp(
     ``function(inputs)`` (one array, or a layer's ``(out, cache)``), along
     ``directions`` random unit tangents per input (the other inputs' tangents
     zero), output entry by output entry."""
-    run, given_runner, sources = _execution(options)
-    plan, start, params, typed, reference = _begin(settings, options, inputs)
+    chosen, run, given_runner, sources = _execution(settings, options)
+    plan, start, params, typed, reference = _begin(chosen, inputs)
     with opened_runner(
         run, given_runner, sources, (title, model, function_name, tangent_name, plan.settings), reference
     ) as runner:
@@ -649,6 +645,7 @@ def _product(raw: Any, shape: tuple[int, ...], where: str, what: str) -> Array:
 # ---- layer backward passes (VJP) -------------------------------------------------------------
 
 
+@api
 def check_vjp(
     forward: Callable[[Params], Any],
     backward: Callable[[Array, Any, Params], Any],
@@ -669,8 +666,7 @@ def check_vjp(
     ``(out, cache)`` (``cache`` is None when it returns ``out`` alone).  The
     backward returns one gradient per input (dict, or tuple in input order).
     ``dout`` is drawn from ``seed`` (standard normal) unless given."""
-    run, given_runner, sources = _execution(options)
-    chosen = settings_for_keywords(settings, options, ("dout", *EXTRA_KEYWORDS))
+    chosen, run, given_runner, sources = _execution(settings, options)
     params = as_params(inputs)
     resolved = chosen.resolved()
     out, _ = _forward(forward, params, forward_name, "at the starting point")
@@ -868,6 +864,7 @@ def _symmetry(blocks: Mapping[tuple[str, str], Block], rule: PassRule, where: st
     )
 
 
+@api
 def check_hessian(
     loss: Callable[[Params], Any] | None,
     params: Mapping[str, Any],
@@ -895,8 +892,8 @@ def check_hessian(
         raise InputError("give exactly one of hessian and hvp", option="hess")
     if loss is None and gradient is None:
         raise InputError("a Hessian check needs the loss or its gradient", option="grad")
-    run, given_runner, sources = _execution(options)
-    plan, start, base, typed, reference = _begin(settings, options, params)
+    chosen, run, given_runner, sources = _execution(settings, options)
+    plan, start, base, typed, reference = _begin(chosen, params)
     with opened_runner(
         run, given_runner, sources, (title, model, loss_name, hessian_name, gradient_name, plan.settings), reference
     ) as runner:

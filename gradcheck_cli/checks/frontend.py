@@ -16,11 +16,19 @@ import numpy.typing as npt
 
 from ..core.errors import InputError
 from ..core.indexing import entry_index
-from ..core.options import Execution, Settings
+from ..core.options import (
+    EXECUTION_NAMES,
+    EXECUTION_OPTIONS,
+    SETTINGS_OPTIONS,
+    Execution,
+    Settings,
+    execution_for_call,
+)
 from ..execution.workers import Runner, check_digest, open_runner
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
+SETTING_NAMES = frozenset(o.name for o in SETTINGS_OPTIONS)
 
 
 def as_params(params: Mapping[str, Any]) -> Params:
@@ -111,21 +119,36 @@ R = TypeVar("R")
 
 
 def api(function: Callable[P, R]) -> Callable[P, R]:
-    """A public entry point: a misspelled keyword is an ``InputError`` naming the
-    valid ones, as the command line would say it, not a bare ``TypeError``."""
+    """A public entry point: a misspelled keyword is an ``InputError`` listing the valid
+    ones (the settings, where it runs, and the function's own), not a bare ``TypeError``.
+
+    Every check takes its settings and execution options as keywords through
+    ``**options`` (``split_options`` reads them); private keywords (``_runner``) are
+    the package's own and are never listed."""
     signature = inspect.signature(function)
-    keywords = [
-        n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and not n.startswith("_")
-    ]
+    own = [n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    shared = [o.name for o in SETTINGS_OPTIONS + EXECUTION_OPTIONS] + ["execution"]
+    takes_options = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    valid = [*(shared if takes_options else []), *(n for n in own if not n.startswith("_"))]
 
     @functools.wraps(function)
     def checked(*args: P.args, **kwargs: P.kwargs) -> R:
-        unknown = [k for k in kwargs if k not in signature.parameters]
+        unknown = [k for k in kwargs if k not in valid and k not in signature.parameters and not k.startswith("_")]
         if unknown:
-            raise InputError(f"unknown option {unknown[0]!r}; valid: {', '.join(keywords)}")
+            raise InputError(f"unknown option {unknown[0]!r}; valid: {', '.join(dict.fromkeys(valid))}")
         return function(*args, **kwargs)
 
     return checked
+
+
+def split_options(
+    settings: Settings | None, execution: Execution | None, options: dict[str, Any]
+) -> tuple[Settings, Execution]:
+    """The settings and the execution options of a call's ``options`` (taken out of it),
+    over ``settings`` and ``execution`` when given."""
+    given = {k: options.pop(k) for k in [k for k in options if k in EXECUTION_NAMES]}
+    chosen = (settings or Settings()).updated(**{k: options.pop(k) for k in [k for k in options if k in SETTING_NAMES]})
+    return chosen, execution_for_call(execution, given)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from ..core.errors import BadValueError, InputError
 from ..core.estimates import EPS64, Evaluate, Evaluation, TaylorResult
 from ..core.limits import require_bytes
 from ..core.methods import Method
-from ..core.options import Execution, Settings, execution_for_call, settings_for_call
+from ..core.options import Execution, Settings
 from ..core.result import Report
 from ..execution.evaluation import dropped_imaginary
 from ..execution.usercode import call_user
@@ -33,7 +33,15 @@ from ..numerics.screen import SCREEN_SAMPLE
 from ..numerics.steps import absolute_steps
 from ..probes.engine import EVALUATORS
 from ..probes.loop import LoopProbe, Planned, Probe
-from .frontend import api, as_params, entry_positions, normalise_gradients, opened_runner, unit_directions
+from .frontend import (
+    api,
+    as_params,
+    entry_positions,
+    normalise_gradients,
+    opened_runner,
+    split_options,
+    unit_directions,
+)
 from .option_sets import ENGINE_OPTIONS
 from .pipeline import (
     NOISE_EVALUATIONS,
@@ -60,35 +68,19 @@ def check_gradients(
     params: Mapping[str, Any],
     settings: Settings | None = None,
     *,
-    method: str | None = None,
-    mode: str | None = None,
-    dtype: Any = None,
-    eps: float | str | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    samples: int | None = None,
-    directions: int | None = None,
-    taylor: bool | None = None,
-    seed: int | None = None,
-    allow_unresolved: bool | None = None,
     kink_pattern: Callable[[Params], Array | None] | None = None,
-    _probe_factory: ProbeFactory | None = None,
-    progress: ProgressSink | None = None,
     smooth: bool = False,
+    progress: ProgressSink | None = None,
     loss_name: str = "loss",
     grad_name: str = "gradient",
     title: str = "gradient check",
     model: dict[str, Any] | None = None,
     name: str = "",
-    workers: int | str | None = None,
-    dask: Any = None,
-    checkpoint: str | None = None,
-    timeout: float | None = None,
-    max_seconds: float | None = None,
-    force: bool | None = None,
     execution: Execution | None = None,
+    _probe_factory: ProbeFactory | None = None,
     _runner: Runner | None = None,
     _sources: tuple[str, ...] = (),
+    **options: Any,
 ) -> Report:
     """Check ``gradients`` against finite differences of ``loss`` at ``params``.
 
@@ -110,8 +102,7 @@ def check_gradients(
     Returns the ``Report``; raises ``InputError`` for options or values that
     cannot be checked, ``UserCodeError`` when ``loss`` or ``gradients`` raise.
     """
-    chosen = settings_for_call(settings, locals())
-    run = execution_for_call(execution, locals())
+    chosen, run = split_options(settings, execution, options)
     user_step = chosen.eps is not None
     settings = chosen.resolved()
     start = time.perf_counter()
@@ -366,27 +357,11 @@ def check_model(
     model: Model,
     settings: Settings | None = None,
     *,
-    method: str | None = None,
-    mode: str | None = None,
-    dtype: Any = None,
-    eps: float | str | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    samples: int | None = None,
-    directions: int | None = None,
-    taylor: bool | None = None,
-    seed: int | None = None,
-    allow_unresolved: bool | None = None,
     engine: str = "auto",
     max_memory: float | None = None,
     progress: ProgressSink | None = None,
-    workers: int | str | None = None,
-    dask: Any = None,
-    checkpoint: str | None = None,
-    timeout: float | None = None,
-    max_seconds: float | None = None,
-    force: bool | None = None,
     execution: Execution | None = None,
+    **options: Any,
 ) -> Report:
     """Check a built-in model's ``gradients`` against its ``loss`` at its seeded start.
 
@@ -407,14 +382,15 @@ def check_model(
         model.loss,
         model.gradients,
         model.initial_parameters(),
-        settings_for_call(settings, locals()),
+        settings,
         kink_pattern=model.kink_pattern if model.has_kinks else None,
         smooth=not model.has_kinks,
         _probe_factory=factory,
         progress=progress,
         title=spec.title(),
         model=spec.describe(),
-        execution=execution_for_call(execution, locals()),
+        execution=execution,
+        **options,
     )
     match_zoo(report.parameters, model)
     return report

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..core.options import Execution, Settings, execution_for_call, settings_for_call
+from ..core.options import Execution, Settings
 from ..core.result import Report
 from ..core.text import report_as_text
 from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
@@ -20,25 +20,9 @@ def assert_gradients(
     params: Mapping[str, Any],
     settings: Settings | None = None,
     *,
-    method: str | None = None,
-    mode: str | None = None,
-    dtype: Any = None,
-    eps: float | str | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
-    samples: int | None = None,
-    directions: int | None = None,
-    taylor: bool | None = None,
-    seed: int | None = None,
-    allow_unresolved: bool | None = None,
     name: str = "",
-    workers: int | str | None = None,
-    dask: Any = None,
-    checkpoint: str | None = None,
-    timeout: float | None = None,
-    max_seconds: float | None = None,
-    force: bool | None = None,
     execution: Execution | None = None,
+    **options: Any,
 ) -> Report:
     """``check_gradients`` for a test suite: returns the Report when every parameter
     passes, raises ``AssertionError`` whose message is the plain-text table otherwise."""
@@ -47,9 +31,10 @@ def assert_gradients(
         loss,
         gradients,
         params,
-        settings_for_call(settings, locals()),
+        settings,
         name=name,
-        execution=execution_for_call(execution, locals()),
+        execution=execution,
+        **options,
     )
     if not report.passed:
         label = f"gradient check {name!r}" if name else "gradient check"

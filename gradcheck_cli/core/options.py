@@ -608,23 +608,6 @@ class Settings:
         return self.rtol, self.atol
 
 
-def settings_for_call(settings: Settings | None, call: Mapping[str, Any]) -> Settings:
-    """``settings`` (or the defaults) with the settings keywords of an API call that
-    were given (not None): ``call`` is the function's ``locals()``."""
-    return (settings or Settings()).updated(**{o.name: call[o.name] for o in SETTINGS_OPTIONS})
-
-
-def settings_for_keywords(settings: Settings | None, options: Mapping[str, Any], extra: Sequence[str] = ()) -> Settings:
-    """``settings`` with the settings keywords ``options`` of an API call; a name that
-    is no setting is an ``InputError`` listing the valid ones (and ``extra``, the
-    call's other keywords)."""
-    valid = [o.name for o in SETTINGS_OPTIONS]
-    unknown = [k for k in options if k not in valid]
-    if unknown:
-        raise InputError(f"unknown option {unknown[0]!r}; valid: {', '.join([*valid, *extra])}")
-    return (settings or Settings()).updated(**options)
-
-
 def settings_from(values: Mapping[str, Any]) -> Settings:
     """``Settings`` from a mapping that holds (at least) every settings option."""
     return Settings(**{o.name: values[o.name] for o in SETTINGS_OPTIONS})
