@@ -199,3 +199,17 @@ def test_every_library_error_derives_from_one_base():
     for cls in classes:
         assert issubclass(cls, gradcheck_cli.GradcheckError), cls
         assert cls.__name__ in gradcheck_cli.__all__
+
+
+MAX_FUNCTION_LINES, MAX_CLASS_LINES = 100, 350
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_no_god_objects(module):
+    tree = ast.parse(_source(module).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        assert node.end_lineno is not None or not hasattr(node, "lineno")
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            assert node.end_lineno - node.lineno < MAX_FUNCTION_LINES, f"{module}.{node.name}"
+        elif isinstance(node, ast.ClassDef):
+            assert node.end_lineno - node.lineno < MAX_CLASS_LINES, f"{module}.{node.name}"

@@ -153,11 +153,13 @@ def test_an_evaluation_that_never_returns_is_stopped_and_named(runner, clean_env
 
 
 SLOW_IMPORT = """
+import multiprocessing
 import time
 
 import numpy as np
 
-time.sleep({seconds})  # importing this module is slow (a heavy library, say)
+if multiprocessing.parent_process() is not None:  # slow to import in a worker (a heavy library, say)
+    time.sleep({seconds})
 
 
 def loss(w):

@@ -104,6 +104,76 @@ class _TwoLayers:
     exact: bool
 
 
+def _cached_layers(model: MLP, cache: Any) -> list[_Layer]:
+    """Every layer's forward values, and transposed copies for column-wise access."""
+    layers = [_Layer(cache.A[0], cache.Z[0], cache.A[0], np.ascontiguousarray(cache.Z[0].T), (), ())]
+    for l in range(1, model.depth + 1):
+        act = model.activations[l - 1]
+        prep = act.prepare(cache.A[l], cache.Z[l]) if act.prepare is not None else ()
+        layers.append(
+            _Layer(
+                cache.A[l],
+                cache.Z[l],
+                np.ascontiguousarray(cache.A[l].T),
+                np.ascontiguousarray(cache.Z[l].T),
+                prep,
+                tuple(np.ascontiguousarray(x.T) for x in prep),
+            )
+        )
+    return layers
+
+
+def _layer_series(model: MLP, cache: Any) -> dict[int, tuple[list[Array], Array | None, bool]]:
+    """Each nonlinear hidden layer's Taylor series (coefficients, kink margin, exact),
+    transposed like ``_Layer.AT``."""
+    series = {}
+    for l in range(1, model.depth + 1):
+        act = model.activations[l - 1]
+        if act.taylor is not None and not act.linear:
+            taylor = act.taylor(cache.A[l], cache.Z[l])
+            series[l] = (
+                [np.ascontiguousarray(c.T) for c in taylor.coefficients],
+                None if taylor.margin is None else np.ascontiguousarray(taylor.margin.T),
+                taylor.exact,
+            )
+    return series
+
+
+def _two_layers(model: MLP, params: Params, layers: list[_Layer], max_memory: int) -> _TwoLayers | None:
+    """For moves of layer L-2: the change of the output's pre-activation as a
+    polynomial of the moved unit's change, through layer L-1's Taylor series
+    (``activations.Taylor``): ``dA^L_i = sum_n dz_i^n G_n[j][i]`` with
+    ``G_n[j] = (C_n * W^{L-1}[j, :]^n) W^L``, computed once.  None when layer L-1's
+    activation has no series or ``G`` would not fit a quarter of the memory bound."""
+    L, m = model.depth, model.spec.m
+    k = L - 1
+    act = model.activations[k - 1]
+    if act.taylor is None:
+        return None
+    W_in, W_out = params[model.weight_name(k)], params[model.weight_name(L)]  # (n_{L-2}, n_{L-1}), (n_{L-1}, n_L)
+    units, width = W_in.shape
+    outputs = W_out.shape[1]
+    layer = layers[k]
+    taylor = act.taylor(layer.A, layer.Z)
+    if 8 * units * len(taylor.coefficients) * m * outputs > max_memory // 4:
+        return None
+    G = []
+    for n, C in enumerate(taylor.coefficients, start=1):
+        T = (C.T[:, :, None] * W_out[:, None, :]).reshape(width, m * outputs)  # (n_{L-1}, m n_L)
+        G.append(np.ascontiguousarray((W_in**n @ T).reshape(units, m, outputs)))
+    scale = np.abs(W_in).max(axis=1)  # |dA^{L-1}_ik| <= |dz_i| scale_j
+    margin = None
+    if taylor.margin is not None:
+        # No kink of layer L-1 is crossed while |dz_i| < margin[j, i] = min_k |A_ik| / |W_jk|.
+        with np.errstate(divide="ignore"):
+            inverse = np.where(W_in != 0, 1.0 / np.abs(W_in), np.inf)  # (units, width)
+        margin = np.empty((units, m))
+        for rows in range(0, units, 64):
+            block = taylor.margin[None, :, :] * inverse[rows : rows + 64, None, :]
+            margin[rows : rows + 64] = block.min(axis=-1)
+    return _TwoLayers(G, scale, margin, taylor.exact)
+
+
 class IncrementalProbe:
     """Loss changes of an ``MLP`` under single-entry perturbations, computed incrementally.
 
@@ -130,32 +200,10 @@ class IncrementalProbe:
         cache = model.forward(self.params)
         self.L = model.depth
         self.m = model.spec.m
-        self.layers = [_Layer(cache.A[0], cache.Z[0], cache.A[0], np.ascontiguousarray(cache.Z[0].T), (), ())]
-        for l in range(1, self.L + 1):
-            act = model.activations[l - 1]
-            prep = act.prepare(cache.A[l], cache.Z[l]) if act.prepare is not None else ()
-            self.layers.append(
-                _Layer(
-                    cache.A[l],
-                    cache.Z[l],
-                    np.ascontiguousarray(cache.A[l].T),
-                    np.ascontiguousarray(cache.Z[l].T),
-                    prep,
-                    tuple(np.ascontiguousarray(x.T) for x in prep),
-                )
-            )
+        self.layers = _cached_layers(model, cache)
         # Each hidden layer's Taylor series, transposed like AT: a grid of column
         # changes within its reach is scored by a short polynomial, not a transcendental.
-        self.series: dict[int, tuple[list[Array], Array | None, bool]] = {}
-        for l in range(1, self.L + 1):
-            act = model.activations[l - 1]
-            if act.taylor is not None and not act.linear:
-                taylor = act.taylor(cache.A[l], cache.Z[l])
-                self.series[l] = (
-                    [np.ascontiguousarray(c.T) for c in taylor.coefficients],
-                    None if taylor.margin is None else np.ascontiguousarray(taylor.margin.T),
-                    taylor.exact,
-                )
+        self.series = _layer_series(model, cache)
         self.targets = cache.targets
         self.loss_fn = model.loss_fn
         self.fused = model.loss_fn.fused
@@ -172,40 +220,7 @@ class IncrementalProbe:
             self.output_rank_one = rank_one(self.out, self.targets, np.eye(self.out.shape[1]))
             if self.L >= 2 and (self.fused or model.activations[-1].linear):
                 self.rank_one = rank_one(self.out, self.targets, self._weight(self.L))
-        self.two_layers = self._two_layers() if self.L >= 3 else None
-
-    def _two_layers(self) -> _TwoLayers | None:
-        """For moves of layer L-2: the change of the output's pre-activation as a
-        polynomial of the moved unit's change, through layer L-1's Taylor series
-        (``activations.Taylor``): ``dA^L_i = sum_n dz_i^n G_n[j][i]`` with
-        ``G_n[j] = (C_n * W^{L-1}[j, :]^n) W^L``, computed once.  None when layer L-1's
-        activation has no series or ``G`` would not fit a quarter of the memory bound."""
-        k = self.L - 1
-        act = self.model.activations[k - 1]
-        if act.taylor is None:
-            return None
-        W_in, W_out = self._weight(k), self._weight(self.L)  # (n_{L-2}, n_{L-1}), (n_{L-1}, n_L)
-        units, width = W_in.shape
-        outputs = W_out.shape[1]
-        layer = self.layers[k]
-        taylor = act.taylor(layer.A, layer.Z)
-        if 8 * units * len(taylor.coefficients) * self.m * outputs > self.max_memory // 4:
-            return None
-        G = []
-        for n, C in enumerate(taylor.coefficients, start=1):
-            T = (C.T[:, :, None] * W_out[:, None, :]).reshape(width, self.m * outputs)  # (n_{L-1}, m n_L)
-            G.append(np.ascontiguousarray((W_in**n @ T).reshape(units, self.m, outputs)))
-        scale = np.abs(W_in).max(axis=1)  # |dA^{L-1}_ik| <= |dz_i| scale_j
-        margin = None
-        if taylor.margin is not None:
-            # No kink of layer L-1 is crossed while |dz_i| < margin[j, i] = min_k |A_ik| / |W_jk|.
-            with np.errstate(divide="ignore"):
-                inverse = np.where(W_in != 0, 1.0 / np.abs(W_in), np.inf)  # (units, width)
-            margin = np.empty((units, self.m))
-            for rows in range(0, units, 64):
-                block = taylor.margin[None, :, :] * inverse[rows : rows + 64, None, :]
-                margin[rows : rows + 64] = block.min(axis=-1)
-        return _TwoLayers(G, scale, margin, taylor.exact)
+        self.two_layers = _two_layers(model, self.params, self.layers, max_memory) if self.L >= 3 else None
 
     # ---- the probe interface ----------------------------------------------------------
 
