@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from ..core.errors import BadValueError, InputError
 from ..core.estimates import Evaluation
-from ..core.methods import METHOD
+from ..core.methods import METHOD, METHODS
 from ..core.result import SweepCurve, SweepResult
 from ..execution.usercode import call_user
 from ..models.base import Model
@@ -33,7 +33,8 @@ from .frontend import as_params, normalise_gradients
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
 
-SWEEP_METHODS = ("forward", "central", "richardson", "complex")
+# Least accurate first: the order the chart's legend reads.
+SWEEP_METHODS = tuple(sorted(METHODS, key=lambda m: (METHOD[m].imaginary, METHOD[m].order)))
 
 
 def _derivatives(probe: Probe, name: str, flat: Array, x: Array, rel: float, method: str) -> Array:
@@ -89,7 +90,7 @@ def sweep_steps(
                     worst = max(worst, float(np.max(np.abs(n - a[picked[name]]))) / scale)
                 errors[k] = worst
         except BadValueError as exc:  # the loss is not complex-safe: no complex curve
-            if method != "complex":
+            if not METHOD[method].imaginary:
                 raise
             reason = str(exc)
         auto = METHOD[method].auto_step

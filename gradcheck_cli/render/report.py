@@ -28,6 +28,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from ..core.methods import METHOD
 from ..core.result import ZOO_CHECKS, ZOO_REQUIRED, CheckError, Outcome, Report, SweepResult, ZooReport
 from ..core.text import error_text, parameter_cells, verdict_line
 from ..insight.explain import Explanation
@@ -319,10 +320,7 @@ class RichProgress:
 
 
 ZOO_HEADERS = {
-    "central": "cen",
-    "forward": "fwd",
-    "richardson": "rich",
-    "complex": "cplx",
+    **{name: m.short for name, m in METHOD.items()},
     "directional": "dir",
     "sample": "smpl",
 }
