@@ -6,16 +6,12 @@ or the incremental engine for the built-in MLP).
 
 Notes
 -----
-Why the steps are what they are.  A difference quotient has two errors: the
-truncation error of the formula (``~h`` forward, ``~h^2`` central, ``~h^4``
-Richardson) and the round-off in the loss values divided by ``h`` (``~eps/h``).
-Balancing them gives ``h ~ eps^(1/2)``, ``eps^(1/3)`` and ``eps^(1/5)`` relative to
-the entry's magnitude, ``max(1, |x|)`` (so a value of 1e4 gets a step it can
-actually feel, and a value near 0 does not get a step of 0).  The complex step
-``Im J(x + ih) / h`` subtracts nothing, so its step can be tiny.  A real step is
-re-measured as ``(x + h) - x``: that is the step the loss really saw, and dividing
-by it instead of by the requested ``h`` removes a relative error of up to
-``eps |x| / h``.
+Why the steps are what they are: see ``core.methods`` (each method's auto step
+balances its truncation against round-off).  A real step is re-measured as
+``(x + h) - x``: that is the step the loss really saw, and dividing by it instead of
+by the requested ``h`` removes a relative error of up to ``eps |x| / h``.  Steps are
+relative to ``max(1, |x|)``: a value of 1e4 gets a step it can actually feel, and a
+value near 0 does not get a step of 0.
 
 Why a noise floor.  The loss is computed with a relative round-off of a few
 ``eps``; the difference of two loss values therefore carries an absolute error
