@@ -4,7 +4,15 @@ from ._version import __version__
 from .checks.derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
 from .checks.gradient import check_gradients, check_model
 from .checks.testing import assert_gradients, assert_hessian, assert_jacobian, assert_jvp, assert_vjp
-from .core.errors import BadValueError, ConfigError, GradcheckError, InputError, SpecError, UserCodeError
+from .core.errors import (
+    BadValueError,
+    ConfigError,
+    GradcheckError,
+    InputError,
+    SpecError,
+    TimeLimitExceeded,
+    UserCodeError,
+)
 from .core.options import Settings
 from .core.result import ParameterResult, Report
 
@@ -17,6 +25,7 @@ __all__ = [
     "Report",
     "Settings",
     "SpecError",
+    "TimeLimitExceeded",
     "UserCodeError",
     "__version__",
     "assert_gradients",

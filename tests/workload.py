@@ -19,7 +19,9 @@ _calls_per_marker: dict[str, int] = {}
 
 
 def _in_worker() -> bool:
-    if multiprocessing.parent_process() is not None:
+    # A worker process, not the supervised process that runs the check (which leads a
+    # process group of its own; the workers it starts belong to its group).
+    if multiprocessing.parent_process() is not None and os.getpgid(0) != os.getpid():
         return True
     try:
         from distributed import get_worker

@@ -23,10 +23,11 @@ from rich.console import Console
 from .._version import __version__
 from ..checks.gradient import check_model
 from ..checks.option_sets import CHECK_OPTIONS, ENGINE_OPTIONS, LINREG_OPTIONS, MLP_OPTIONS
+from ..checks.pipeline import ProgressSink
 from ..checks.sweep import sweep_model, sweep_steps
 from ..checks.userfunc import FuncSpec, check_function, load_check
 from ..checks.zoo_check import ZOO_LAYERS, check_zoo
-from ..core.errors import CheckInterrupted, InputError, UserCodeError, command_line
+from ..core.errors import CheckInterrupted, InputError, TimeLimitExceeded, UserCodeError, command_line
 from ..core.options import (
     DERIVATIVE_KINDS,
     EXECUTION_OPTIONS,
@@ -50,6 +51,7 @@ from ..core.result import (
     suite_to_dict,
 )
 from ..core.text import exit_codes_line
+from ..execution.supervisor import Channel, Limits, RemoteProgress, forward_progress, supervised
 from ..execution.usercode import user_frames
 from ..insight.explain import explain_linreg, explain_mlp, itemsize_of
 from ..models import MLP, LinearRegression, LinRegSpec, MLPSpec
@@ -69,9 +71,10 @@ from ..render.report import (
     render_zoo,
     reports_to_junit,
 )
-from .suites import build_spec, load_suite, prepare_suite, run_check
+from .suites import CheckConfig, build_spec, load_suite, prepare_suite, run_check
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class OptionType(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
@@ -300,14 +303,38 @@ class _Output:
             self._close_pipe()
 
 
-def _run_one(output: _Output, run: Callable[[], Report]) -> int:
-    """Run one check (user code's prints to stderr), show it, finish: the exit code.
-    Ctrl-C shows the parameters that finished, marked incomplete, and exits 130."""
+def _limits(kw: dict[str, Any]) -> Limits:
+    """How long the supervised work may run: --timeout per call of user code, and
+    --max-seconds for the whole check (unless --force)."""
+    return Limits(kw.get("timeout"), None if kw.get("force") else kw.get("max_seconds"))
+
+
+def _supervise(run: Callable[[ProgressSink | None], T], progress: RichProgress | None, limits: Limits) -> T:
+    """``run(progress)`` in a supervised child: this process runs no user code, draws
+    the progress bar and keeps the verdict whatever the child does."""
+
+    def work(channel: Channel) -> T:
+        return run(RemoteProgress(channel) if progress is not None else None)
+
+    with contextlib.redirect_stdout(sys.stderr):  # unsupervised (no fork here): user prints to stderr
+        return supervised(work, forward_progress(progress), limits)
+
+
+def _run_one(output: _Output, run: Callable[[ProgressSink | None], Report], limits: Limits) -> int:
+    """Run one check under the supervisor, show it, finish: the exit code.  Ctrl-C
+    shows the parameters that finished, marked incomplete, and exits 130; past
+    --max-seconds they are shown too, and the exit is 2."""
     try:
-        with contextlib.redirect_stdout(sys.stderr):
-            report = run()
+        report = _supervise(run, output.progress(), limits)
     except CheckInterrupted as exc:
         report = exc.report
+    except TimeLimitExceeded as exc:
+        if exc.report is None:
+            raise
+        output.show(exc.report)
+        output.finish([exc.report])
+        _error_line(command_line(exc))
+        return EXIT_USAGE
     output.show(report)
     return output.finish([report])
 
@@ -324,14 +351,15 @@ def _check_builtin(model_name: str, kw: dict[str, Any]) -> int:
         output.write(render_explanation(derivation))
     return _run_one(
         output,
-        lambda: check_model(
+        lambda progress: check_model(
             model,
             settings_from(kw),
             engine=kw.get("engine", "auto"),
             max_memory=kw.get("max_memory"),
-            progress=output.progress(),
+            progress=progress,
             execution=execution_from(kw),
         ),
+        _limits(kw),
     )
 
 
@@ -475,11 +503,11 @@ def func(**kw: Any) -> int:
     kw["const"] = _FUNC["const"].convert(kw["const"])
     spec = build_spec("func", kw)
     assert isinstance(spec, FuncSpec)
-    with contextlib.redirect_stdout(sys.stderr):  # prints at import time too
-        loaded = load_check(spec)
+    # Importing the user's module runs its code: in the supervised child, with the check.
     return _run_one(
         output,
-        lambda: check_function(loaded, settings_from(kw), progress=output.progress(), execution=execution_from(kw)),
+        lambda progress: check_function(spec, settings_from(kw), progress=progress, execution=execution_from(kw)),
+        _limits(kw),
     )
 
 
@@ -587,8 +615,7 @@ def _selected(params: Sequence[tuple[str, Any]], allow_shapes: bool) -> tuple[st
 
 def _show_sweep(run: Callable[[], SweepResult], kw: dict[str, Any]) -> int:
     output = _Output(kw["as_json"], False, None, False)
-    with contextlib.redirect_stdout(sys.stderr):
-        result = run()
+    result = _supervise(lambda _: run(), None, Limits())
     if kw["plot"] is not None:
         write_sweep_image(result, kw["plot"])
     width = output.console.width if output.terminal else 80
@@ -659,11 +686,11 @@ def sweep_func(**kw: Any) -> int:
     values = {**kw, "params": _FUNC["params"].convert(shapes), "const": _FUNC["const"].convert(kw["const"])}
     spec = build_spec("func", values)
     assert isinstance(spec, FuncSpec)
-    with contextlib.redirect_stdout(sys.stderr):
+
+    def run() -> SweepResult:  # in the supervised child: importing the module runs its code
         loaded = load_check(spec)
-    f, g, call = loaded.loss, loaded.derivative, loaded.call
-    return _show_sweep(
-        lambda: sweep_steps(
+        f, g, call = loaded.loss, loaded.derivative, loaded.call
+        return sweep_steps(
             lambda p: call(f, **p),
             lambda p: call(g, **p),
             loaded.params,
@@ -672,9 +699,9 @@ def sweep_func(**kw: Any) -> int:
             parameter=parameter,
             seed=kw["seed"],
             title=spec.title(),
-        ),
-        kw,
-    )
+        )
+
+    return _show_sweep(run, kw)
 
 
 def _overrides(options: Sequence[Option]) -> Callable[[F], F]:
@@ -752,22 +779,29 @@ def run(
                 f"{', '.join(c.name for c in load_suite(config))}",
                 param_hint="'-k' / '--only'",
             )
-    with contextlib.redirect_stdout(sys.stderr):
-        prepared = prepare_suite(checks)
+    # Every func check's code is imported first (a misspelled function stops the suite
+    # at once), in a supervised child like the checks themselves.
+    _supervise(lambda _: len(prepare_suite(checks)), None, Limits(overrides.get("timeout")))
     given = {k: v for k, v in overrides.items() if v is not None}
     outcomes: list[Outcome] = []
     unrun: list[str] = []
-    for position, check in enumerate(prepared):
+    for position, check in enumerate(checks):
+        limits = _limits({**check.execution.__dict__, **given})
         try:
-            with contextlib.redirect_stdout(sys.stderr):
-                outcome: Outcome = run_check(check, output.progress(check.name), given)
+            outcome: Outcome = _supervise(
+                functools.partial(_run_suite_check, check, given), output.progress(check.name), limits
+            )
+        except TimeLimitExceeded as exc:
+            outcome = exc.report if exc.report is not None else CheckError(check.name, check.spec.title(), str(exc))
+            if exc.report is not None:
+                _error_line(f"check {check.name!r}: {command_line(exc)}")
         except CheckInterrupted as exc:
             outcomes.append(exc.report)
             output.show(exc.report, suite=True)
-            unrun = [c.name for c in prepared[position + 1 :]]
+            unrun = [c.name for c in checks[position + 1 :]]
             break
         except KeyboardInterrupt:
-            unrun = [c.name for c in prepared[position:]]
+            unrun = [c.name for c in checks[position:]]
             break
         except (InputError, UserCodeError) as exc:
             if isinstance(exc, UserCodeError):
@@ -776,6 +810,10 @@ def run(
         outcomes.append(outcome)
         output.show(outcome, suite=True)
     return output.finish(outcomes, unrun, suite=True)
+
+
+def _run_suite_check(check: CheckConfig, given: dict[str, Any], progress: ProgressSink | None) -> Report:
+    return run_check(check, progress, given)
 
 
 def main(args: list[str] | None = None, prog_name: str = "gradcheck") -> None:

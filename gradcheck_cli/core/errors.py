@@ -61,6 +61,7 @@ class InputError(GradcheckError, ValueError):
 
     def __init__(self, message: str, option: str | None = None) -> None:
         super().__init__(f"{option}: {message}" if option else message)
+        self.raw = message  # with its option references, for another process to spell
         self.message = python_spelling(message)
         self.flag_message = flag_spelling(message)
         self.option = option
@@ -82,6 +83,15 @@ class BadValueError(InputError):
     """The function under test returned something unusable (not a scalar, NaN, inf)."""
 
 
+class TimeLimitExceeded(InputError):
+    """The check ran past its wall-clock limit and was stopped; ``report`` holds the
+    rows that finished (None when none could be kept)."""
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class CheckInterrupted(KeyboardInterrupt):
     """Ctrl-C during a check: still an interrupt (it stops a test run as any Ctrl-C
     does), carrying the ``Report`` of the parameters finished before it."""
@@ -101,7 +111,8 @@ class UserCodeError(GradcheckError):
     def __init__(
         self, where: str, original: BaseException, *, kind: str | None = None, frames: list[str] | None = None
     ) -> None:
-        super().__init__(f"{where} raised {kind or type(original).__name__}: {original}")
+        self.kind = kind or type(original).__name__
+        super().__init__(f"{where} raised {self.kind}: {original}")
         self.where = where
         self.original = original
         self.frames = frames

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from ..core.errors import BadValueError
 from ..core.estimates import EPS64
 from ..core.indexing import format_index
-from .usercode import call_user
+from .usercode import call_user, note_batch, note_move
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
@@ -369,11 +369,13 @@ def evaluate_moves(state: JobState, moves: Moves, tick: Callable[[int], None] | 
     params[moves.name] = work
     function, where, pattern = job.function, job.where, state.base_pattern
     single = moves.bounds is None
+    note_batch((moves.name, tuple(shape), moves.kind))
     for k in range(len(moves)):
         if tick is not None:
             tick(k)
         if single:
             i = moves.index[k]
+            note_move(int(i))
             old = view[i]
             view[i] = old + moves.value[k]
         else:
@@ -393,4 +395,5 @@ def evaluate_moves(state: JobState, moves: Moves, tick: Callable[[int], None] | 
                 view[i] = old
             else:
                 view[idx] = saved
+    note_batch(None)
     return out

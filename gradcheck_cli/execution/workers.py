@@ -47,10 +47,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import BadValueError, GradcheckError, InputError, UserCodeError, option_ref
+from ..core.errors import BadValueError, GradcheckError, InputError, option_ref
 from .checkpoint import Checkpoint
 from .evaluation import Job, JobState, Moves, evaluate_moves
-from .usercode import user_frames
+from .supervisor import decode_error, encode_error
 
 Array = npt.NDArray[Any]
 Result = dict[str, Array]
@@ -206,25 +206,11 @@ class InProcess(Runner):
 
 
 def _encode_error(exc: BaseException) -> tuple[Any, ...]:
-    """An error raised in a worker, as plain data (exceptions and tracebacks do not
-    always pickle)."""
-    if isinstance(exc, UserCodeError):
-        original = exc.original
-        return ("user", exc.where, type(original).__name__, str(original), exc.frames or user_frames(original))
-    if isinstance(exc, InputError):
-        return ("input", type(exc).__name__, exc.message, exc.option)
-    return ("other", type(exc).__name__, str(exc))
+    return encode_error(exc)
 
 
 def _decode_error(data: tuple[Any, ...], where: str) -> GradcheckError:
-    if data[0] == "user":
-        _, at, kind, text, frames = data
-        return UserCodeError(at, Exception(text), kind=kind, frames=frames)
-    if data[0] == "input":
-        _, kind, message, option = data
-        return (BadValueError if kind == "BadValueError" else InputError)(message, option=option)
-    _, kind, text = data
-    return BadValueError(f"{where} could not be evaluated in a worker ({kind}: {text})")
+    return decode_error(data, where, "a worker")
 
 
 def _pickled(job: Job) -> bytes:
