@@ -51,6 +51,7 @@ from ..core.errors import (
     SpecError,
     TimeLimitExceeded,
     UserCodeError,
+    option_ref,
 )
 from .usercode import Activity, Snapshot, record_activity, user_frames
 
@@ -257,8 +258,8 @@ def _watch(child: Any, receive: Any, activity: Activity, limits: Limits, began: 
         running = f"; {now.where} was running {now.context}" if now.running else ""
         report = _rows_so_far(child, receive)
         raise TimeLimitExceeded(
-            f"the check ran past max_seconds ({limits.max_seconds:g} s) and was stopped{running}; the rows that "
-            f"finished are kept; raise max_seconds, or check a part",
+            f"the check ran past {option_ref('max_seconds')} ({limits.max_seconds:g} s) and was stopped{running}; "
+            f"the rows that finished are kept; raise {option_ref('max_seconds')}, or check a part",
             report,
         )
 

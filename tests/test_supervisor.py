@@ -1,0 +1,214 @@
+"""The supervisor: whatever the user's code does to its process, the exit code tells
+the truth.  Each case runs the command in a process of its own (as CI does), with
+user code that ends, crashes, hangs, forks, changes folder, prints or leaves a
+thread behind."""
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from gradcheck_cli.execution.supervisor import Limits, can_supervise, supervised
+
+pytestmark = pytest.mark.skipif(not can_supervise(), reason="the supervisor needs fork (not on this platform)")
+
+HEADER = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    import numpy as np
+
+    calls = [0]
+
+
+    def grad(w):
+        return {"w": 2 * w}
+
+
+    def good(w):
+        return float(np.sum(w * w))
+    """
+)
+
+CASES = {
+    # name: (body of loss(w), expected exit code, expected last line of stderr)
+    "exit-0-at-start": (
+        "os._exit(0)",
+        2,
+        "{f}:loss ended the check's process (exit code 0) outside the finite-difference moves (at the starting point, or the derivative under test); the code under test must return a value, not exit or crash",
+    ),
+    "exit-3-mid-check": (
+        "calls[0] += 1\n    if calls[0] > 3:\n        os._exit(3)\n    return float(np.sum(w * w))",
+        2,
+        "{f}:loss ended the check's process (exit code 3) with w[1] moved; the code under test must return a value, not exit or crash",
+    ),
+    "segfault": (
+        "calls[0] += 1\n    if calls[0] > 2:\n        os.kill(os.getpid(), signal.SIGSEGV)\n    return float(np.sum(w * w))",
+        2,
+        "{f}:loss ended the check's process (signal SIGSEGV) with w[0] moved; the code under test must return a value, not exit or crash",
+    ),
+    "killed": (
+        "os.kill(os.getpid(), signal.SIGKILL)",
+        2,
+        "{f}:loss ended the check's process (signal SIGKILL) outside the finite-difference moves (at the starting point, or the derivative under test); the code under test must return a value, not exit or crash",
+    ),
+}
+
+
+def _module(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "user.py"
+    path.write_text(HEADER + f"\n\ndef loss(w):\n    {body}\n", encoding="utf-8")
+    return path
+
+
+def _gradcheck(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "gradcheck_cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
+
+
+def _func(path: Path, *extra: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return _gradcheck("func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "w=3", *extra, cwd=cwd)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_user_code_that_ends_the_process_is_named_and_exits_2(case, tmp_path):
+    body, code, line = CASES[case]
+    path = _module(tmp_path, body)
+    result = _func(path)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "Error: " + line.format(f=path)
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_exit_0_in_a_suite_is_an_error_and_the_later_checks_and_junit_survive(tmp_path):
+    bad = _module(tmp_path, "os._exit(0)")
+    good = tmp_path / "good.py"
+    good.write_text(HEADER + "\n\nloss = good\n", encoding="utf-8")
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        textwrap.dedent(
+            f"""
+            [[check]]
+            name = "ends"
+            model = "func"
+            loss = "{bad}:loss"
+            grad = "{bad}:grad"
+            params = {{ w = "3" }}
+
+            [[check]]
+            name = "fine"
+            model = "func"
+            loss = "{good}:loss"
+            grad = "{good}:grad"
+            params = {{ w = "3" }}
+            """
+        ),
+        encoding="utf-8",
+    )
+    junit = tmp_path / "out.xml"
+    result = _gradcheck("run", str(suite), "--junit", str(junit), "--json")
+    assert result.returncode == 2
+    data = json.loads(result.stdout)
+    statuses = [c["status"] for c in data["checks"]]
+    assert statuses == ["ERROR", "PASS"]
+    assert "ended the check's process (exit code 0)" in data["checks"][0]["error"]
+    assert junit.is_file() and "ended the check" in junit.read_text(encoding="utf-8")
+
+
+def test_a_hang_at_the_starting_point_is_stopped_by_the_timeout(tmp_path):
+    path = _module(tmp_path, "time.sleep(600)")
+    began = time.monotonic()
+    result = _func(path, "--timeout", "1")
+    assert time.monotonic() - began < 60
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {path}:loss did not return within the timeout of 1 s outside the finite-difference moves (at the "
+        f"starting point, or the derivative under test), and was stopped; make it return, or give a larger timeout"
+    )
+
+
+def test_max_seconds_is_a_hard_wall_that_keeps_the_finished_rows(tmp_path):
+    path = tmp_path / "user.py"
+    path.write_text(
+        HEADER
+        + textwrap.dedent(
+            """
+
+            def loss(a, b):
+                if b[0] != 1.0 and abs(b[0] - 1.0) < 0.5:  # b moved: slow from here on
+                    time.sleep(30)
+                return float(np.sum(a * a) + np.sum(b * b))
+
+
+            def grad2(a, b):
+                return {"a": 2 * a, "b": 2 * b}
+            """
+        ),
+        encoding="utf-8",
+    )
+    init = tmp_path / "start.npz"
+    import numpy as np
+
+    np.savez(init, a=np.array([0.5, -0.3]), b=np.array([1.0, 2.0]))
+    began = time.monotonic()
+    result = _gradcheck(
+        "func", f"{path}:loss", "--grad", f"{path}:grad2", "--param", "a=2", "--param", "b=2",
+        "--init", str(init), "--max-seconds", "3", "--json",
+    )  # fmt: skip
+    assert time.monotonic() - began < 25
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert [p["name"] for p in report["parameters"]] == ["a"] and report["unchecked_parameters"] == ["b"]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: the check ran past --max-seconds (3 s) and was stopped; ")
+    assert f"{path}:loss was running with b[0] moved" in last
+
+
+def test_a_thread_left_running_cannot_hold_the_exit(tmp_path):
+    body = "threading.Thread(target=time.sleep, args=(600,)).start()\n    return float(np.sum(w * w))"
+    path = _module(tmp_path, body)
+    began = time.monotonic()
+    result = _func(path, "-q")
+    assert time.monotonic() - began < 60
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_fork_in_user_code_cannot_print_the_report_twice(tmp_path):
+    body = "if calls[0] == 0:\n        calls[0] = 1\n        os.fork()\n    return float(np.sum(w * w))"
+    path = _module(tmp_path, body)
+    result = _func(path, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "PASS"  # one document, parsed whole
+
+
+def test_chdir_in_user_code_cannot_move_the_junit_file(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    body = f"os.chdir({str(elsewhere)!r})\n    return float(np.sum(w * w))"
+    path = _module(tmp_path, body)
+    result = _func(path, "--junit", "report.xml", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "report.xml").is_file() and not (elsewhere / "report.xml").exists()
+
+
+def test_user_prints_go_to_stderr_and_json_stays_whole(tmp_path):
+    body = "print('hello from the loss'); os.write(1, b'raw bytes\\n')\n    return float(np.sum(w * w))"
+    path = _module(tmp_path, body)
+    result = _func(path, "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["status"] == "PASS"
+    assert "hello from the loss" in result.stderr and "raw bytes" in result.stderr
+
+
+def test_the_supervised_function_returns_and_forwards_progress():
+    seen = []
+
+    def work(channel):
+        channel.send("progress", "advance", 3)
+        return 41 + 1
+
+    assert supervised(work, seen.append, Limits()) == 42
+    assert seen == [("progress", "advance", 3)]
