@@ -212,3 +212,70 @@ def test_the_supervised_function_returns_and_forwards_progress():
 
     assert supervised(work, seen.append, Limits()) == 42
     assert seen == [("progress", "advance", 3)]
+
+
+# ---- the command's own edges -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [[], ["sweep"]], ids=["gradcheck", "gradcheck sweep"])
+def test_no_command_is_usage_and_exit_2(args):
+    result = _gradcheck(*args)
+    assert result.returncode == 2 and result.stdout == ""
+    names = "func, linreg, mlp, run, sweep, zoo" if not args else "func, linreg, mlp"
+    path = " ".join(["gradcheck", *args])
+    assert (
+        result.stderr
+        == f"Error: no command given; usage: {path} COMMAND [ARGS]..., COMMAND one of {names} ({path} --help)\n"
+    )
+
+
+def test_a_full_standard_output_is_one_line_and_exit_2():
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "gradcheck_cli", "mlp", "--layers", "3,4,2"],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "Error: cannot write the report to standard output (No space left on device); the verdict was not shown"
+    )
+
+
+def test_a_closed_standard_output_is_one_line_and_exit_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "gradcheck_cli", "mlp", "--layers", "3,4,2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+        preexec_fn=lambda: __import__("os").close(1),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("(standard output is closed); the verdict was not shown")
+
+
+def test_sigterm_ends_the_check_and_its_workers_quietly(tmp_path):
+    path = _module(tmp_path, "time.sleep(0.2)\n    return float(np.sum(w * w))")
+    command = [sys.executable, "-m", "gradcheck_cli", "func", f"{path}:loss", "--grad", f"{path}:grad"]
+    process = subprocess.Popen(
+        [*command, "--param", "w=40", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(4)
+    process.terminate()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + 15
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    survivors = subprocess.run(["pgrep", "-f", str(path)], capture_output=True, text=True, check=False).stdout
+    assert survivors.strip() == ""
+
+
+def test_deep_nesting_in_a_suite_or_a_constant_is_one_line(tmp_path):
+    suite = tmp_path / "deep.toml"
+    suite.write_text('[[check]]\nname = "x"\nmodel = "mlp"\nlayers = ' + "[" * 5000 + "]" * 5000 + "\n")
+    result = _gradcheck("run", str(suite))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"Error: {suite}: values nested too deeply to read (arrays or tables inside one another, beyond Python's "
+        f"recursion limit of {sys.getrecursionlimit()}); a suite's values are flat"
+    )
+    path = _module(tmp_path, "return float(np.sum(w * w))")
+    result = _func(path, "--const", "x=" + "[" * 5000 + "]" * 5000)
+    assert result.returncode == 2
+    assert "the value of x is nested too deeply to read" in result.stderr and "Traceback" not in result.stderr

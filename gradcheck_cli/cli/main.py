@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -220,10 +221,13 @@ class _Output:
                     f"{str(junit)!r} exists and is not a JUnit report; give a new path, or --overwrite to replace it",
                     param_hint="'--junit'",
                 )
-        self.stdout = sys.stdout  # the real one: user code's prints are sent to stderr meanwhile
+        self.stdout = sys.stdout if sys.stdout is not None else open(os.devnull, "w")  # noqa: SIM115
         self.console = Console(file=self.stdout)
         self.terminal = self.console.is_terminal
         self.broken = False
+        # Why the report could not be written (a closed or full standard output): the
+        # verdict cannot reach its reader, so the exit is 2.
+        self.unwritable = "" if sys.stdout is not None else "standard output is closed"
 
     def progress(self, label: str = "") -> RichProgress | None:
         """A progress bar only for a person watching a terminal: not with --json,
@@ -243,6 +247,12 @@ class _Output:
                 self.stdout.flush()
         except BrokenPipeError:
             self._close_pipe()
+        except (OSError, ValueError) as exc:
+            self._unwritable(exc)
+
+    def _unwritable(self, exc: BaseException) -> None:
+        self.unwritable = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        self._close_pipe()  # what is still buffered goes nowhere at exit, not into a traceback
 
     def _close_pipe(self) -> None:
         """The reader is gone: send the rest of our output nowhere, keep the verdict."""
@@ -279,6 +289,9 @@ class _Output:
             except OSError as exc:
                 _error_line(f"cannot write the JUnit report to {self.junit} ({exc.strerror}); give a writable path")
                 return EXIT_USAGE
+        if self.unwritable:
+            _error_line(f"cannot write the report to standard output ({self.unwritable}); the verdict was not shown")
+            return EXIT_USAGE
         return suite_exit_code(outcomes, unrun)
 
     def write(self, renderable: Any) -> None:
@@ -301,6 +314,8 @@ class _Output:
             self.stdout.flush()
         except BrokenPipeError:
             self._close_pipe()
+        except (OSError, ValueError) as exc:
+            self._unwritable(exc)
 
 
 def _limits(kw: dict[str, Any]) -> Limits:
@@ -376,9 +391,11 @@ class _Cli(click.Group):
     ) -> Any:
         try:
             rv = super().main(args, prog_name or "gradcheck", complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help())
-            rv = EXIT_PASS
+        except click.exceptions.NoArgsIsHelpError as exc:  # a command was expected: usage, exit 2
+            path, group = exc.ctx.command_path, exc.ctx.command
+            names = ", ".join(sorted(group.commands)) if isinstance(group, click.Group) else ""
+            _error_line(f"no command given; usage: {path} COMMAND [ARGS]..., COMMAND one of {names} ({path} --help)")
+            rv = EXIT_USAGE
         except click.ClickException as exc:
             _error_line(exc.format_message())
             rv = EXIT_USAGE
@@ -816,8 +833,14 @@ def _run_suite_check(check: CheckConfig, given: dict[str, Any], progress: Progre
     return run_check(check, progress, given)
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM: end quietly; the supervisor's cleanup stops the check and its workers."""
+    raise SystemExit(128 + signum)
+
+
 def main(args: list[str] | None = None, prog_name: str = "gradcheck") -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminated)
     tune_allocator()  # the whole process is ours: keep the engine's scratch memory warm
     cli.main(args=args, prog_name=prog_name)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -119,6 +120,11 @@ def load_suite(path: str | Path) -> list[CheckConfig]:
         message = str(exc)
         line = max(1, len(text.splitlines())) if "end of document" in message else _line_from_message(message)
         raise ConfigError(f"{path}:{line}: not valid TOML: {_first_clause(message)}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: values nested too deeply to read (arrays or tables inside one another, beyond Python's "
+            f"recursion limit of {sys.getrecursionlimit()}); a suite's values are flat"
+        ) from None
     lines = text.splitlines()
     extra = [k for k in data if k != "check"]
     if extra:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -463,6 +464,11 @@ def _constants(value: Any) -> Constants:
                 raise ValueError(f"{item!r} is not NAME=JSON; e.g. stride=2 or mode='\"train\"'")
             try:
                 pairs.append((name.strip(), json.loads(text)))
+            except RecursionError:
+                raise ValueError(
+                    f"the value of {name.strip()} is nested too deeply to read (beyond Python's recursion limit "
+                    f"of {sys.getrecursionlimit()}); give a flatter value"
+                ) from None
             except json.JSONDecodeError:
                 raise ValueError(
                     f'the value of {name.strip()} ({text!r}) is not JSON; e.g. 2, 0.5, "train", '
