@@ -27,7 +27,7 @@ STATUS_ORDER = {"PASS": 0, "UNRESOLVED": 1, "FAIL": 2, "ERROR": 3, "INCOMPLETE":
 # The exit codes, one meaning each: 1 is a gradient that failed and nothing else.
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_UNRESOLVED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_CODES = {
-    EXIT_PASS: "every parameter passes",
+    EXIT_PASS: "every parameter passes: a check finished and passed (exit 0 never means anything else)",
     EXIT_FAIL: "at least one parameter fails, and nothing else: never an error of input, of your code, or of ours",
     EXIT_USAGE: (
         "bad usage or input, or a check that could not run: one line on stderr naming the option (or the config "
