@@ -8,10 +8,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from gradcheck_cli import BadValueError, check_gradients
 from gradcheck_cli.execution.supervisor import Limits, can_supervise, supervised
 
 pytestmark = pytest.mark.skipif(not can_supervise(), reason="the supervisor needs fork (not on this platform)")
@@ -150,8 +154,6 @@ def test_max_seconds_is_a_hard_wall_that_keeps_the_finished_rows(tmp_path):
         encoding="utf-8",
     )
     init = tmp_path / "start.npz"
-    import numpy as np
-
     np.savez(init, a=np.array([0.5, -0.3]), b=np.array([1.0, 2.0]))
     began = time.monotonic()
     result = _gradcheck(
@@ -279,3 +281,92 @@ def test_deep_nesting_in_a_suite_or_a_constant_is_one_line(tmp_path):
     result = _func(path, "--const", "x=" + "[" * 5000 + "]" * 5000)
     assert result.returncode == 2
     assert "the value of x is nested too deeply to read" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---- every value read safely -----------------------------------------------------------------
+
+
+class _TensorLike:
+    """What a framework hands back: no float(), an array only after detach()."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value, dtype=np.float64)
+        self.requires_grad = True
+
+    def detach(self):
+        return _Detached(self.value)
+
+    def __array__(self, dtype=None, copy=None):
+        raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+
+
+class _Detached:
+    def __init__(self, value):
+        self.value = value
+
+    def cpu(self):
+        return self
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+
+def _square(p):
+    return float(np.sum(p["w"] ** 2))
+
+
+def _square_grad(p):
+    return {"w": 2 * p["w"]}
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda x: Fraction(x).limit_denominator(10**12) + Fraction(1, 3),
+        lambda x: Decimal(x) + Decimal("0.5"),
+        _TensorLike,
+    ],
+    ids=["Fraction", "Decimal", "tensor that requires grad"],
+)
+def test_numbers_of_other_kinds_are_read_as_numbers(wrap):
+    report = check_gradients(lambda p: wrap(_square(p)), _square_grad, {"w": np.array([0.3, -1.2, 2.0])})
+    assert report.status == "PASS"
+
+
+@pytest.mark.parametrize(
+    "masked",
+    [lambda x: np.ma.masked_array([x], mask=[True]).sum(), lambda x: np.ma.masked_array(x, mask=True)],
+    ids=["masked sum", "masked 0-d"],
+)
+def test_a_fully_masked_loss_is_refused_not_read(masked):
+    with pytest.raises(BadValueError) as info:
+        check_gradients(lambda p: masked(_square(p)), _square_grad, {"w": np.ones(3)})
+    assert str(info.value) == (
+        "loss returned a masked value at the starting point; a masked entry has no value to check: return the loss "
+        "as a plain float (fill or drop the masked entries first)"
+    )
+
+
+class _BrokenMapping(dict):
+    def __getitem__(self, key):
+        raise RuntimeError("lookup failed")
+
+
+def test_a_gradient_mapping_whose_lookup_raises_is_one_typed_error(tmp_path):
+    with pytest.raises(BadValueError) as info:
+        check_gradients(_square, lambda p: _BrokenMapping(w=2 * p["w"]), {"w": np.ones(3)})
+    assert str(info.value) == (
+        "gradient returned a _BrokenMapping whose lookup raised RuntimeError: lookup failed; "
+        "return a plain dict name -> array"
+    )
+    path = tmp_path / "user.py"
+    path.write_text(
+        HEADER + "\n\nclass Bad(dict):\n    def __getitem__(self, k):\n        raise RuntimeError('no')\n\n\n"
+        "def loss(w):\n    return float(np.sum(w * w))\n\n\ndef bad(w):\n    return Bad(w=2 * w)\n",
+        encoding="utf-8",
+    )
+    result = _gradcheck("func", f"{path}:loss", "--grad", f"{path}:bad", "--param", "w=3")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"Error: {path}:bad returned a Bad whose lookup raised RuntimeError: no; return a plain dict name -> array"
+    )

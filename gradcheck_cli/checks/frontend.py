@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import InputError
+from ..core.errors import BadValueError, InputError
 from ..core.indexing import entry_index
 from ..core.options import (
     EXECUTION_NAMES,
@@ -58,13 +58,7 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
     (complex values only where ``complex_ok``: a gradient under a complex step)."""
     names = list(params)
     if isinstance(raw, Mapping):
-        missing = [n for n in names if n not in raw]
-        extra = [str(n) for n in raw if n not in params]
-        if missing:
-            raise InputError(f"{where} returned no entry for {', '.join(missing)}; expected keys {', '.join(names)}")
-        if extra:
-            raise InputError(f"{where} returned unknown keys {', '.join(extra)}; expected keys {', '.join(names)}")
-        grads = {n: raw[n] for n in names}
+        grads = _read_mapping(raw, names, where)
     elif isinstance(raw, (tuple, list)):
         if len(raw) != len(names):
             raise InputError(
@@ -96,6 +90,26 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
             )
         out[n] = g
     return out
+
+
+def _read_mapping(raw: Mapping[Any, Any], names: list[str], where: str) -> dict[str, Any]:
+    """The entries of a returned mapping, one per name; a mapping whose lookups raise is
+    the user's object misbehaving: one line naming the function, not our traceback."""
+    try:
+        missing = [n for n in names if n not in raw]
+        extra = [str(n) for n in raw if n not in names]
+        if missing:
+            raise InputError(f"{where} returned no entry for {', '.join(missing)}; expected keys {', '.join(names)}")
+        if extra:
+            raise InputError(f"{where} returned unknown keys {', '.join(extra)}; expected keys {', '.join(names)}")
+        return {n: raw[n] for n in names}
+    except InputError:
+        raise
+    except Exception as exc:
+        raise BadValueError(
+            f"{where} returned a {type(raw).__name__} whose lookup raised {type(exc).__name__}: {exc}; "
+            f"return a plain dict name -> array"
+        ) from None
 
 
 def shape_text(shape: tuple[int, ...]) -> str:

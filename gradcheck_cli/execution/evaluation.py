@@ -20,7 +20,9 @@ arbitrary object into a number or a clear error, and only numbers travel back.
 
 from __future__ import annotations
 
+import decimal
 import hashlib
+import numbers
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -130,13 +132,40 @@ class _Context:
 # ---- reading values --------------------------------------------------------------------------
 
 
+def _plain(value: object, who: str, context: object) -> object:
+    """What a framework or a masked array holds, as plain numbers: a masked value is
+    refused (its hidden data is not the loss); a tensor is read through its own
+    ``detach``/``numpy`` (a torch tensor that requires grad, a jax array)."""
+    if isinstance(value, np.ma.MaskedArray) or value is np.ma.masked:
+        if np.ma.getmaskarray(value).any():
+            raise BadValueError(
+                f"{who} returned a masked value {context}; a masked entry has no value to check: return the loss "
+                f"as a plain float (fill or drop the masked entries first)"
+            )
+        return np.ma.getdata(value)
+    if isinstance(value, (numbers.Rational, decimal.Decimal)) and not isinstance(value, (bool, numbers.Integral)):
+        return float(value)  # Fraction, Decimal: numbers, read as floats
+    if hasattr(value, "detach") and callable(value.detach):  # a torch tensor (that may require grad)
+        value = value.detach()
+        value = value.cpu() if hasattr(value, "cpu") else value
+    if not isinstance(value, np.ndarray) and hasattr(value, "__array__"):
+        try:
+            return np.asarray(value)
+        except Exception as exc:
+            raise BadValueError(
+                f"{who} returned a {type(value).__name__} that cannot be read as numbers {context} "
+                f"({type(exc).__name__}: {exc}); return a float"
+            ) from None
+    return value
+
+
 def _finite_scalar(value: object, who: str, context: object) -> complex | float:
     if isinstance(value, tuple):
         raise BadValueError(
             f"{who} returned a tuple of {len(value)} {context}; return the loss alone (a float), "
             f"e.g. 'return loss', not 'return loss, dx'"
         )
-    arr = np.asarray(value)
+    arr = np.asarray(_plain(value, who, context))
     if arr.dtype == bool:
         raise BadValueError(f"{who} returned a bool ({value}) {context}; a bool is not a loss: return a float")
     if arr.size != 1:

@@ -235,7 +235,7 @@ def _answer(message: Message) -> Any:
         raise KeyboardInterrupt
     if kind == "error":
         raise decode_error(message[1])
-    raise InputError(f"internal error in gradcheck ({message[1]}); please report it with this line\n{message[2]}")
+    raise InputError(f"internal error in gradcheck ({message[1]}); please report it with the command that gave it")
 
 
 def _watch(child: Any, receive: Any, activity: Activity, limits: Limits, began: float) -> None:
