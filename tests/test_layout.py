@@ -188,7 +188,9 @@ def test_package_is_typed_and_licensed():
     assert (PACKAGE / "py.typed").is_file()
     license_text = (PACKAGE.parent / "LICENSE").read_text(encoding="utf-8")
     assert license_text.startswith("MIT License")
-    assert 'license = { text = "MIT" }' in (PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8")
+    pyproject = (PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'license = "MIT"' in pyproject and 'license-files = ["LICENSE"]' in pyproject  # an SPDX expression
+    assert "==" not in pyproject.split("[project.optional-dependencies]")[1].split("[project.scripts]")[0]
 
 
 def test_every_library_error_derives_from_one_base():
@@ -212,3 +214,9 @@ def test_no_god_objects(module):
             assert node.end_lineno - node.lineno < MAX_FUNCTION_LINES, f"{module}.{node.name}"
         elif isinstance(node, ast.ClassDef):
             assert node.end_lineno - node.lineno < MAX_CLASS_LINES, f"{module}.{node.name}"
+
+
+def test_the_sdist_carries_what_its_tests_need():
+    manifest = (PACKAGE.parent / "MANIFEST.in").read_text(encoding="utf-8").split()
+    for folder in ("tests", "examples", "configs", "docs"):
+        assert folder in manifest
