@@ -370,3 +370,15 @@ def test_a_gradient_mapping_whose_lookup_raises_is_one_typed_error(tmp_path):
     assert result.stderr.strip() == (
         f"Error: {path}:bad returned a Bad whose lookup raised RuntimeError: no; return a plain dict name -> array"
     )
+
+
+def test_a_resumed_check_says_so_in_the_table_and_the_json(tmp_path):
+    path = _module(tmp_path, "return float(np.sum(w * w))")
+    checkpoint = tmp_path / "run.ckpt"
+    first = _func(path, "--checkpoint", str(checkpoint), "--json")
+    assert first.returncode == 0 and json.loads(first.stdout)["notes"] == []
+    again = _func(path, "--checkpoint", str(checkpoint), "--json")
+    (note,) = json.loads(again.stdout)["notes"]
+    assert note.startswith(f"resumed: 18 of 18 evaluations replayed from {checkpoint} ")
+    table = _func(path, "--checkpoint", str(checkpoint))
+    assert f"resumed: 18 of 18 evaluations replayed from {checkpoint}" in table.stdout

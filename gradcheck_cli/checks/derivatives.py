@@ -547,6 +547,7 @@ def _report(
     unchecked: Sequence[str] = (),
 ) -> Report:
     count = evaluations if evaluations is not None else (fn.evaluations if fn is not None else 0)
+    resumed = fn.runner.resumed() if fn is not None else None
     return Report(
         title,
         model or {},
@@ -556,7 +557,7 @@ def _report(
         count,
         name=name,
         unchecked=list(unchecked),
-        notes=list(notes),
+        notes=[*notes, *([resumed] if resumed else [])],
         evaluated=evaluated,
     )
 

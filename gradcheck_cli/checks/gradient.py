@@ -199,12 +199,20 @@ def _check_with(
             engine=probe.engine_name,
             name=name,
             unchecked=unchecked,
+            notes=_resumed(probe),
         )
 
     def evaluations_of(pname: str) -> int:
         return _entries(reference[pname].size, settings) * settings.difference.evaluations
 
     return measure_each(list(reference), measure_one, progress, evaluations_of, finish)
+
+
+def _resumed(probe: Probe) -> list[str]:
+    """The note of a check resumed from its checkpoint (none for a fresh run)."""
+    runner = getattr(probe, "runner", None)
+    note = runner.resumed() if isinstance(runner, Runner) else None
+    return [note] if note else []
 
 
 def _entries(size: int, settings: Settings) -> int:

@@ -76,6 +76,7 @@ class Checkpoint:
         self.path = Path(path)
         self.digest = digest
         self.records: dict[int, tuple[int, str, dict[str, Array]]] = {}  # start -> (count, moves digest, result)
+        self.replayed = 0  # evaluations answered from the file in this run
         good = 0
         if self.path.exists():
             if not self.path.is_file():

@@ -99,6 +99,17 @@ class Runner(abc.ABC):
         each = self.seconds or 0.0
         return evaluations * each / self.workers
 
+    def resumed(self) -> str | None:
+        """What a check says of its checkpoint once it has run: how many evaluations
+        were replayed from it (None when none were: a fresh run)."""
+        if self.checkpoint is None or not self.checkpoint.replayed:
+            return None
+        total = self._next
+        return (
+            f"resumed: {self.checkpoint.replayed:,} of {total:,} evaluations replayed from {self.checkpoint.path} "
+            f"(a checkpoint binds to the check and its source files; it is trusted, not authenticated)"
+        )
+
     def forecast(self, evaluations: int) -> Forecast:
         """The time guard's view of ``evaluations`` evaluations here."""
         each = (self.seconds or 0.0) * 1000
@@ -145,6 +156,7 @@ class Runner(abc.ABC):
                     todo.append((cursor, a))
                 pieces.append((a, result))
                 cursor = b
+                self.checkpoint.replayed += b - a
                 if progress is not None:
                     progress(b - a)
         if cursor < len(moves):
