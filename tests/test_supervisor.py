@@ -382,3 +382,24 @@ def test_a_resumed_check_says_so_in_the_table_and_the_json(tmp_path):
     assert note.startswith(f"resumed: 18 of 18 evaluations replayed from {checkpoint} ")
     table = _func(path, "--checkpoint", str(checkpoint))
     assert f"resumed: 18 of 18 evaluations replayed from {checkpoint}" in table.stdout
+
+
+def test_a_check_name_cannot_restyle_the_terminal_or_the_log(tmp_path):
+    suite = tmp_path / "evil.toml"
+    suite.write_text('[[check]]\nname = "evil\\u001b[31mRED [bold]x[/bold]"\nmodel = "linreg"\n', encoding="utf-8")
+    result = _gradcheck("run", str(suite))
+    assert result.returncode == 0
+    assert "\x1b" not in result.stdout
+    assert "evil\\x1b[31mRED [bold]x[/bold]" in result.stdout  # escaped, and no markup taken from it
+
+
+def test_junit_into_a_folder_and_plot_that_would_overwrite(tmp_path):
+    result = _gradcheck("mlp", "--layers", "3,4,2", "--junit", str(tmp_path / "reports") + "/", "-q")
+    assert result.returncode == 0 and (tmp_path / "reports" / "gradcheck.xml").is_file()
+    existing = tmp_path / "chart.png"
+    existing.write_bytes(b"mine")
+    result = _gradcheck("sweep", "mlp", "--layers", "3,4,2", "--plot", str(existing))
+    assert result.returncode == 2 and existing.read_bytes() == b"mine"
+    assert result.stderr.strip() == (
+        f"Error: Invalid value for '--plot': {str(existing)!r} exists; give a new path, or --overwrite to replace it"
+    )

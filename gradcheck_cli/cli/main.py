@@ -108,14 +108,22 @@ class ParamSpec(click.ParamType):  # type: ignore[type-arg]  # generic only in c
 
 class OutputPath(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
     """A file to write, checked before any work: a regular file, or one that can be
-    created (tried, then removed)."""
+    created (tried, then removed).  A folder (``reports/``, made if it is not there)
+    gets ``default_name`` inside it."""
 
     name = "PATH"
 
+    def __init__(self, default_name: str = "gradcheck.xml") -> None:
+        self.default_name = default_name
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
         path = Path(value)
-        if path.is_dir():
-            self.fail(f"{str(path)!r} is a folder; give a file name, e.g. gradcheck.xml", param, ctx)
+        if str(value).endswith(("/", os.sep)) or path.is_dir():
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self.fail(f"cannot make the folder {str(path)!r} ({exc.strerror}); give a writable path", param, ctx)
+            path = path / self.default_name
         if path.exists():
             if not path.is_file():
                 self.fail(f"{str(path)!r} is not a regular file; give a file path, e.g. gradcheck.xml", param, ctx)
@@ -608,10 +616,11 @@ def _sweep_options(command: F) -> F:
             click.option("--json", "as_json", is_flag=True, help="Print the data as JSON instead of the chart."),
             click.option(
                 "--plot",
-                type=OutputPath(),
+                type=OutputPath("sweep.png"),
                 default=None,
                 help="Also write the chart as an image (.png or .svg; needs matplotlib: gradcheck-cli[plot]).",
             ),
+            click.option("--overwrite", is_flag=True, help="Let --plot replace an existing file."),
         ]
     ):
         command = option(command)
@@ -632,6 +641,11 @@ def _selected(params: Sequence[tuple[str, Any]], allow_shapes: bool) -> tuple[st
 
 def _show_sweep(run: Callable[[], SweepResult], kw: dict[str, Any]) -> int:
     output = _Output(kw["as_json"], False, None, False)
+    plot = kw["plot"]
+    if plot is not None and plot.exists() and not kw["overwrite"]:
+        raise click.BadParameter(
+            f"{str(plot)!r} exists; give a new path, or --overwrite to replace it", param_hint="'--plot'"
+        )
     result = _supervise(lambda _: run(), None, Limits())
     if kw["plot"] is not None:
         write_sweep_image(result, kw["plot"])

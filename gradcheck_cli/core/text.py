@@ -8,6 +8,8 @@ same thing; this module formats, it computes nothing, and it needs no renderer
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .result import EXIT_CODES, ParameterResult, Report
@@ -28,6 +30,15 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("order", "right"),
     ("status", "center"),
 )
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """A name as it may be shown: control characters (a terminal's escape sequences
+    among them) written as escapes, so a check's name cannot restyle a terminal or a log."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def value_text(x: float) -> str:
@@ -95,8 +106,9 @@ def verdict_line(report: Report) -> str:
     if report.unchecked:
         scope = f"{checked} of {count_text(checked + len(report.unchecked), 'parameter')} (interrupted)"
     unresolved = sum(p.status == "UNRESOLVED" for p in report.parameters)
+    name = printable(report.name) + ": " if report.name else ""
     return (
-        f"{report.status}  {report.name + ': ' if report.name else ''}{scope}, {report.failed_parameters} failed"
+        f"{report.status}  {name}{scope}, {report.failed_parameters} failed"
         f"{f', {unresolved} unresolved' if unresolved else ''} | "
         f"{s.difference.label}, step {s.step:.3g}*max(1,|x|), rtol {s.rtol:g}, atol {s.atol:g}, {s.dtype}, "
         f"{s.mode} mode{', taylor test' if s.taylor else ''} | {report.engine} engine, "
@@ -123,7 +135,7 @@ def report_as_text(report: Report) -> str:
             )
         return " ".join(cells).rstrip()
 
-    out = [report.title, line(rows[0]), "-" * len(line(rows[0])), *(line(r) for r in rows[1:])]
+    out = [printable(report.title), line(rows[0]), "-" * len(line(rows[0])), *(line(r) for r in rows[1:])]
     out += [f"{p.name}: {reason}" for p in report.parameters for reason in p.reasons]
     out += list(report.notes)
     if report.unchecked:

@@ -30,7 +30,7 @@ from rich.text import Text
 
 from ..core.methods import METHOD
 from ..core.result import ZOO_CHECKS, ZOO_REQUIRED, CheckError, Outcome, Report, SweepResult, ZooReport
-from ..core.text import error_text, parameter_cells, verdict_line
+from ..core.text import error_text, parameter_cells, printable, verdict_line
 from ..insight.explain import Explanation
 
 STATUS_STYLE = {
@@ -48,7 +48,7 @@ WIDE = 118  # narrower consoles get the compact table
 def _titled_table(title: str) -> Table:
     """The house table: a bold title on the left, a rule under the header, no frame."""
     return Table(
-        title=Text(title, style="bold"),
+        title=Text(printable(title), style="bold"),
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
@@ -119,7 +119,7 @@ def render_error(error: CheckError) -> Text:
     """The line for a suite check that could not run."""
     text = Text()
     text.append("ERROR", style=STATUS_STYLE["ERROR"])
-    text.append(f"  {error.name}: {error.message}")
+    text.append(f"  {printable(error.name)}: {error.message}")
     return text
 
 
@@ -144,18 +144,19 @@ def render_suite_summary(outcomes: Sequence[Outcome], unrun: Sequence[str] = ())
         table.add_column(header)
     for o in outcomes:
         if isinstance(o, CheckError):
-            table.add_row(o.name, o.title, "-", "-", f"{o.elapsed:.3f}", Text(o.status, style=STATUS_STYLE[o.status]))
+            shown, title = Text(printable(o.name)), Text(printable(o.title))
+            table.add_row(shown, title, "-", "-", f"{o.elapsed:.3f}", Text(o.status, style=STATUS_STYLE[o.status]))
         else:
             table.add_row(
-                o.name,
-                o.title,
+                Text(printable(o.name)),
+                Text(printable(o.title)),
                 str(len(o.parameters)),
                 str(o.failed_parameters),
                 f"{o.elapsed:.3f}",
                 Text(o.status, style=STATUS_STYLE[o.status]),
             )
     for name in unrun:
-        table.add_row(name, "-", "-", "-", "-", Text("NOT RUN", style=STATUS_STYLE["INCOMPLETE"]))
+        table.add_row(Text(printable(name)), "-", "-", "-", "-", Text("NOT RUN", style=STATUS_STYLE["INCOMPLETE"]))
     return table
 
 
@@ -282,7 +283,7 @@ class RichProgress:
 
     def start(self, name: str, total: int, position: tuple[int, int]) -> None:
         prefix = f"{self.label}: " if self.label else ""
-        self._name = f"{prefix}{name} ({position[0]} of {position[1]}){self._plan}"
+        self._name = printable(f"{prefix}{name} ({position[0]} of {position[1]}){self._plan}")
         self._total, self._done = total, 0
         if self._progress is not None:
             self._task = self._progress.add_task(self._name, total=total)
