@@ -403,3 +403,19 @@ def test_junit_into_a_folder_and_plot_that_would_overwrite(tmp_path):
     assert result.stderr.strip() == (
         f"Error: Invalid value for '--plot': {str(existing)!r} exists; give a new path, or --overwrite to replace it"
     )
+
+
+@pytest.mark.parametrize("width", [40, 60, 80])
+def test_the_status_column_survives_a_narrow_terminal(width):
+    from rich.console import Console
+
+    from gradcheck_cli import check_model
+    from gradcheck_cli.models import MLP, MLPSpec
+    from gradcheck_cli.render.report import render_report
+
+    report = check_model(MLP(MLPSpec.build([4, 8, 3])))
+    console = Console(width=width, force_terminal=True, color_system=None, record=True)
+    console.print(render_report(report, width))
+    lines = console.export_text().splitlines()
+    rows = [line for line in lines if line.strip().split(" ")[0] in ("W1", "b1", "W2", "b2")]
+    assert len(rows) == 4 and all(line.rstrip().endswith("PASS") for line in rows), lines

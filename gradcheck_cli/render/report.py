@@ -83,6 +83,8 @@ def render_report(report: Report, width: int = WIDE) -> Group:
         columns.append(("order", "right"))
     columns.append(("status", "center"))
     short = {"numerical": "numeric", "resolution": "resol."} if compact else {}
+    rows = [parameter_cells(p) for p in report.parameters]
+    columns = _fitting(columns, rows, short, width)
     for header, justify in columns:
         name = short.get(header, header)
         table.add_column(
@@ -105,6 +107,27 @@ def render_report(report: Report, width: int = WIDE) -> Group:
         parts.append(Text(f"not checked (interrupted): {', '.join(report.unchecked)}", style="magenta"))
     parts.append(render_summary(report))
     return Group(*parts)
+
+
+# Left out first when a terminal is too narrow for the rest: the verdict (status), the
+# row's name and the error over its limit are the last to go.
+_NARROW_DROPS = ("kinks", "order", "shape", "worst", "resolution", "checked", "numerical", "analytic")
+
+
+def _fitting(
+    columns: list[tuple[str, JustifyMethod]], rows: list[dict[str, str]], short: dict[str, str], width: int
+) -> list[tuple[str, JustifyMethod]]:
+    """The columns that fit ``width`` whole, dropping the least needed first."""
+
+    def needed(header: str) -> int:
+        return max([len(short.get(header, header)), *(len(r[header]) for r in rows)])
+
+    kept = list(columns)
+    for header in _NARROW_DROPS:
+        if sum(needed(h) + 2 for h, _ in kept) <= width:
+            break
+        kept = [c for c in kept if c[0] != header]
+    return kept
 
 
 def render_summary(report: Report) -> Text:
