@@ -419,3 +419,16 @@ def test_the_status_column_survives_a_narrow_terminal(width):
     lines = console.export_text().splitlines()
     rows = [line for line in lines if line.strip().split(" ")[0] in ("W1", "b1", "W2", "b2")]
     assert len(rows) == 4 and all(line.rstrip().endswith("PASS") for line in rows), lines
+
+
+@pytest.mark.parametrize("option", ["--init", "--data"])
+def test_object_arrays_are_refused_never_unpickled(option, tmp_path):
+    npz = tmp_path / "objects.npz"
+    np.savez(npz, w=np.array([1, "a", None], dtype=object))
+    path = _module(tmp_path, "return float(np.sum(w * w))")
+    result = _func(path, option, str(npz))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"Error: Invalid value for '{option}': {npz}: w is an array of Python objects, which is not loaded "
+        f"(it would be unpickled); save numbers, e.g. numpy.savez(file, w=array.astype(float))"
+    )

@@ -130,8 +130,7 @@ def load_init(path: Path, shapes: dict[str, tuple[int, ...]]) -> Params:
             )
         raw = {next(iter(shapes)): loaded}
     else:
-        with loaded as data:
-            raw = {k: data[k] for k in data.files}
+        raw = _npz_members(loaded, path, "init")
     arrays: Params = {}
     for name, array in raw.items():
         if array.dtype.kind not in "fiu":
@@ -311,8 +310,24 @@ def _arrays(path: str, option: str, help_text: str) -> Params:
         raise InputError(f"{file} is not a numpy .npz or .npy file; {help_text}", option=option) from None
     if isinstance(loaded, np.ndarray):
         return {"array": loaded}
+    return _npz_members(loaded, file, option)
+
+
+def _npz_members(loaded: Any, path: Path, option: str) -> Params:
+    """The arrays of an opened .npz; an array of Python objects is refused, never
+    unpickled (a pickle runs code)."""
     with loaded as data:
-        return {k: data[k] for k in data.files}
+        out = {}
+        for key in data.files:
+            try:
+                out[key] = data[key]
+            except ValueError:
+                raise InputError(
+                    f"{path}: {key} is an array of Python objects, which is not loaded (it would be unpickled); "
+                    f"save numbers, e.g. numpy.savez(file, {key}=array.astype(float))",
+                    option=option,
+                ) from None
+        return out
 
 
 def load_check(spec: FuncSpec) -> LoadedFunction:
