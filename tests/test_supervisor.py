@@ -18,7 +18,10 @@ import pytest
 from gradcheck_cli import BadValueError, check_gradients
 from gradcheck_cli.execution.supervisor import Limits, can_supervise, supervised
 
-pytestmark = pytest.mark.skipif(not can_supervise(), reason="the supervisor needs fork (not on this platform)")
+pytestmark = [
+    pytest.mark.skipif(not can_supervise(), reason="the supervisor needs fork (not on this platform)"),
+    pytest.mark.slow,  # a fresh interpreter per case
+]
 
 HEADER = textwrap.dedent(
     """
