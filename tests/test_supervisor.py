@@ -435,3 +435,29 @@ def test_object_arrays_are_refused_never_unpickled(option, tmp_path):
         f"Error: Invalid value for '{option}': {npz}: w is an array of Python objects, which is not loaded "
         f"(it would be unpickled); save numbers, e.g. numpy.savez(file, w=array.astype(float))"
     )
+
+
+def test_a_failing_assert_in_pytest_shows_the_table_not_our_frames(tmp_path):
+    test_file = tmp_path / "test_user.py"
+    test_file.write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+            from gradcheck_cli import assert_gradients
+
+
+            def test_wrong():
+                assert_gradients(lambda p: float(np.sum(p["W"] ** 2)), lambda p: {"W": 3 * p["W"]},
+                                 {"W": np.arange(12.0).reshape(3, 4)})
+            """
+        ),
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "gradient check failed" in result.stdout and "looks off by a constant factor" in result.stdout
+    assert "gradcheck_cli" not in result.stdout  # no frame of ours
+    assert "array([[" not in result.stdout  # no parameter arrays

@@ -147,6 +147,7 @@ def api(function: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(function)
     def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        __tracebackhide__ = True  # a failed assert_* shows the user's line, not this wrapper or its arguments
         unknown = [k for k in kwargs if k not in valid and k not in signature.parameters and not k.startswith("_")]
         if unknown:
             raise InputError(f"unknown option {unknown[0]!r}; valid: {', '.join(dict.fromkeys(valid))}")
