@@ -50,7 +50,7 @@ import numpy.typing as npt
 from ..core.errors import BadValueError, GradcheckError, InputError, option_ref
 from .checkpoint import Checkpoint
 from .evaluation import Job, JobState, Moves, evaluate_moves
-from .supervisor import decode_error, encode_error
+from .supervisor import LOAD_SECONDS, decode_error, encode_error
 
 Array = npt.NDArray[Any]
 Result = dict[str, Array]
@@ -66,7 +66,6 @@ POLL_SECONDS = 0.05  # how often the parent looks at timeouts (and notices Ctrl-
 # an evaluation, so --timeout starts after them; each has an allowance of its own.
 BOOTING, LOADING = -3.0, -1.0
 BOOT_SECONDS = 60.0
-LOAD_SECONDS = 30.0
 DASK_RETRIES = 3
 DASK_TASKS_PER_SECOND = 400  # a scheduler's pace, measured (benchmarks/bench_workers.py) and rounded down
 
