@@ -173,7 +173,7 @@ def _check_with(
         row = Row(
             pname,
             reference[pname].shape,
-            "directions" if target.unit is not None else "entries",
+            "directions" if target.directions else "entries",
             target.positions,
             compared,
             measured.derivatives,
@@ -231,8 +231,11 @@ class _Parameter:
     unit: Array | None  # unit directions (rows), in directional mode
     dtype: np.dtype[Any]
     output_eps: float
-    directions: bool
     both_sides: bool = True
+
+    @property
+    def directions(self) -> bool:
+        return self.unit is not None
 
     @classmethod
     def of(
@@ -248,8 +251,8 @@ class _Parameter:
         dtype = np.dtype(settings.dtype)
         if settings.mode == "directional":
             unit = unit_directions(settings.directions, x.size, direction_rng)
-            return cls(probe, name, x, np.arange(len(unit)), unit, dtype, output_eps, True)
-        return cls(probe, name, x, entry_positions(x.size, settings, pick_rng), None, dtype, output_eps, False)
+            return cls(probe, name, x, np.arange(len(unit)), unit, dtype, output_eps)
+        return cls(probe, name, x, entry_positions(x.size, settings, pick_rng), None, dtype, output_eps)
 
     def evaluate(self, steps: Array, chosen: Array | None) -> Evaluation:
         if self.unit is not None:

@@ -122,7 +122,6 @@ class Measurement:
     """One input's numerical side, before it is judged."""
 
     derivatives: Derivatives
-    sigma: float = 0.0  # the function's measured noise (black box, when measured)
     real_output: bool = False  # complex step: every evaluation returned a real value
 
 
@@ -183,7 +182,7 @@ def _black_box(target: Target, analytic: Array, how: How, rng: np.random.Generat
     if method.one_sided:
         failed = np.flatnonzero(rule.judge(analytic, d, _reference(analytic)).failed)
         _look_from_both_sides(target, d, failed, sigma, how, precision)
-    return Measurement(d, sigma)
+    return Measurement(d)
 
 
 def _ladder(
@@ -204,15 +203,12 @@ def _real_differences(target: Target, idx: Array, sigma: float, how: How, precis
     return _ladder(evaluate, h, idx, CENTRAL, sigma, how, user_step=False)
 
 
-def _look_from_both_sides(
-    target: Target, d: Derivatives, idx: Array, sigma: float, how: How, precision: float
-) -> Derivatives | None:
+def _look_from_both_sides(target: Target, d: Derivatives, idx: Array, sigma: float, how: How, precision: float) -> None:
     """Central differences by the ladder for the entries ``idx``; a kink found there
     (one-sided slopes that disagree and stay put) puts the entry under the
-    subgradient rule: one-sided methods cannot see a kink themselves.  Returns the
-    real derivatives of ``idx`` (None when there is nothing to look at)."""
+    subgradient rule: one-sided methods cannot see a kink themselves."""
     if idx.size == 0:
-        return None
+        return
     real = _real_differences(target, idx, sigma, how, precision)
     kinked = real.kinks
     where = idx[kinked]
@@ -221,7 +217,6 @@ def _look_from_both_sides(
     d.values[where], d.noise[where], d.steps[where] = real.values[kinked], real.noise[kinked], real.steps[kinked]
     d.truncation[where] = 0.0
     d.evaluations += real.evaluations
-    return real
 
 
 def _complex_step(target: Target, analytic: Array, how: How, rng: np.random.Generator) -> Measurement:
@@ -257,7 +252,7 @@ def _complex_step(target: Target, analytic: Array, how: How, rng: np.random.Gene
     assert d.flags is not None
     d.flags[where[~real.kinks[broken]]] = FLAG_COMPLEX_INVALID
     d.evaluations += real.evaluations
-    return Measurement(d, sigma, real_output)
+    return Measurement(d, real_output)
 
 
 def _complex_broken(

@@ -52,7 +52,7 @@ class Method:
     def extrapolated(self) -> bool:
         """More accurate than the real two-point differences it is built from
         (Richardson: two central differences, their leading error cancelled)."""
-        return self.order > self.ladder.order and not self.imaginary
+        return self.order > self.ladder.order
 
     @property
     def ladder(self) -> Method:

@@ -33,8 +33,7 @@ import numpy.typing as npt
 
 from ..core.errors import BadValueError
 from ..core.estimates import EPS64
-from ..core.indexing import format_index
-from .usercode import call_user, note_batch, note_move
+from .usercode import call_user, move_context, note_batch, note_move
 
 Array = npt.NDArray[Any]
 Params = dict[str, Array]
@@ -112,11 +111,7 @@ class Moves:
 
     def context(self, k: int, shape: tuple[int, ...]) -> str:
         """``with W[0, 3] moved``: where move ``k`` went, for messages."""
-        if self.kind == "direction":
-            return f"with {self.name} moved along a direction"
-        if self.kind == "entry" and self.bounds is None:
-            return f"with {self.name}{format_index(shape, int(self.index[k])) if shape else ''} moved"
-        return f"with {self.name} moved"
+        return move_context(self.name, shape, self.kind, int(self.index[k]) if self.bounds is None else -1)
 
 
 class _Context:
@@ -136,6 +131,8 @@ def _plain(value: object, who: str, context: object) -> object:
     """What a framework or a masked array holds, as plain numbers: a masked value is
     refused (its hidden data is not the loss); a tensor is read through its own
     ``detach``/``numpy`` (a torch tensor that requires grad, a jax array)."""
+    if type(value) in (float, np.float64):  # the usual loss: nothing to unwrap (this runs per evaluation)
+        return value
     if isinstance(value, np.ma.MaskedArray) or value is np.ma.masked:
         if np.ma.getmaskarray(value).any():
             raise BadValueError(

@@ -221,7 +221,7 @@ def _listen(
                 raise _ended(child.exitcode, activity.read())
             _watch(child, receive, activity, limits, began)
         except KeyboardInterrupt:
-            _interrupt(child, receive, activity)
+            _interrupt(child, receive)
     return _answer(message)  # outside the loop: a CheckInterrupted raised here is the child's
 
 
@@ -277,7 +277,7 @@ def _rows_so_far(child: Any, receive: Any) -> Any:
     return None
 
 
-def _interrupt(child: Any, receive: Any, activity: Activity) -> None:
+def _interrupt(child: Any, receive: Any) -> None:
     """Ctrl-C here: the child is interrupted and answers with what it finished."""
     report = _rows_so_far(child, receive)
     if report is not None:

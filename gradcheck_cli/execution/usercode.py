@@ -92,7 +92,12 @@ def _context(where: str, batch: list[Any] | None, entry: int) -> str:
         return "while being imported"
     if batch is None:
         return "outside the finite-difference moves (at the starting point, or the derivative under test)"
-    name, shape, kind = batch[0], tuple(batch[1]), batch[2]
+    return move_context(batch[0], tuple(batch[1]), batch[2], entry)
+
+
+def move_context(name: str, shape: tuple[int, ...], kind: str, entry: int) -> str:
+    """``with W[0, 3] moved``: where a move went, for messages.  ``kind`` is ``entry``
+    (``entry`` the flat index moved, or -1 for several), ``direction`` or ``columns``."""
     if kind == "direction":
         return f"with {name} moved along a direction"
     if kind == "entry" and entry >= 0:

@@ -216,14 +216,6 @@ class InProcess(Runner):
 # ---- errors across processes -----------------------------------------------------------------
 
 
-def _encode_error(exc: BaseException) -> tuple[Any, ...]:
-    return encode_error(exc)
-
-
-def _decode_error(data: tuple[Any, ...], where: str) -> GradcheckError:
-    return decode_error(data, where, "a worker")
-
-
 def _pickled(job: Job) -> bytes:
     try:
         return pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
@@ -276,7 +268,7 @@ def _serve(conn: multiprocessing.connection.Connection, status: Any) -> None:
             result = evaluate_moves(states[token], moves, tick)
             conn.send(("done", result, time.perf_counter() - began))
         except BaseException as exc:  # anything the user's code does is reported, not fatal
-            conn.send(("error", max(0, int(status[0])), _encode_error(exc)))
+            conn.send(("error", max(0, int(status[0])), encode_error(exc)))
 
 
 class _Worker:
@@ -357,7 +349,7 @@ class LocalWorkers(Runner):
                             if message[0] == "done":
                                 yield (a, b), message[1], message[2]
                             elif failed is None or (i, message[1]) < failed[:2]:
-                                failed = (i, message[1], _decode_error(message[2], job.where))
+                                failed = (i, message[1], decode_error(message[2], job.where, "a worker"))
                             continue
                     stuck = self._died(worker, job, moves, a)
                     if stuck is None and self.timeout is not None:
@@ -469,7 +461,7 @@ def run_dask_chunk(token: str, blob: bytes, moves: Moves) -> tuple[Any, ...]:
         result = evaluate_moves(_dask_states[key], moves)
         return ("done", result, time.perf_counter() - began)
     except Exception as exc:
-        return ("error", 0, _encode_error(exc), traceback.format_exc(limit=1))
+        return ("error", 0, encode_error(exc), traceback.format_exc(limit=1))
 
 
 class DaskWorkers(Runner):
@@ -536,7 +528,7 @@ class DaskWorkers(Runner):
                 if message[0] == "done":
                     yield (a, b), message[1], message[2]
                 else:
-                    error = _decode_error(message[2], job.where)
+                    error = decode_error(message[2], job.where, "a worker")
                     if failed is None or i < failed[0]:
                         failed = (i, message[1], error)
         except (GradcheckError, KeyboardInterrupt, GeneratorExit):
