@@ -4,6 +4,7 @@ user code that ends, crashes, hangs, forks, changes folder, prints or leaves a
 thread behind."""
 
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -76,8 +77,10 @@ def _gradcheck(*args: str, cwd: Path | None = None, timeout: float = 120) -> sub
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
 
 
-def _func(path: Path, *extra: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return _gradcheck("func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "w=3", *extra, cwd=cwd)
+def _func(path: Path, *extra: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return _gradcheck(
+        "func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "w=3", *extra, cwd=cwd, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -269,6 +272,38 @@ def test_sigterm_ends_the_check_and_its_workers_quietly(tmp_path):
     assert "Traceback" not in err and "BrokenPipe" not in err
     survivors = subprocess.run(["pgrep", "-f", str(path)], capture_output=True, text=True, check=False).stdout
     assert survivors.strip() == ""
+
+
+IN_DASK_WORKER = 'import multiprocessing\n    in_dask = "Dask" in multiprocessing.current_process().name\n    '
+
+
+def test_a_loss_that_ends_its_dask_workers_is_one_line_in_bounded_time(tmp_path):
+    pytest.importorskip("distributed")
+    path = _module(tmp_path, IN_DASK_WORKER + "if in_dask:\n        os._exit(3)\n    return float(np.sum(w * w))")
+    result = _func(path, "--dask", "local:2", timeout=240)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"Error: {path}:loss ended each Dask worker process that ran it (the cluster gave up on the task); the code "
+        f"under test must return a value, not exit or crash\n"
+    )
+
+
+def test_ctrl_c_with_dask_prints_no_worker_tracebacks(tmp_path):
+    pytest.importorskip("distributed")
+    path = _module(tmp_path, "time.sleep(0.05)\n    return float(np.sum(w * w))")
+    command = [sys.executable, "-m", "gradcheck_cli", "func", f"{path}:loss", "--grad", f"{path}:grad"]
+    process = subprocess.Popen(
+        [*command, "--param", "w=400", "--dask", "local:2", "--force"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(8)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "not checked (interrupted): w" in out, (out, err)
+    assert err == ""  # the rows finished (none here) and the verdict INCOMPLETE, on stdout
 
 
 def test_deep_nesting_in_a_suite_or_a_constant_is_one_line(tmp_path):

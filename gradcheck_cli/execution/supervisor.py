@@ -265,8 +265,10 @@ def _watch(child: Any, receive: Any, activity: Activity, limits: Limits, began: 
 
 
 def _rows_so_far(child: Any, receive: Any) -> Any:
-    """Interrupt the child and take the report of what it finished (None if it cannot say)."""
-    _signal(child, signal.SIGINT)
+    """Interrupt the child and take the report of what it finished (None if it cannot say).
+    The child alone: it stops its workers itself (a Dask worker interrupted prints a traceback)."""
+    with contextlib.suppress(OSError):
+        os.kill(child.pid, signal.SIGINT)
     if receive.poll(GRACE_SECONDS):
         try:
             message = receive.recv()

@@ -31,6 +31,7 @@ import collections
 import contextlib
 import hashlib
 import importlib
+import logging
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -67,6 +68,7 @@ POLL_SECONDS = 0.05  # how often the parent looks at timeouts (and notices Ctrl-
 BOOTING, LOADING = -3.0, -1.0
 BOOT_SECONDS = 60.0
 DASK_RETRIES = 3
+DASK_SETTLE_SECONDS = 5.0  # restarting workers of our own cluster, before it closes
 DASK_TASKS_PER_SECOND = 400  # a scheduler's pace, measured (benchmarks/bench_workers.py) and rounded down
 
 INSTALL_DASK = "pip install 'gradcheck-cli[dask]'"
@@ -445,6 +447,24 @@ def _import_distributed() -> Any:
 
 _dask_states: dict[str, JobState] = {}
 
+# A cluster of our own keeps its log to itself: a worker that the user's code ended
+# is the check's error, said in one line, not the cluster's warnings and tracebacks.
+# Workers (restarted ones too) read the level when they start, from the environment.
+_QUIET_WORKERS = {"distributed.nanny.pre-spawn-environ": {"DASK_LOGGING__DISTRIBUTED": "critical"}}
+
+
+def _local_cluster(distributed: Any, workers: int) -> Any:
+    """``local:N``: N single-threaded worker processes on this machine, quiet."""
+    dask = importlib.import_module("dask")
+    with dask.config.set(_QUIET_WORKERS):
+        return distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL,
+        )
+
 
 def _ready() -> None:
     """Nothing: sent to each Dask worker first, so that unpickling it imports gradcheck."""
@@ -484,10 +504,7 @@ class DaskWorkers(Runner):
             text = str(target)
             try:
                 if text.startswith("local:"):
-                    n = int(text.removeprefix("local:"))
-                    self._cluster = distributed.LocalCluster(
-                        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
-                    )
+                    self._cluster = _local_cluster(distributed, int(text.removeprefix("local:")))
                     self.client = distributed.Client(self._cluster)
                 else:
                     self.client = distributed.Client(text, timeout=10)
@@ -534,6 +551,12 @@ class DaskWorkers(Runner):
         except (GradcheckError, KeyboardInterrupt, GeneratorExit):
             self._cancel(futures)
             raise
+        except self._distributed.KilledWorker:
+            self._cancel(futures)
+            raise BadValueError(
+                f"{job.where} ended each Dask worker process that ran it (the cluster gave up on the task); the code "
+                f"under test must return a value, not exit or crash"
+            ) from None
         except Exception as exc:  # the cluster's, not the user's: workers lost, scheduler gone
             self._cancel(futures)
             what = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
@@ -552,6 +575,10 @@ class DaskWorkers(Runner):
                 future.cancel()
 
     def close(self) -> None:
+        if self._cluster is not None:
+            # A worker still restarting when its cluster closes fails its start-up loudly.
+            with contextlib.suppress(Exception):
+                self.client.wait_for_workers(len(self._cluster.workers), timeout=DASK_SETTLE_SECONDS)
         if self._own_client:
             self.client.close()
         if self._cluster is not None:
