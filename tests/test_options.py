@@ -73,7 +73,8 @@ def test_an_unknown_keyword_lists_the_public_ones(function):
 
 
 def test_execution_is_the_execution_options():
-    assert list(Execution.__dataclass_fields__) == [o.name for o in EXECUTION_OPTIONS]
+    # and the folder its relative paths are taken from, fixed when it is made
+    assert list(Execution.__dataclass_fields__) == [*(o.name for o in EXECUTION_OPTIONS), "folder"]
     defaults = Execution()
     for option in EXECUTION_OPTIONS:
         assert getattr(defaults, option.name) == option.default

@@ -77,6 +77,15 @@ def _gradcheck(*args: str, cwd: Path | None = None, timeout: float = 120) -> sub
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
 
 
+def _installed(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The installed command, as users run it in a folder (``python -m`` would put the
+    folder first on the module path itself)."""
+    script = Path(sys.executable).with_name("gradcheck")
+    if not script.is_file():
+        pytest.skip("the gradcheck command is not installed beside this interpreter")
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=120, cwd=cwd, check=False)
+
+
 def _func(path: Path, *extra: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return _gradcheck(
         "func", f"{path}:loss", "--grad", f"{path}:grad", "--param", "w=3", *extra, cwd=cwd, timeout=timeout
@@ -200,6 +209,55 @@ def test_chdir_in_user_code_cannot_move_the_junit_file(tmp_path):
     result = _func(path, "--junit", "report.xml", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "report.xml").is_file() and not (elsewhere / "report.xml").exists()
+
+
+def test_chdir_at_import_cannot_move_the_files_the_command_names(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "user.py").write_text(
+        f"import os\nimport numpy as np\nos.chdir({str(elsewhere)!r})\n\n"
+        "def loss(w, scale):\n    return float(np.sum(scale * w * w))\n\n"
+        "def grad(w, scale):\n    return {'w': 2 * scale * w}\n",
+        encoding="utf-8",
+    )
+    np.savez(tmp_path / "init.npz", w=np.arange(3.0))
+    np.savez(tmp_path / "fixed.npz", scale=np.float64(2.0))
+    files = ["--init", "init.npz", "--data", "fixed.npz", "--checkpoint", "run.ckpt", "--junit", "j.xml"]
+    command = ["func", "user.py:loss", "--grad", "user.py:grad", *files, "--json"]
+    result = _gradcheck(*command, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["model"]["function"] == "user.py:loss"  # as given
+    assert (tmp_path / "run.ckpt").is_file() and (tmp_path / "j.xml").is_file()
+    assert sorted(p.name for p in elsewhere.iterdir()) == []
+    again = _gradcheck(*command, cwd=tmp_path)
+    (note,) = json.loads(again.stdout)["notes"]
+    assert note.startswith("resumed: 18 of 18 evaluations replayed from run.ckpt ")
+
+
+def test_a_module_target_prefers_the_working_folders_file(tmp_path):
+    (tmp_path / "random.py").write_text(HEADER + "\nloss = good\n", encoding="utf-8")
+    result = _installed("func", "random:loss", "--grad", "random:grad", "--param", "w=3", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr  # the standard library's random has no grad
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        '[[check]]\nname = "m"\nmodel = "func"\nloss = "random:loss"\ngrad = "random:grad"\nparams = { w = "3" }\n',
+        encoding="utf-8",
+    )
+    result = _gradcheck("run", str(suite), "--json", cwd=tmp_path.parent)  # from the suite's folder
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["checks"][0]["status"] == "PASS"
+
+
+def test_a_package_shadowed_by_a_loaded_module_is_refused_in_one_line(tmp_path):
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / "__init__.py").write_text(HEADER + "\nloss = good\n", encoding="utf-8")
+    result = _installed("func", "json.sub:loss", "--grad", "json.sub:grad", "--param", "w=3", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"Error: Invalid value for 'FILE.py:FUNCTION': the package 'json' in {tmp_path} has the name of a module "
+        f"loaded already ("
+    )
+    assert result.stderr.endswith("); rename the package, or give the file: FILE.py:FUNCTION\n")
 
 
 def test_user_prints_go_to_stderr_and_json_stays_whole(tmp_path):

@@ -179,7 +179,8 @@ def opened_runner(
         return
     digest = check_digest((identity, _source_digests(sources)), reference)
     uploads = tuple(f for f in sources if f.endswith(".py"))
-    with open_runner(run.workers, run.dask, run.checkpoint, run.timeout, digest, uploads) as opened:
+    runner_for = open_runner(run.workers, run.dask, run.checkpoint_file, run.timeout, digest, uploads, run.checkpoint)
+    with runner_for as opened:
         yield opened
 
 

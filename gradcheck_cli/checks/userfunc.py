@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -52,29 +52,72 @@ def _is_module_path(where: str) -> bool:
     return not where.endswith(".py") and all(part.isidentifier() for part in where.split("."))
 
 
-def _import(where: str, role: str) -> ModuleType:
-    """Import a file by path, or a module by its dotted name (from the working folder
-    first, so a package's relative imports work), once."""
-    if _is_module_path(where) and not Path(where).is_file():
-        key = where
-        if key not in _loaded:
-            sys.path.insert(0, os.getcwd())
-            try:
-                if importlib.util.find_spec(where.split(".", maxsplit=1)[0]) is None:
-                    raise InputError(
-                        f"no module {where!r} (from the working folder or installed); give FILE.py:FUNCTION "
-                        f"or MODULE:FUNCTION",
-                        option=role,
-                    )
-                _loaded[key] = call_user(f"importing {where}", importlib.import_module, where)
-            finally:
-                sys.path.remove(os.getcwd())
-        return _loaded[key]
-    path = Path(where).expanduser()
+def _in_folder(text: str, folder: str | None) -> Path:
+    path = Path(text).expanduser()
+    return path if folder is None else Path(folder) / path
+
+
+def _code_file(where: str, folder: str | None) -> Path | None:
+    """The file a target's ``where`` names, taken from ``folder`` (None: the working
+    folder): a path, or a module target naming a file there (``random`` and
+    ``random.py``, preferred to a module of that name loaded already); None for a
+    module imported by name."""
+    path = _in_folder(where, folder)
+    if not _is_module_path(where) or path.is_file():
+        return path
+    single = _in_folder(f"{where}.py", folder)
+    return single if "." not in where and single.is_file() else None
+
+
+def _import(where: str, role: str, folder: str | None = None) -> ModuleType:
+    """Import a file by path, or a module by its dotted name (a package in ``folder``
+    first, keeping its relative imports), once."""
+    path = _code_file(where, folder)
+    if path is not None:
+        return _import_file(path, where, role)
+    return _import_module(where, role, folder if folder is not None else os.getcwd())
+
+
+def _import_module(where: str, role: str, home: str) -> ModuleType:
+    if where not in _loaded:
+        top = where.split(".", maxsplit=1)[0]
+        elsewhere = _loaded_elsewhere(top, Path(home) / top)
+        if elsewhere is not None:
+            raise InputError(
+                f"the package {top!r} in {home} has the name of a module loaded already ({elsewhere}); rename "
+                f"the package, or give the file: FILE.py:FUNCTION",
+                option=role,
+            )
+        sys.path.insert(0, home)
+        try:
+            if importlib.util.find_spec(top) is None:
+                raise InputError(
+                    f"no module {where!r} (from the working folder or installed); give FILE.py:FUNCTION "
+                    f"or MODULE:FUNCTION",
+                    option=role,
+                )
+            _loaded[where] = call_user(f"importing {where}", importlib.import_module, where)
+        finally:
+            sys.path.remove(home)
+    return _loaded[where]
+
+
+def _loaded_elsewhere(name: str, package: Path) -> str | None:
+    """Where the module ``name`` is loaded from, when ``package`` (a folder) would be
+    shadowed by it (``import`` would return the loaded one); else None."""
+    loaded = sys.modules.get(name)
+    file = getattr(loaded, "__file__", None)
+    if not package.is_dir() or not file or Path(file).resolve().is_relative_to(package.resolve()):
+        return None
+    return str(file)
+
+
+def _import_file(path: Path, shown: str, role: str) -> ModuleType:
+    """Import the file at ``path`` (``shown`` as the user named it) under a name of its own."""
     if not path.exists():
-        raise InputError(f"file {str(path)!r} not found; give an existing FILE.py:FUNCTION", option=role)
+        raise InputError(f"file {shown!r} not found; give an existing FILE.py:FUNCTION", option=role)
     if not path.is_file():
-        raise InputError(f"{str(path)!r} is not a regular file; give a .py file", option=role)
+        raise InputError(f"{shown!r} is not a regular file; give a .py file", option=role)
     resolved = path.resolve()
     key = str(resolved)
     if key not in _loaded:
@@ -82,21 +125,21 @@ def _import(where: str, role: str) -> ModuleType:
         module_name = f"gradcheck_user_{len(_loaded)}_{stem}"
         spec = importlib.util.spec_from_file_location(module_name, resolved)
         if spec is None or spec.loader is None:
-            raise InputError(f"{str(path)!r} cannot be loaded as a Python module; give a .py file", option=role)
+            raise InputError(f"{shown!r} cannot be loaded as a Python module; give a .py file", option=role)
         module = importlib.util.module_from_spec(spec)
         sys.path.insert(0, str(resolved.parent))  # so the file can import its neighbours
         try:
-            call_user(f"importing {path}", spec.loader.exec_module, module)
+            call_user(f"importing {shown}", spec.loader.exec_module, module)
         finally:
             sys.path.remove(str(resolved.parent))
         _loaded[key] = module
     return _loaded[key]
 
 
-def load_function(where: str, name: str, role: str) -> Callable[..., Any]:
-    """Import ``where`` (a file or a module, once) and return its function ``name``;
-    ``role`` is the option that named it (``loss``, ``grad``)."""
-    module = _import(where, role)
+def load_function(where: str, name: str, role: str, folder: str | None = None) -> Callable[..., Any]:
+    """Import ``where`` (a file or a module, once, from ``folder``) and return its
+    function ``name``; ``role`` is the option that named it (``loss``, ``grad``)."""
+    module = _import(where, role, folder)
     function = getattr(module, name, None)
     if not callable(function):
         defined = sorted(
@@ -110,45 +153,46 @@ def load_function(where: str, name: str, role: str) -> Callable[..., Any]:
 INIT_HELP = "give an .npz written by numpy.savez (one array per parameter) or, for one parameter, an .npy"
 
 
-def load_init(path: Path, shapes: dict[str, tuple[int, ...]]) -> Params:
+def load_init(path: Path, shapes: dict[str, tuple[int, ...]], shown: str | None = None) -> Params:
     """Parameters from an ``.npz`` (or an ``.npy`` for one parameter); ``shapes``
-    (possibly empty) must match it."""
+    (possibly empty) must match it.  ``shown``: the path as the user gave it."""
+    label = Path(shown) if shown is not None else path
     if not path.exists():
-        raise InputError(f"file {str(path)!r} not found; {INIT_HELP}", option="init")
+        raise InputError(f"file {str(label)!r} not found; {INIT_HELP}", option="init")
     if not path.is_file():
-        raise InputError(f"{str(path)!r} is not a regular file; {INIT_HELP}", option="init")
+        raise InputError(f"{str(label)!r} is not a regular file; {INIT_HELP}", option="init")
     try:
         loaded = np.load(path, allow_pickle=False)
     except Exception:
-        raise InputError(f"{path} is not a numpy .npz or .npy file; {INIT_HELP}", option="init") from None
+        raise InputError(f"{label} is not a numpy .npz or .npy file; {INIT_HELP}", option="init") from None
     if isinstance(loaded, np.ndarray):
         if len(shapes) != 1:
             raise InputError(
-                f"{path} holds one array (.npy) but {len(shapes)} parameters are declared; "
+                f"{label} holds one array (.npy) but {len(shapes)} parameters are declared; "
                 f"declare exactly one parameter, or give an .npz",
                 option="init",
             )
         raw = {next(iter(shapes)): loaded}
     else:
-        raw = _npz_members(loaded, path, "init")
+        raw = _npz_members(loaded, label, "init")
     arrays: Params = {}
     for name, array in raw.items():
         if array.dtype.kind not in "fiu":
             kind = "complex" if array.dtype.kind == "c" else str(array.dtype)
-            raise InputError(f"array {name} in {path} is {kind}; parameters must be real numbers", option="init")
+            raise InputError(f"array {name} in {label} is {kind}; parameters must be real numbers", option="init")
         arrays[name] = np.asarray(array, dtype=np.float64)
     if shapes:
         missing = [n for n in shapes if n not in arrays]
         if missing:
-            raise InputError(f"{path} has no array {', '.join(missing)}; it holds {', '.join(arrays)}", option="init")
+            raise InputError(f"{label} has no array {', '.join(missing)}; it holds {', '.join(arrays)}", option="init")
         for name, shape in shapes.items():
             if arrays[name].shape != shape:
                 raise InputError(
-                    f"{name} in {path} has shape {arrays[name].shape}, but it is declared {shape}", option="init"
+                    f"{name} in {label} has shape {arrays[name].shape}, but it is declared {shape}", option="init"
                 )
         arrays = {n: arrays[n] for n in shapes}
     if not arrays:
-        raise InputError(f"{path} holds no arrays", option="init")
+        raise InputError(f"{label} holds no arrays", option="init")
     return arrays
 
 
@@ -198,10 +242,21 @@ class FuncSpec:
     const: Constants = ()
     dout: str | None = None
     sparsity: str | None = None
+    # Where relative files and module targets are taken from (None: the working folder
+    # when the check is loaded): fixed before any user code runs, since it may chdir.
+    folder: str | None = None
 
     @classmethod
     def build(cls, values: dict[str, Any]) -> FuncSpec:
         return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    def anchored(self) -> FuncSpec:
+        """This spec with its folder fixed (the working folder, unless it has one)."""
+        return self if self.folder is not None else replace(self, folder=os.getcwd())
+
+    def file(self, text: str) -> Path:
+        """A file this spec names, taken from its folder when relative."""
+        return _in_folder(text, self.folder)
 
     @property
     def kind(self) -> str:
@@ -298,19 +353,20 @@ def _accepted(function: Callable[..., Any], fixed: dict[str, Any]) -> dict[str, 
     return {k: v for k, v in fixed.items() if k in parameters}
 
 
-def _arrays(path: str, option: str, help_text: str) -> Params:
-    """The arrays of an .npz (or one .npy, named ``array``)."""
-    file = Path(path)
+def _arrays(spec: FuncSpec, option: str, help_text: str) -> Params:
+    """The arrays of the .npz (or one .npy, named ``array``) that ``option`` names."""
+    shown = getattr(spec, option)
+    file = spec.file(shown)
     if not file.is_file():
         what = "not found" if not file.exists() else "not a regular file"
-        raise InputError(f"{str(file)!r} is {what}; {help_text}", option=option)
+        raise InputError(f"{shown!r} is {what}; {help_text}", option=option)
     try:
         loaded = np.load(file, allow_pickle=False)
     except Exception:
-        raise InputError(f"{file} is not a numpy .npz or .npy file; {help_text}", option=option) from None
+        raise InputError(f"{shown} is not a numpy .npz or .npy file; {help_text}", option=option) from None
     if isinstance(loaded, np.ndarray):
         return {"array": loaded}
-    return _npz_members(loaded, file, option)
+    return _npz_members(loaded, Path(shown), option)
 
 
 def _npz_members(loaded: Any, path: Path, option: str) -> Params:
@@ -333,6 +389,7 @@ def _npz_members(loaded: Any, path: Path, option: str) -> Params:
 def load_check(spec: FuncSpec) -> LoadedFunction:
     """Everything about a user check that can fail before its first evaluation:
     targets, imports, functions, parameters, fixed inputs, signatures."""
+    spec = spec.anchored()  # before the imports: the code under test may chdir
     kind = spec.kind
     loss_where, loss_name = parse_target(spec.loss, "loss")
     derivative_where, derivative_name = parse_target(spec.derivative, kind)
@@ -341,16 +398,16 @@ def load_check(spec: FuncSpec) -> LoadedFunction:
         raise InputError(
             "no parameters given; name each with its shape (NAME=SHAPE) or give an init .npz", option="params"
         )
-    loss_fn = load_function(loss_where, loss_name, "loss")
-    derivative_fn = load_function(derivative_where, derivative_name, kind)
+    loss_fn = load_function(loss_where, loss_name, "loss", spec.folder)
+    derivative_fn = load_function(derivative_where, derivative_name, kind, spec.folder)
     grad_fn = None
     if kind in ("hess", "hvp") and spec.grad is not None:
         grad_where, grad_name = parse_target(spec.grad, "grad")
-        grad_fn = load_function(grad_where, grad_name, "grad")
-    params = load_init(Path(spec.init), shapes) if spec.init else draw_params(shapes, spec.seed)
+        grad_fn = load_function(grad_where, grad_name, "grad", spec.folder)
+    params = load_init(spec.file(spec.init), shapes, spec.init) if spec.init else draw_params(shapes, spec.seed)
     fixed: dict[str, Any] = {}
     if spec.data is not None:
-        fixed.update(_arrays(spec.data, "data", "give an .npz of the fixed arrays, one per name"))
+        fixed.update(_arrays(spec, "data", "give an .npz of the fixed arrays, one per name"))
     fixed.update(dict(spec.const))
     clash = sorted(set(fixed) & set(params))
     if clash:
@@ -366,13 +423,13 @@ def load_check(spec: FuncSpec) -> LoadedFunction:
         _check_signature(spec.grad, grad_fn, [*params, *_accepted(grad_fn, fixed)])
     dout = None
     if spec.dout is not None:
-        arrays = _arrays(spec.dout, "dout", "give an .npy of the upstream gradient (the output's shape)")
+        arrays = _arrays(spec, "dout", "give an .npy of the upstream gradient (the output's shape)")
         if len(arrays) != 1:
             raise InputError(f"{spec.dout} holds {len(arrays)} arrays; give one (.npy)", option="dout")
         dout = np.asarray(next(iter(arrays.values())), dtype=np.float64)
     sparsity = None
     if spec.sparsity is not None:
-        sparsity = _arrays(spec.sparsity, "sparsity", "give an .npz with a boolean mask per input")
+        sparsity = _arrays(spec, "sparsity", "give an .npz with a boolean mask per input")
     return LoadedFunction(spec, loss_fn, derivative_fn, params, fixed, grad_fn, dout, sparsity)
 
 
@@ -382,17 +439,26 @@ class UserFunction:
     so a worker process imports the file again by its path (a Dask worker that lacks
     the path, by the module name ``upload_file`` gave it)."""
 
-    def __init__(self, target: str, role: str, fixed: dict[str, Any], function: Callable[..., Any] | None = None):
+    def __init__(
+        self,
+        target: str,
+        role: str,
+        fixed: dict[str, Any],
+        function: Callable[..., Any] | None = None,
+        folder: str | None = None,
+    ):
         where, name = parse_target(target, role)
-        if not _is_module_path(where) or Path(where).is_file():
-            where = str(Path(where).expanduser().resolve())  # a worker's folder may differ
+        path = _code_file(where, folder)
+        if path is not None:
+            where = str(path.resolve())  # a worker's folder may differ
         self.target = f"{where}:{name}"
         self.role = role
         self.fixed = fixed
+        self.folder = folder if folder is not None else os.getcwd()
         self._function = function
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"target": self.target, "role": self.role, "fixed": self.fixed}
+        return {"target": self.target, "role": self.role, "fixed": self.fixed, "folder": self.folder}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -405,7 +471,7 @@ class UserFunction:
                 module = importlib.import_module(re.sub(r"\W", "_", Path(where).stem))
                 self._function = getattr(module, name)
             else:
-                self._function = load_function(where, name, self.role)
+                self._function = load_function(where, name, self.role, self.folder)
         return self._function
 
     def load(self) -> None:
@@ -419,9 +485,10 @@ class UserFunction:
 
 def _sources(spec: FuncSpec) -> tuple[str, ...]:
     """The files whose contents define a check: its code and its data."""
-    files = [parse_target(getattr(spec, k), k)[0] for k in ("loss", *DERIVATIVE_KINDS) if getattr(spec, k)]
-    files += [getattr(spec, k) for k in FILE_KEYS if getattr(spec, k)]
-    return tuple(sorted({str(Path(f).resolve()) for f in files if Path(f).is_file()}))
+    targets = [parse_target(getattr(spec, k), k)[0] for k in ("loss", *DERIVATIVE_KINDS) if getattr(spec, k)]
+    files = [_code_file(where, spec.folder) for where in targets]
+    files += [spec.file(getattr(spec, k)) for k in FILE_KEYS if getattr(spec, k)]
+    return tuple(sorted({str(f.resolve()) for f in files if f is not None and f.is_file()}))
 
 
 def check_function(
@@ -438,7 +505,7 @@ def check_function(
     s = loaded.spec
     kind = s.kind
     derivative, call = loaded.derivative, loaded.call
-    f = UserFunction(s.loss, "loss", loaded.fixed, loaded.loss)
+    f = UserFunction(s.loss, "loss", loaded.fixed, loaded.loss, s.folder)
     common: dict[str, Any] = {
         "progress": progress,
         "name": name,
@@ -493,7 +560,7 @@ def check_function(
             jacobian_name=s.derivative,
             **common,
         )
-    grad = UserFunction(s.grad, "grad", loaded.fixed, loaded.grad) if s.grad is not None else None
+    grad = UserFunction(s.grad, "grad", loaded.fixed, loaded.grad, s.folder) if s.grad is not None else None
     return check_hessian(
         f,
         loaded.params,

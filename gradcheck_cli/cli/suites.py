@@ -17,7 +17,6 @@ the file a ``func`` check names.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import tomllib
@@ -29,11 +28,10 @@ from typing import Any
 from ..checks.gradient import check_model
 from ..checks.option_sets import MODEL_OPTIONS, MODELS, options_for
 from ..checks.pipeline import ProgressSink
-from ..checks.userfunc import FILE_KEYS, FuncSpec, LoadedFunction, check_function, load_check
+from ..checks.userfunc import FuncSpec, LoadedFunction, check_function, load_check
 from ..core.errors import ConfigError, InputError, SpecError
 from ..core.limits import MAX_CHECKS, MAX_SUITE_BYTES
 from ..core.options import (
-    DERIVATIVE_KINDS,
     EXECUTION_NAMES,
     SETTINGS_OPTIONS,
     Execution,
@@ -225,16 +223,11 @@ def _converted(
 
 
 def _resolve_paths(values: dict[str, Any], model: str, folder: Path) -> None:
-    """Files a suite names are relative to the suite's folder."""
+    """Files and modules a suite names are taken from the suite's folder."""
     if model == "func":
-        for key in ("loss", *DERIVATIVE_KINDS):
-            if values[key] is not None:
-                values[key] = _relative(values[key], folder)
-        for key in FILE_KEYS:
-            if values[key] is not None:
-                values[key] = str(folder / values[key])
+        values["folder"] = str(folder.absolute())
     if values.get("checkpoint") is not None:
-        values["checkpoint"] = str(folder / values["checkpoint"])
+        values["checkpoint"] = str(folder.absolute() / values["checkpoint"])
 
 
 def build_spec(model: str, values: dict[str, Any]) -> Spec:
@@ -254,14 +247,6 @@ def build_spec(model: str, values: dict[str, Any]) -> Spec:
     if model == "func":
         return FuncSpec.build(values)
     raise SpecError("model", f"{model!r} is not one of {', '.join(MODELS)}")
-
-
-def _relative(target: str, base: Path) -> str:
-    """``FILE.py:FUNCTION`` with FILE taken relative to the config file's folder."""
-    file, sep, function = target.rpartition(":")
-    if not sep:
-        return target
-    return f"{os.path.normpath(base / file)}:{function}"
 
 
 def prepare_suite(checks: list[CheckConfig]) -> list[CheckConfig]:

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -425,10 +426,20 @@ class Execution:
     timeout: float | None = _EXECUTION["timeout"].default
     max_seconds: float = _EXECUTION["max_seconds"].default
     force: bool = _EXECUTION["force"].default
+    # The folder a relative checkpoint path is taken from, fixed when the options are:
+    # the code under test may change the working folder before the file is opened.
+    folder: str = field(default_factory=os.getcwd, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            object.__setattr__(self, f.name, _EXECUTION[f.name].convert(getattr(self, f.name)))
+        for name, option in _EXECUTION.items():
+            object.__setattr__(self, name, option.convert(getattr(self, name)))
+
+    @property
+    def checkpoint_file(self) -> str | None:
+        """The checkpoint's path, taken from ``folder`` when relative."""
+        if self.checkpoint is None:
+            return None
+        return os.path.join(self.folder, os.path.expanduser(self.checkpoint))
 
     def updated(self, **given: Any) -> Execution:
         """A copy with the options that were given (not None) replaced."""

@@ -70,20 +70,22 @@ def _parse(line: str) -> dict[str, Any] | None:
 
 class Checkpoint:
     """Finished chunks of one check in ``path``; ``digest`` identifies the check (its
-    function, parameters and settings).  A file written by another check is refused."""
+    function, parameters and settings).  A file written by another check is refused.
+    ``shown``: the path as the user gave it, for messages (default: ``path``)."""
 
-    def __init__(self, path: str | os.PathLike[str], digest: str) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | os.PathLike[str], digest: str, shown: str | None = None) -> None:
+        self.path = Path(shown if shown is not None else path)  # what messages name
+        self._where = Path(path)
         self.digest = digest
         self.records: dict[int, tuple[int, str, dict[str, Array]]] = {}  # start -> (count, moves digest, result)
         self.replayed = 0  # evaluations answered from the file in this run
         good = 0
-        if self.path.exists():
-            if not self.path.is_file():
+        if self._where.exists():
+            if not self._where.is_file():
                 raise InputError(f"{str(self.path)!r} is not a regular file; give a file path", option="checkpoint")
             good = self._read()
         try:
-            self._file = open(self.path, "r+b" if self.path.exists() else "wb")  # noqa: SIM115 (kept open for the run)
+            self._file = open(self._where, "r+b" if self._where.exists() else "wb")  # noqa: SIM115 (kept open for the run)
         except OSError as exc:
             raise InputError(
                 f"cannot write the checkpoint {str(self.path)!r} ({exc.strerror}); give a writable path",
@@ -96,7 +98,7 @@ class Checkpoint:
 
     def _read(self) -> int:
         """Load the records; the byte length of the part that checks out."""
-        with open(self.path, "rb") as f:
+        with open(self._where, "rb") as f:
             data = f.read()
         if not data:
             return 0

@@ -659,9 +659,11 @@ def open_runner(
     timeout: float | None = None,
     digest: str = "",
     uploads: tuple[str, ...] = (),
+    shown: str | None = None,
 ) -> Runner:
     """The runner for these options, chosen once: Dask, local workers (also for a
-    timeout: only a separate process can be ended), or this process."""
+    timeout: only a separate process can be ended), or this process.  ``shown``: the
+    checkpoint's path as the user gave it."""
     if dask is not None and timeout is not None:
         raise InputError(
             "a timeout ends a stuck evaluation by ending its local worker process, which a Dask cluster does not "
@@ -669,7 +671,7 @@ def open_runner(
             option="timeout",
         )
     count = cores() if workers == "auto" else int(workers)
-    record = Checkpoint(checkpoint, digest) if checkpoint is not None else None
+    record = Checkpoint(checkpoint, digest, shown) if checkpoint is not None else None
     try:
         if dask is not None:
             return DaskWorkers(dask, record, uploads)
