@@ -5,6 +5,7 @@ does in a worker (hang, exit, raise) is steered by environment variables, which
 spawned workers inherit.
 """
 
+import base64
 import gc
 import importlib
 import io
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import weakref
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -358,6 +360,59 @@ def test_a_file_that_is_no_checkpoint_is_refused(runner, tmp_path):
     assert result.exit_code == 2
     assert "is not a gradcheck checkpoint" in result.stderr
     assert path.read_text() == "shopping list\n"
+
+
+def _float32(item: list) -> list:
+    raw = np.frombuffer(base64.b64decode(item[2]), dtype=item[0]).astype(np.float32)
+    return ["float32", item[1], base64.b64encode(raw.tobytes()).decode()]
+
+
+CRAFTED = {
+    # name: (change to the first record's payload, what the refusal says)
+    "position-not-a-number": (
+        lambda p: p | {"at": "zero"},
+        "is no record gradcheck writes (its position, count or digest is missing or not what gradcheck writes)",
+    ),
+    "no-result": (lambda p: {k: v for k, v in p.items() if k != "result"}, "(its result is not a table of arrays)"),
+    "object-dtype": (
+        lambda p: p | {"result": p["result"] | {"value": ["object", [1], "AAAAAAAAAAA="]}},
+        "(value is not an array of numbers (object, shape [1]))",
+    ),
+    "bytes-not-the-shape": (
+        lambda p: p | {"result": p["result"] | {"value": ["float64", [1000], p["result"]["value"][2]]}},
+        "bytes, not the float64 array of shape [1000])",
+    ),
+    "not-base64": (
+        lambda p: p | {"result": p["result"] | {"value": ["float64", [1], "!!!!"]}},
+        "is no record gradcheck writes (value is not base64 text)",
+    ),
+    "other-names": (
+        lambda p: p | {"result": {"values" if k == "value" else k: v for k, v in p["result"].items()}},
+        "holds, at evaluation 0, arrays other than this check's (value)",
+    ),
+    "other-dtype": (
+        lambda p: p | {"result": p["result"] | {"value": _float32(p["result"]["value"])}},
+        "holds, at evaluation 0, arrays other than this check's (value)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CRAFTED))
+def test_a_crafted_record_is_refused_in_one_line(case, runner, tmp_path):
+    """A record whose checksum holds but whose content is not one gradcheck wrote."""
+    checkpoint = tmp_path / "run.ckpt"
+    assert runner.invoke(cli, [*FUNC, "--checkpoint", str(checkpoint)]).exit_code == 0
+    lines = checkpoint.read_text().splitlines(keepends=True)
+    change, said = CRAFTED[case]
+    text = json.dumps(change(json.loads(lines[1].split("\t")[0])), separators=(",", ":"))
+    lines[1] = f"{text}\t{zlib.crc32(text.encode()):08x}\n"
+    checkpoint.write_text("".join(lines))
+    result = runner.invoke(cli, [*FUNC, "--checkpoint", str(checkpoint)])
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and "Traceback" not in result.stderr
+    assert line.startswith(f"Error: Invalid value for '--checkpoint': {str(checkpoint)!r} ")
+    assert said in line and line.endswith("; give a new file, or delete it to start over")
 
 
 def test_a_partial_last_record_is_dropped_and_the_rest_kept(tmp_path):

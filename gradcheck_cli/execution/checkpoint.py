@@ -20,7 +20,9 @@ appended.  Values are stored as their exact bytes (base64), never as decimal tex
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import math
 import os
 import zlib
 from pathlib import Path
@@ -42,11 +44,43 @@ def _encode(result: dict[str, Array]) -> dict[str, list[Any]]:
     }
 
 
-def _decode(data: dict[str, list[Any]]) -> dict[str, Array]:
+def _decode(data: Any) -> dict[str, Array]:
+    """A record's arrays; ``ValueError`` naming what is wrong when they are not ones
+    ``_encode`` writes (numbers only: an object dtype is never made from the file)."""
+    if not isinstance(data, dict):
+        raise ValueError("its result is not a table of arrays")
     out = {}
-    for k, (dtype, shape, text) in data.items():
-        out[k] = np.frombuffer(base64.b64decode(text), dtype=np.dtype(dtype)).reshape(shape).copy()
+    for k, item in data.items():
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[2], str)):
+            raise ValueError(f"{k} is not [dtype, shape, bytes]")
+        dtype_text, shape, text = item
+        try:
+            dtype = np.dtype(dtype_text)
+        except TypeError:
+            raise ValueError(f"{k} has no dtype but {dtype_text!r}") from None
+        if dtype.kind not in "biufc" or not isinstance(shape, list) or not all(_count(n) for n in shape):
+            raise ValueError(f"{k} is not an array of numbers ({dtype_text}, shape {shape})")
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            raise ValueError(f"{k} is not base64 text") from None
+        if len(raw) != dtype.itemsize * math.prod(shape):
+            raise ValueError(f"{k} holds {len(raw)} bytes, not the {dtype_text} array of shape {shape}")
+        out[k] = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
     return out
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _record(payload: dict[str, Any]) -> tuple[int, int, str, dict[str, Array]]:
+    """``(at, count, moves digest, result)`` of a record line."""
+    at, count, moves = payload.get("at"), payload.get("n"), payload.get("moves")
+    if not (_count(at) and _count(count) and count and isinstance(moves, str)):
+        raise ValueError("its position, count or digest is missing or not what gradcheck writes")
+    assert isinstance(at, int) and isinstance(count, int)
+    return at, count, moves, _decode(payload.get("result"))
 
 
 def _line(payload: dict[str, Any]) -> str:
@@ -117,13 +151,34 @@ class Checkpoint:
                 option="checkpoint",
             )
         good = len(lines[0].encode())
-        for line in lines[1:]:
+        for number, line in enumerate(lines[1:], start=2):
             payload = _parse(line)
             if payload is None:
-                break
-            self.records[int(payload["at"])] = (int(payload["n"]), str(payload["moves"]), _decode(payload["result"]))
+                break  # a line cut short by a crash: the file continues from the one before
+            try:
+                at, count, moves, result = _record(payload)
+            except ValueError as exc:
+                # Its checksum holds, so no crash wrote it: the file was edited or made.
+                raise InputError(
+                    f"{str(self.path)!r} line {number} is no record gradcheck writes ({exc}); give a new file, "
+                    f"or delete it to start over",
+                    option="checkpoint",
+                ) from None
+            self.records[at] = (count, moves, result)
             good += len(line.encode())
         return good
+
+    def validate(self, at: int, result: dict[str, Array], expected: dict[str, Array]) -> None:
+        """A replayed record must hold the arrays an evaluation of its moves would:
+        the same names, dtypes and shapes as ``expected``."""
+        for name, array in expected.items():
+            held = result.get(name)
+            if held is None or held.dtype != array.dtype or held.shape != array.shape:
+                raise InputError(
+                    f"{str(self.path)!r} holds, at evaluation {at}, arrays other than this check's ({name}); give a "
+                    f"new file, or delete it to start over",
+                    option="checkpoint",
+                )
 
     def _write(self, payload: dict[str, Any]) -> None:
         self._file.write(_line(payload).encode())

@@ -123,7 +123,7 @@ class Runner(abc.ABC):
         """The results of ``moves``, in their order."""
         start, count = self._next, len(moves)
         self._next += count
-        pieces, todo = self._replay(start, moves, progress)
+        pieces, todo = self._replay(job, start, moves, progress)
         chunks = [c for a, b in todo for c in self._cut(a, b, count)]
         for (a, b), result, seconds in self._execute(job, moves, chunks):
             self.observe(seconds, b - a)
@@ -140,7 +140,7 @@ class Runner(abc.ABC):
         return {k: np.concatenate([p[1][k] for p in pieces]) for k in pieces[0][1]}
 
     def _replay(
-        self, start: int, moves: Moves, progress: Callable[[int], None] | None
+        self, job: Job, start: int, moves: Moves, progress: Callable[[int], None] | None
     ) -> tuple[list[tuple[int, Result]], list[Chunk]]:
         """What the checkpoint holds of these moves (``start`` is the first one's number
         in the check), and the ranges still to evaluate."""
@@ -153,6 +153,8 @@ class Runner(abc.ABC):
                     continue  # overlaps a record already taken
                 if digest != moves.part(a, b).digest():
                     raise self.checkpoint.mismatch(start + a)
+                expected = job.reader.allocate(b - a, moves.imaginary)
+                self.checkpoint.validate(start + a, result, expected | {"crossed": np.zeros(b - a, dtype=np.int64)})
                 if a > cursor:
                     todo.append((cursor, a))
                 pieces.append((a, result))
