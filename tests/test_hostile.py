@@ -233,6 +233,24 @@ def test_junit_targets_that_cannot_be_written_are_refused_before_the_check(runne
     assert _one_error_line(result) == f"Error: Invalid value for '--junit': {message}"
 
 
+def test_a_link_to_a_file_not_there_yet_is_followed_deliberately(runner, tmp_path):
+    link = tmp_path / "report.xml"
+    link.symlink_to("reports-today.xml")  # relative, as ln -s makes it
+    assert runner.invoke(cli, ["linreg", "--junit", str(link)]).exit_code == 0
+    assert link.is_symlink() and ET.parse(tmp_path / "reports-today.xml").getroot().tag == "testsuites"
+    nowhere = tmp_path / "deep.xml"
+    nowhere.symlink_to("missing/report.xml")
+    assert _one_error_line(runner.invoke(cli, ["linreg", "--junit", str(nowhere)])) == (
+        f"Error: Invalid value for '--junit': {str(nowhere)!r} links to {os.path.realpath(tmp_path / 'missing' / 'report.xml')!r}, "
+        "whose folder does not exist; make the folder, or give another path"
+    )
+    loop = tmp_path / "loop"
+    loop.symlink_to("loop")
+    assert _one_error_line(runner.invoke(cli, ["linreg", "--junit", str(loop)])) == (
+        f"Error: Invalid value for '--junit': {str(loop)!r} is a loop of symbolic links; give a file path"
+    )
+
+
 def test_junit_refuses_to_overwrite_a_file_that_is_not_a_report(runner, tmp_path):
     suite = tmp_path / "mine.toml"
     suite.write_text('[[check]]\nname = "a"\nmodel = "linreg"\n')

@@ -8,6 +8,7 @@ the library's errors to the flags.  The exit codes are ``core.result.EXIT_CODES`
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -124,6 +125,8 @@ class OutputPath(click.ParamType):  # type: ignore[type-arg]  # generic only in 
             except OSError as exc:
                 self.fail(f"cannot make the folder {str(path)!r} ({exc.strerror}); give a writable path", param, ctx)
             path = path / self.default_name
+        if path.is_symlink() and not path.exists():
+            return self._through_link(path, param, ctx)
         if path.exists():
             if not path.is_file():
                 self.fail(f"{str(path)!r} is not a regular file; give a file path, e.g. gradcheck.xml", param, ctx)
@@ -138,6 +141,34 @@ class OutputPath(click.ParamType):  # type: ignore[type-arg]  # generic only in 
             path.unlink()
         except OSError as exc:
             self.fail(f"cannot create {str(path)!r} ({exc.strerror}); give a path in a writable folder", param, ctx)
+        return path
+
+    def _through_link(self, path: Path, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        """A symbolic link to a file not there yet is followed deliberately, as a shell's
+        ``>`` does: the file is made where the link points, and the link kept."""
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self.fail(f"{str(path)!r} is a loop of symbolic links; give a file path", param, ctx)
+        target = Path(os.path.realpath(path))
+        if not target.parent.is_dir():
+            self.fail(
+                f"{str(path)!r} links to {str(target)!r}, whose folder does not exist; make the folder, or give "
+                f"another path",
+                param,
+                ctx,
+            )
+        try:
+            target.open("x").close()
+            target.unlink()
+        except OSError as exc:
+            self.fail(
+                f"cannot create {str(target)!r}, where {str(path)!r} links ({exc.strerror}); give a path "
+                f"in a writable folder",
+                param,
+                ctx,
+            )
         return path
 
 
