@@ -4,6 +4,7 @@ user code that ends, crashes, hangs, forks, changes folder, prints or leaves a
 thread behind."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gradcheck_cli import BadValueError, check_gradients
 from gradcheck_cli.execution.supervisor import Limits, can_supervise, supervised
@@ -554,3 +557,66 @@ def test_a_failing_assert_in_pytest_shows_the_table_not_our_frames(tmp_path):
     assert "gradient check failed" in result.stdout and "looks off by a constant factor" in result.stdout
     assert "gradcheck_cli" not in result.stdout  # no frame of ours
     assert "array([[" not in result.stdout  # no parameter arrays
+
+
+# ---- fuzz: user code that ends, forks, hangs, chdirs, leaves threads ---------------------------
+
+HOSTILE = {
+    # what the code under test does once, and the exit code the command must give
+    "exit-0": ("os._exit(0)", 2),
+    "sys-exit": ("sys.exit(3)", 2),
+    "segfault": ("os.kill(os.getpid(), signal.SIGSEGV)", 2),
+    "hang": ("time.sleep(600)", 2),
+    "fork": ("if os.fork() == 0:\n    print('the fork says hello')", 0),
+    "chdir": ("os.chdir(ELSEWHERE)", 0),
+    "thread": ("threading.Thread(target=time.sleep, args=(600,)).start()", 0),
+    "nothing": ("pass", 0),
+}
+WHEN = ["import", "start", "mid-check", "gradient"]
+HOSTILE_OPTIONS = ["--json", "-q", "--workers=2", "--junit=out.xml", "--checkpoint=run.ckpt", "--method=forward"]
+
+
+def _hostile_module(folder: Path, action: str, when: str) -> Path:
+    body = [
+        HEADER,
+        f"ELSEWHERE = {str(folder / 'elsewhere')!r}",
+        f"WHEN = {when!r}",
+        "\ndef act():",
+        textwrap.indent(HOSTILE[action][0], "    "),
+        "\nif WHEN == 'import':\n    act()",
+        "\ndef loss(w):",
+        "    calls[0] += 1",
+        "    if (WHEN, calls[0]) in (('start', 1), ('mid-check', 9)):\n        act()",
+        "    return float(np.sum(w * w))",
+        "\ndef grad_once(w):",
+        "    if WHEN == 'gradient' and calls[0] >= 0:\n        calls[0] = -1000\n        act()",
+        "    return {'w': 2 * w}",
+    ]
+    path = folder / "hostile.py"
+    path.write_text("\n".join(body) + "\n", encoding="utf-8")
+    return path
+
+
+@settings(deadline=None, max_examples=int(os.environ.get("GRADCHECK_HOSTILE_EXAMPLES", "20")))
+@given(
+    action=st.sampled_from(list(HOSTILE)),
+    when=st.sampled_from(WHEN),
+    options=st.lists(st.sampled_from(HOSTILE_OPTIONS), unique=True, max_size=4),
+)
+def test_whatever_user_code_does_the_exit_code_tells_the_truth(tmp_path_factory, action, when, options):
+    folder = tmp_path_factory.mktemp("hostile")
+    (folder / "elsewhere").mkdir()
+    path = _hostile_module(folder, action, when)
+    wall = ["--max-seconds=3"] if action == "hang" else []
+    command = ["func", "hostile.py:loss", "--grad", "hostile.py:grad_once", "--param", "w=5", *options, *wall]
+    result = _gradcheck(*command, cwd=folder, timeout=180)
+    expected = HOSTILE[action][1]
+    assert result.returncode == expected, (path.read_text(), result.stderr)
+    assert "Traceback (most recent call last)" not in result.stderr  # ours; the user's frames are labelled
+    if expected == 2:
+        assert result.stderr.strip().splitlines()[-1].startswith("Error: "), result.stderr
+    if "--json" in options and result.returncode != 2:
+        assert json.loads(result.stdout)["status"] == "PASS"
+    if "--junit=out.xml" in options and result.returncode != 2:
+        assert (folder / "out.xml").is_file()
+    assert not any((folder / "elsewhere").iterdir())  # nothing of ours followed the chdir

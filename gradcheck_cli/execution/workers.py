@@ -251,6 +251,11 @@ def _serve(conn: multiprocessing.connection.Connection, status: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     sys.stdout = sys.stderr  # the user's prints must not reach our stdout (JSON, tables)
     states: dict[str, JobState] = {}
+    me = os.getpid()
+
+    def reply(message: tuple[Any, ...]) -> None:
+        _alone(me)
+        conn.send(message)
     status[0], status[1] = LOADING, time.monotonic()  # ready: no job loaded yet
 
     def tick(k: int) -> None:
@@ -270,9 +275,16 @@ def _serve(conn: multiprocessing.connection.Connection, status: Any) -> None:
             if token not in states:
                 states[token] = JobState(pickle.loads(blob))
             result = evaluate_moves(states[token], moves, tick)
-            conn.send(("done", result, time.perf_counter() - began))
+            reply(("done", result, time.perf_counter() - began))
         except BaseException as exc:  # anything the user's code does is reported, not fatal
-            conn.send(("error", max(0, int(status[0])), encode_error(exc)))
+            reply(("error", max(0, int(status[0])), encode_error(exc)))
+
+
+def _alone(pid: int) -> None:
+    """End a copy of a worker that the user's code forked off it (it would answer, and
+    take chunks, in the worker's place); the worker itself goes on."""
+    if os.getpid() != pid:
+        os._exit(0)
 
 
 class _Worker:
@@ -477,12 +489,15 @@ def run_dask_chunk(token: str, blob: bytes, moves: Moves) -> tuple[Any, ...]:
     user's errors come back as data (a task that raises would be retried)."""
     key = token
     began = time.perf_counter()
+    me = os.getpid()
     try:
         if key not in _dask_states:
             _dask_states[key] = JobState(pickle.loads(blob))
         result = evaluate_moves(_dask_states[key], moves)
+        _alone(me)
         return ("done", result, time.perf_counter() - began)
     except Exception as exc:
+        _alone(me)
         return ("error", 0, encode_error(exc), traceback.format_exc(limit=1))
 
 
