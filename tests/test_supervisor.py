@@ -620,3 +620,36 @@ def test_whatever_user_code_does_the_exit_code_tells_the_truth(tmp_path_factory,
     if "--junit=out.xml" in options and result.returncode != 2:
         assert (folder / "out.xml").is_file()
     assert not any((folder / "elsewhere").iterdir())  # nothing of ours followed the chdir
+
+
+@settings(deadline=None, max_examples=int(os.environ.get("GRADCHECK_HOSTILE_EXAMPLES", "20")))
+@given(
+    action=st.sampled_from(list(HOSTILE)),
+    when=st.sampled_from(WHEN),
+    options=st.lists(
+        st.sampled_from(["--json", "-q", "--workers=2", "--junit=out.xml", "--method=forward"]), unique=True, max_size=3
+    ),
+    keys=st.lists(st.sampled_from(['checkpoint = "run.ckpt"', "timeout = 20", "workers = 2"]), unique=True, max_size=2),
+)
+def test_in_a_suite_the_other_checks_and_the_reports_survive(tmp_path_factory, action, when, options, keys):
+    folder = tmp_path_factory.mktemp("hostile-suite")
+    (folder / "elsewhere").mkdir()
+    _hostile_module(folder, action, when)
+    extra = "".join(f"{key}\n" for key in keys)
+    (folder / "suite.toml").write_text(
+        '[[check]]\nname = "hostile"\nmodel = "func"\nloss = "hostile.py:loss"\ngrad = "hostile.py:grad_once"\n'
+        f'params = {{ w = "5" }}\n{extra}\n[[check]]\nname = "fine"\nmodel = "linreg"\n',
+        encoding="utf-8",
+    )
+    wall = ["--max-seconds=3"] if action == "hang" else []
+    result = _gradcheck("run", "suite.toml", *options, *wall, cwd=folder, timeout=180)
+    expected = HOSTILE[action][1]
+    assert result.returncode == expected, result.stderr
+    assert "Traceback (most recent call last)" not in result.stderr
+    if "--json" in options:
+        statuses = [check["status"] for check in json.loads(result.stdout)["checks"]]
+        # exit 2: an ERROR, or INCOMPLETE with the rows finished before --max-seconds stopped it
+        assert statuses[0] in (("ERROR", "INCOMPLETE") if expected == 2 else ("PASS",)) and statuses[1] == "PASS"
+    if "--junit=out.xml" in options:
+        assert (folder / "out.xml").is_file()
+    assert not any((folder / "elsewhere").iterdir())

@@ -29,7 +29,15 @@ from ..checks.pipeline import ProgressSink
 from ..checks.sweep import sweep_model, sweep_steps
 from ..checks.userfunc import FuncSpec, check_function, load_check
 from ..checks.zoo_check import ZOO_LAYERS, check_zoo
-from ..core.errors import CheckInterrupted, InputError, TimeLimitExceeded, UserCodeError, command_line
+from ..core.errors import (
+    CheckInterrupted,
+    ConfigError,
+    GradcheckError,
+    InputError,
+    TimeLimitExceeded,
+    UserCodeError,
+    command_line,
+)
 from ..core.options import (
     DERIVATIVE_KINDS,
     EXECUTION_OPTIONS,
@@ -385,10 +393,11 @@ def _run_one(output: _Output, run: Callable[[ProgressSink | None], Report], limi
     except TimeLimitExceeded as exc:
         if exc.report is None:
             raise
+        exc.report.stopped = str(exc)
         output.show(exc.report)
-        output.finish([exc.report])
+        code = output.finish([exc.report])
         _error_line(command_line(exc))
-        return EXIT_USAGE
+        return code
     output.show(report)
     return output.finish([report])
 
@@ -841,21 +850,22 @@ def run(
                 f"{', '.join(c.name for c in load_suite(config))}",
                 param_hint="'-k' / '--only'",
             )
-    # Every func check's code is imported first (a misspelled function stops the suite
-    # at once), in a supervised child like the checks themselves.
-    _supervise(lambda _: len(prepare_suite(checks)), None, Limits(overrides.get("timeout")))
     given = {k: v for k, v in overrides.items() if v is not None}
+    broken = _prepared(checks, given)
     outcomes: list[Outcome] = []
     unrun: list[str] = []
     for position, check in enumerate(checks):
         limits = _limits({**check.execution.__dict__, **given})
         try:
+            if position in broken:
+                raise broken[position]
             outcome: Outcome = _supervise(
                 functools.partial(_run_suite_check, check, given), output.progress(check.name), limits
             )
         except TimeLimitExceeded as exc:
             outcome = exc.report if exc.report is not None else CheckError(check.name, check.spec.title(), str(exc))
             if exc.report is not None:
+                exc.report.stopped = str(exc)
                 _error_line(f"check {check.name!r}: {command_line(exc)}")
         except CheckInterrupted as exc:
             outcomes.append(exc.report)
@@ -872,6 +882,28 @@ def run(
         outcomes.append(outcome)
         output.show(outcome, suite=True)
     return output.finish(outcomes, unrun, suite=True)
+
+
+def _prepared(checks: list[CheckConfig], given: dict[str, Any]) -> dict[int, GradcheckError]:
+    """Import every func check's code before any check runs, each in a supervised child
+    of its own: a mistake in the suite (a misspelled function, a missing file) stops it
+    at once (exit 2); code that raises, ends its process or hangs while being imported
+    makes that check an ERROR when its turn comes, and the others still run."""
+    broken: dict[int, GradcheckError] = {}
+    for position, check in enumerate(checks):
+        if not isinstance(check.spec, FuncSpec):
+            continue
+        try:  # the check's own limits: its wall covers its import
+            _supervise(functools.partial(_prepare_one, check), None, _limits({**check.execution.__dict__, **given}))
+        except ConfigError:
+            raise
+        except (InputError, UserCodeError, TimeLimitExceeded) as exc:
+            broken[position] = exc
+    return broken
+
+
+def _prepare_one(check: CheckConfig, progress: ProgressSink | None) -> int:
+    return len(prepare_suite([check]))
 
 
 def _run_suite_check(check: CheckConfig, given: dict[str, Any], progress: ProgressSink | None) -> Report:

@@ -29,7 +29,7 @@ from ..checks.gradient import check_model
 from ..checks.option_sets import MODEL_OPTIONS, MODELS, options_for
 from ..checks.pipeline import ProgressSink
 from ..checks.userfunc import FuncSpec, LoadedFunction, check_function, load_check
-from ..core.errors import ConfigError, InputError, SpecError
+from ..core.errors import BadValueError, ConfigError, InputError, SpecError
 from ..core.limits import MAX_CHECKS, MAX_SUITE_BYTES
 from ..core.options import (
     EXECUTION_NAMES,
@@ -258,6 +258,8 @@ def prepare_suite(checks: list[CheckConfig]) -> list[CheckConfig]:
         if isinstance(config.spec, FuncSpec):
             try:
                 loaded = load_check(config.spec)
+            except BadValueError:
+                raise  # the code under test misbehaved (exited, say): not a mistake in the suite
             except InputError as exc:
                 line = config.key_lines.get(exc.option or "", 0)
                 where = f"{config.where.rpartition(':')[0]}:{line}" if line else config.where

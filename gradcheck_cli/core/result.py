@@ -54,7 +54,10 @@ REPORT_FIELDS: dict[str, tuple[str, str]] = {
         "taylor, seed, allow_unresolved",
     ),
     "engine": ("string", "which evaluator computed the numerical side"),
-    "status": ("string", "PASS, FAIL, UNRESOLVED, or INCOMPLETE when Ctrl-C left parameters unchecked"),
+    "status": (
+        "string",
+        "PASS, FAIL, UNRESOLVED, or INCOMPLETE when Ctrl-C or --max-seconds left parameters unchecked",
+    ),
     "passed": ("bool", "no parameter failed"),
     "exit_code": ("int", "0, 1, 3 or 130, as the process exits"),
     "elapsed_seconds": ("number", "wall time of the check"),
@@ -63,6 +66,7 @@ REPORT_FIELDS: dict[str, tuple[str, str]] = {
     "notes": ("array", "findings about the check as a whole (a Hessian's symmetry, say)"),
     "parameters": ("array", "one object per row of the table (below)"),
     "unchecked_parameters": ("array", "names an interrupt left unchecked (empty otherwise)"),
+    "stopped": ("string", "why --max-seconds stopped the check (empty otherwise; exit code 2)"),
 }
 PARAMETER_FIELDS: dict[str, tuple[str, str]] = {
     "name": ("string", "the parameter (or the block: H[p,q], J·v[x])"),
@@ -318,6 +322,7 @@ class Report:
     unchecked: list[str] = field(default_factory=list)  # parameters an interrupt left unchecked
     notes: list[str] = field(default_factory=list)  # findings about the check as a whole
     evaluated: str = "loss"  # what the evaluations count: the loss, or a vector function
+    stopped: str = ""  # why it ended early, when its wall (--max-seconds) stopped it: an error, not an interrupt
 
     @property
     def interrupted(self) -> bool:
@@ -341,9 +346,9 @@ class Report:
     def exit_code(self) -> int:
         """0 when every parameter passes, 1 when any fails, 3 when none fails but some
         entry is unresolved (0 with ``allow_unresolved``), 130 when an interrupt left
-        parameters unchecked."""
+        parameters unchecked (2 when the check's wall stopped it)."""
         if self.interrupted:
-            return EXIT_INTERRUPTED
+            return EXIT_USAGE if self.stopped else EXIT_INTERRUPTED
         if self.passed:
             return EXIT_PASS
         return EXIT_UNRESOLVED if self.status == "UNRESOLVED" else EXIT_FAIL
@@ -366,6 +371,7 @@ class Report:
             "notes": self.notes,
             "parameters": [p.to_dict() for p in self.parameters],
             "unchecked_parameters": self.unchecked,
+            "stopped": self.stopped,
         }
 
     def to_json(self) -> str:

@@ -256,6 +256,8 @@ def _watch(child: Any, receive: Any, activity: Activity, limits: Limits, began: 
             )
     if limits.max_seconds is not None and time.monotonic() - began > limits.max_seconds:
         running = f"; {now.where} was running {now.context}" if now.running else ""
+        if now.importing:
+            running = f"; {now.where.removeprefix('importing ')} was still being imported"
         report = _rows_so_far(child, receive)
         raise TimeLimitExceeded(
             f"the check ran past {option_ref('max_seconds')} ({limits.max_seconds:g} s) and was stopped{running}; "

@@ -256,6 +256,7 @@ def _serve(conn: multiprocessing.connection.Connection, status: Any) -> None:
     def reply(message: tuple[Any, ...]) -> None:
         _alone(me)
         conn.send(message)
+
     status[0], status[1] = LOADING, time.monotonic()  # ready: no job loaded yet
 
     def tick(k: int) -> None:
