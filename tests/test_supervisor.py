@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcheck_cli import BadValueError, check_gradients
+from gradcheck_cli import BadValueError, check_gradients, check_hessian, check_jacobian
 from gradcheck_cli.execution.supervisor import Limits, can_supervise, supervised
 
 pytestmark = [
@@ -430,6 +430,37 @@ def _square_grad(p):
 def test_numbers_of_other_kinds_are_read_as_numbers(wrap):
     report = check_gradients(lambda p: wrap(_square(p)), _square_grad, {"w": np.array([0.3, -1.2, 2.0])})
     assert report.status == "PASS"
+
+
+def test_real_torch_tensors_that_require_grad_are_read():
+    torch = pytest.importorskip("torch")
+
+    def loss(p):
+        w = torch.tensor(p["w"], dtype=torch.float64, requires_grad=True)
+        return (w**2).sum()
+
+    def grad(p, wrong=1.0):
+        w = torch.tensor(p["w"], dtype=torch.float64, requires_grad=True)
+        return {"w": 2 * w * wrong}
+
+    point = {"w": np.array([0.3, -1.2, 2.0])}
+    assert check_gradients(loss, grad, point).status == "PASS"
+    assert check_gradients(loss, lambda p: grad(p, 1.01), point).status == "FAIL"
+
+    def square(p):
+        return torch.tensor(p["w"], requires_grad=True) ** 2
+
+    def jacobian(p, wrong=1.0):
+        return {"w": torch.diag(torch.tensor(2 * wrong * p["w"], requires_grad=True))}
+
+    assert check_jacobian(square, jacobian, point).status == "PASS"
+    assert check_jacobian(square, lambda p: jacobian(p, 1.01), point).status == "FAIL"
+
+    def hessian(p, wrong=1.0):
+        return torch.diag(torch.tensor(2 * wrong * np.ones(3), requires_grad=True))
+
+    assert check_hessian(loss, point, hessian=hessian).status == "PASS"
+    assert check_hessian(loss, point, hessian=lambda p: hessian(p, 1.02)).status == "FAIL"
 
 
 @pytest.mark.parametrize(

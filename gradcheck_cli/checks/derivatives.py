@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import BadValueError, InputError, option_ref
+from ..core.errors import BadValueError, GradcheckError, InputError, option_ref
 from ..core.estimates import (
     EPS64,
     Derivatives,
@@ -37,7 +37,7 @@ from ..core.options import (
 )
 from ..core.result import ParameterResult, Report
 from ..core.rule import PassRule
-from ..execution.evaluation import Noisy, numeric_array
+from ..execution.evaluation import Noisy, numeric_array, plain_numbers
 from ..execution.usercode import call_user
 from ..execution.workers import Runner, guard
 from ..insight.diagnosis import diagnose
@@ -130,7 +130,9 @@ def _block(raw: Any, out_shape: tuple[int, ...], in_name: str, in_shape: tuple[i
         _finite(values, where, in_name, lambda k: f"[{int(rows[k])}, {int(cols[k])}]")
         return Block((m, n), coo=(rows, cols, values))
     try:
-        array = np.asarray(raw)
+        array = np.asarray(plain_numbers(raw, where, f"for {in_name}"))
+    except GradcheckError:
+        raise
     except Exception:
         array = np.asarray(None)
     if array.dtype.kind not in "fiu":
@@ -631,7 +633,9 @@ def _layer_output(raw: Any) -> Any:
 
 def _product(raw: Any, shape: tuple[int, ...], where: str, what: str) -> Array:
     try:
-        array = np.asarray(raw, dtype=np.float64)
+        array = np.asarray(plain_numbers(raw, where, f"for {what}"), dtype=np.float64)
+    except GradcheckError:
+        raise
     except Exception:
         raise BadValueError(f"{where} returned {type(raw).__name__}; expected an array shaped like {what}") from None
     if array.shape != shape:
@@ -770,8 +774,8 @@ class NumericalGradient:
         self.per_call = 2 * sum(x.size for x in params.values())  # loss evaluations in one gradient
 
     def _value(self, params: Params) -> complex:
-        raw = call_user(self._where, self._loss, params)
-        return complex(np.asarray(raw).reshape(()).item()) if np.iscomplexobj(raw) else float(raw)
+        raw = plain_numbers(call_user(self._where, self._loss, params), self._where, "in second differences")
+        return complex(np.asarray(raw).reshape(()).item()) if np.iscomplexobj(raw) else float(raw)  # type: ignore[arg-type]
 
     def __call__(self, params: Params) -> Noisy:
         values: dict[str, Array] = {}
@@ -809,9 +813,11 @@ def _hessian_blocks(raw: Any, params: Params, where: str) -> dict[tuple[str, str
         for p in names:
             for q in names:
                 if (p, q) in raw:
-                    out[p, q] = raw[p, q]
+                    out[p, q] = plain_numbers(raw[p, q], where, f"for ({p!r}, {q!r})")
                 elif (q, p) in raw:
-                    out[p, q] = np.asarray(raw[q, p]).reshape(sizes[q], sizes[p]).T
+                    out[p, q] = (
+                        np.asarray(plain_numbers(raw[q, p], where, f"for ({q!r}, {p!r})")).reshape(sizes[q], sizes[p]).T
+                    )
                 else:
                     raise BadValueError(f"{where} returned no block ({p!r}, {q!r}) nor ({q!r}, {p!r})")
     elif isinstance(raw, Mapping):
@@ -825,7 +831,9 @@ def _hessian_blocks(raw: Any, params: Params, where: str) -> dict[tuple[str, str
                 out[p, q] = cols[q]
     else:
         try:
-            array = np.asarray(raw, dtype=np.float64)
+            array = np.asarray(plain_numbers(raw, where, "for the Hessian"), dtype=np.float64)
+        except GradcheckError:
+            raise
         except Exception:
             raise BadValueError(f"{where} returned {type(raw).__name__}; expected a Hessian array or dict") from None
         one = names[0]

@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import BadValueError, InputError
+from ..core.errors import BadValueError, GradcheckError, InputError
 from ..core.indexing import entry_index
 from ..core.options import (
     EXECUTION_NAMES,
@@ -24,6 +24,7 @@ from ..core.options import (
     Settings,
     execution_for_call,
 )
+from ..execution.evaluation import plain_numbers
 from ..execution.workers import Runner, check_digest, open_runner
 
 Array = npt.NDArray[Any]
@@ -72,7 +73,9 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
     out: Params = {}
     for n in names:
         try:
-            g = np.asarray(grads[n])
+            g = np.asarray(plain_numbers(grads[n], where, f"for {n}"))
+        except GradcheckError:
+            raise
         except Exception:
             raise InputError(f"{where}: {n} is not an array") from None
         if g.dtype.kind not in ("fiuc" if complex_ok else "fiu"):

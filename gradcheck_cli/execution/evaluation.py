@@ -127,7 +127,7 @@ class _Context:
 # ---- reading values --------------------------------------------------------------------------
 
 
-def _plain(value: object, who: str, context: object) -> object:
+def plain_numbers(value: object, who: str, context: object) -> object:
     """What a framework or a masked array holds, as plain numbers: a masked value is
     refused (its hidden data is not the loss); a tensor is read through its own
     ``detach``/``numpy`` (a torch tensor that requires grad, a jax array)."""
@@ -142,9 +142,7 @@ def _plain(value: object, who: str, context: object) -> object:
         return np.ma.getdata(value)
     if isinstance(value, (numbers.Rational, decimal.Decimal)) and not isinstance(value, (bool, numbers.Integral)):
         return float(value)  # Fraction, Decimal: numbers, read as floats
-    if hasattr(value, "detach") and callable(value.detach):  # a torch tensor (that may require grad)
-        value = value.detach()
-        value = value.cpu() if hasattr(value, "cpu") else value
+    value = _detached(value)
     if not isinstance(value, np.ndarray) and hasattr(value, "__array__"):
         try:
             return np.asarray(value)
@@ -162,7 +160,7 @@ def _finite_scalar(value: object, who: str, context: object) -> complex | float:
             f"{who} returned a tuple of {len(value)} {context}; return the loss alone (a float), "
             f"e.g. 'return loss', not 'return loss, dx'"
         )
-    arr = np.asarray(_plain(value, who, context))
+    arr = np.asarray(plain_numbers(value, who, context))
     if arr.dtype == bool:
         raise BadValueError(f"{who} returned a bool ({value}) {context}; a bool is not a loss: return a float")
     if arr.size != 1:
@@ -175,10 +173,21 @@ def _finite_scalar(value: object, who: str, context: object) -> complex | float:
     return v
 
 
+def _detached(value: Any) -> Any:
+    """A torch tensor (that may require grad) as numpy reads it: detached, on the CPU."""
+    if hasattr(value, "detach") and callable(value.detach):
+        value = value.detach()
+        value = value.cpu() if hasattr(value, "cpu") else value
+    return value
+
+
 def numeric_array(value: Any) -> Array | None:
-    """``value`` as an array of numbers (bools are not numbers here), or None."""
+    """``value`` as an array of numbers (bools are not numbers here), or None (a masked
+    entry too: its hidden data is not a value)."""
+    if isinstance(value, np.ma.MaskedArray) and np.ma.getmaskarray(value).any():
+        return None
     try:
-        array = np.asarray(value)
+        array = np.asarray(_detached(value))
     except Exception:  # a ragged sequence, say
         return None
     return array if array.dtype.kind in "iufc" else None
