@@ -183,7 +183,7 @@ def test_user_tolerance_can_turn_a_failure_into_a_pass():
         (lambda p: {}, "gradient returned no entry for w; expected keys w"),
         (lambda p: {"w": np.ones((3, 2)), "v": 1}, "gradient returned unknown keys v; expected keys w"),
         (lambda p: {"w": np.full((3, 2), np.nan)}, r"gradient: w is nan at \[0, 0\]; gradients must be finite"),
-        (lambda p: 3.0, "gradient must return a dict name -> array"),
+        (lambda p: 3.0, "gradient must return a dict name -> array, a tuple in parameter order, or "),
     ],
 )
 def test_bad_gradients_are_input_errors(grad, message):

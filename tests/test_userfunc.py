@@ -315,3 +315,98 @@ def test_assert_gradients_passes_silently_and_raises_with_the_table():
     message = str(info.value)
     assert "gradient check failed" in message and "FAIL" in message
     assert any(line.split()[:1] == ["w"] and line.split()[-1] == "FAIL" for line in message.splitlines())
+
+
+# ---- a single derivative as a bare array -------------------------------------------------------
+
+BARE = '''
+import numpy as np
+
+
+def rosen(x):
+    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+
+def rosen_der(x):
+    """scipy's jac= convention: the gradient as an array of x's shape."""
+    der = np.zeros_like(x)
+    der[1:-1] = 200 * (x[1:-1] - x[:-2] ** 2) - 400 * (x[2:] - x[1:-1] ** 2) * x[1:-1] - 2 * (1 - x[1:-1])
+    der[0] = -400 * x[0] * (x[1] - x[0] ** 2) - 2 * (1 - x[0])
+    der[-1] = 200 * (x[-1] - x[-2] ** 2)
+    return der
+
+
+def rosen_der_wrong(x):
+    der = rosen_der(x)
+    der[2] *= 1.01  # one entry 1% off
+    return der
+
+
+def rosen_hvp(v, x):
+    """H v (v: a dict, --hvp's convention), returned bare: a wrong Hessian, 200 I."""
+    return 200 * v["x"]
+
+
+def relu_forward(x):
+    return np.maximum(0, x)
+
+
+def relu_backward(dout, x):
+    return dout * (x > 0)
+
+
+def relu_backward_wrong(dout, x):
+    return dout * (x < 0)  # the mask flipped
+
+
+def quartic(x):
+    return float(np.sum(x**4))
+
+
+def quartic_grad(x):
+    return 4 * x**3
+
+
+def quartic_hvp(v, x):
+    return 12 * x**2 * v["x"]
+
+
+def two(x, y):
+    return float(np.sum(x * y))
+
+
+def two_grad(x, y):
+    return y
+'''
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["bare.py:rosen", "--grad", "bare.py:rosen_der", "--param", "x=6"], 0),
+        (["bare.py:rosen", "--grad", "bare.py:rosen_der_wrong", "--param", "x=6"], 1),
+        (["bare.py:relu_forward", "--vjp", "bare.py:relu_backward", "--param", "x=3x4"], 0),
+        (["bare.py:relu_forward", "--vjp", "bare.py:relu_backward_wrong", "--param", "x=3x4"], 1),
+        (["bare.py:quartic", "--hvp", "bare.py:quartic_hvp", "--grad", "bare.py:quartic_grad", "--param", "x=6"], 0),
+        (["bare.py:rosen", "--hvp", "bare.py:rosen_hvp", "--grad", "bare.py:rosen_der", "--param", "x=6"], 1),
+    ],
+    ids=["grad", "grad-wrong", "vjp", "vjp-wrong", "hvp", "hvp-wrong"],
+)
+def test_one_parameter_takes_a_bare_array(runner, tmp_path, monkeypatch, args, code):
+    (tmp_path / "bare.py").write_text(BARE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["func", *args, "-q"])
+    assert result.exit_code == code, result.output
+
+
+def test_a_bare_array_for_several_parameters_is_one_line(runner, tmp_path, monkeypatch):
+    (tmp_path / "bare.py").write_text(BARE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        cli, ["func", "bare.py:two", "--grad", "bare.py:two_grad", "--param", "x=3", "--param", "y=3"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: bare.py:two_grad returned one array, but there are 2 parameters (x, y); return a dict name -> "
+        "array, or a tuple in parameter order\n"
+    )

@@ -60,6 +60,13 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
     names = list(params)
     if isinstance(raw, Mapping):
         grads = _read_mapping(raw, names, where)
+    elif _bare_array(raw):  # scipy's jac= convention, most backward passes of one input
+        if len(names) != 1:
+            raise InputError(
+                f"{where} returned one array, but there are {len(names)} parameters ({', '.join(names)}); return a "
+                f"dict name -> array, or a tuple in parameter order"
+            )
+        grads = {names[0]: raw}
     elif isinstance(raw, (tuple, list)):
         if len(raw) != len(names):
             raise InputError(
@@ -68,7 +75,8 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
         grads = dict(zip(names, raw, strict=True))
     else:
         raise InputError(
-            f"{where} must return a dict name -> array (or a tuple in parameter order); got {type(raw).__name__}"
+            f"{where} must return a dict name -> array, a tuple in parameter order, or (with one parameter) an "
+            f"array; got {type(raw).__name__}"
         )
     out: Params = {}
     for n in names:
@@ -93,6 +101,13 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
             )
         out[n] = g
     return out
+
+
+def _bare_array(raw: Any) -> bool:
+    """An array (numpy's, or a framework's tensor), not a container of arrays."""
+    return isinstance(raw, np.ndarray) or (
+        not isinstance(raw, (tuple, list, Mapping)) and (hasattr(raw, "__array__") or hasattr(raw, "detach"))
+    )
 
 
 def _read_mapping(raw: Mapping[Any, Any], names: list[str], where: str) -> dict[str, Any]:
