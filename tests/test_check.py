@@ -191,6 +191,19 @@ def test_bad_gradients_are_input_errors(grad, message):
         check_gradients(lambda p: float(np.sum(p["w"] ** 2)), grad, {"w": np.ones((3, 2))})
 
 
+def test_a_tuple_in_another_order_is_named_with_the_order_that_fits():
+    with pytest.raises(InputError) as info:
+        check_gradients(
+            lambda p: float(np.sum(p["W"] ** 2) + np.sum(p["b"])),
+            lambda p: (np.ones(3), 2 * p["W"]),  # (db, dW) for parameters (W, b)
+            {"W": np.ones((2, 3)), "b": np.ones(3)},
+        )
+    assert str(info.value) == (
+        "gradient returned a tuple whose arrays fit the parameters in the order (b, W), not (W, b); return them "
+        "in parameter order, or a dict name -> array"
+    )
+
+
 def test_gradient_tuple_in_parameter_order_is_accepted():
     report = check_gradients(
         lambda p: float(np.sum(p["a"] ** 2) + np.sum(p["b"] ** 3)),

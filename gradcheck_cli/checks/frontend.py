@@ -7,7 +7,8 @@ import contextlib
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -72,6 +73,7 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
             raise InputError(
                 f"{where} returned {len(raw)} arrays; expected {len(names)}, one per parameter ({', '.join(names)})"
             )
+        _require_order(raw, params, where)
         grads = dict(zip(names, raw, strict=True))
     else:
         raise InputError(
@@ -101,6 +103,20 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
             )
         out[n] = g
     return out
+
+
+def _require_order(raw: Sequence[Any], params: Params, where: str) -> None:
+    """A tuple whose arrays fit the parameters only in another order: say which order."""
+    names = list(params)
+    shapes = [getattr(g, "shape", None) for g in raw]
+    if all(s == params[n].shape for s, n in zip(shapes, names, strict=True)) or len(names) > 6:
+        return
+    for order in itertools.permutations(names):
+        if all(s == params[n].shape for s, n in zip(shapes, order, strict=True)):
+            raise InputError(
+                f"{where} returned a tuple whose arrays fit the parameters in the order ({', '.join(order)}), not "
+                f"({', '.join(names)}); return them in parameter order, or a dict name -> array"
+            )
 
 
 def _bare_array(raw: Any) -> bool:
