@@ -30,9 +30,10 @@ EXIT_CODES = {
     EXIT_PASS: "every parameter passes: a check finished and passed (exit 0 never means anything else)",
     EXIT_FAIL: "at least one parameter fails, and nothing else: never an error of input, of your code, or of ours",
     EXIT_USAGE: (
-        "bad usage or input, or a check that could not run: one line on stderr naming the option (or the config "
-        "file, line and key, or the user function) and what would be right; an exception in your own code shows "
-        "your frames first"
+        "bad usage or input, or a check that could not run or finish (your code ended its process, hung past the "
+        "timeout, or the check ran past max_seconds, its finished rows kept): one line on stderr naming the option "
+        "(or the config file, line and key, or the user function) and what would be right; an exception in your "
+        "own code shows your frames first"
     ),
     EXIT_UNRESOLVED: (
         "no parameter fails, but some entry is UNRESOLVED: the check could not tell, and says why and what would "
