@@ -370,7 +370,7 @@ BAD = [
         "no-kind",
         ["func", f"{LSQ}:convection", *_params("u=4")],
         "Error: Invalid value for '--grad': no derivative to check; give --grad (a loss's gradient), --vjp, --jvp, "
-        "--jac, --hess or --hvp\n",
+        "--jac, --hess, --hvp or --hessp\n",
     ),
     (
         "dout-without-vjp",

@@ -359,6 +359,23 @@ def relu_backward_wrong(dout, x):
     return dout * (x < 0)  # the mask flipped
 
 
+def rosen_hess_prod(x, p):
+    """scipy's hessp convention: arrays in, an array out."""
+    hp = np.zeros_like(x)
+    hp[0] = (1200 * x[0] ** 2 - 400 * x[1] + 2) * p[0] - 400 * x[0] * p[1]
+    hp[1:-1] = (
+        -400 * x[:-2] * p[:-2] + (202 + 1200 * x[1:-1] ** 2 - 400 * x[2:]) * p[1:-1] - 400 * x[1:-1] * p[2:]
+    )
+    hp[-1] = -400 * x[-2] * p[-2] + 200 * p[-1]
+    return hp
+
+
+def rosen_hess_prod_wrong(x, p):
+    hp = rosen_hess_prod(x, p)
+    hp[-1] += 2 * p[-1]  # the last diagonal entry 1% off
+    return hp
+
+
 def quartic(x):
     return float(np.sum(x**4))
 
@@ -389,8 +406,11 @@ def two_grad(x, y):
         (["bare.py:relu_forward", "--vjp", "bare.py:relu_backward_wrong", "--param", "x=3x4"], 1),
         (["bare.py:quartic", "--hvp", "bare.py:quartic_hvp", "--grad", "bare.py:quartic_grad", "--param", "x=6"], 0),
         (["bare.py:rosen", "--hvp", "bare.py:rosen_hvp", "--grad", "bare.py:rosen_der", "--param", "x=6"], 1),
+        (["bare.py:rosen", "--hessp", "bare.py:rosen_hess_prod", "--grad", "bare.py:rosen_der", "--param", "x=6"], 0),
+        (["bare.py:rosen", "--hessp", "bare.py:rosen_hess_prod", "--param", "x=6"], 0),
+        (["bare.py:rosen", "--hessp", "bare.py:rosen_hess_prod_wrong", "--param", "x=6"], 1),
     ],
-    ids=["grad", "grad-wrong", "vjp", "vjp-wrong", "hvp", "hvp-wrong"],
+    ids=["grad", "grad-wrong", "vjp", "vjp-wrong", "hvp", "hvp-wrong", "hessp", "hessp-alone", "hessp-wrong"],
 )
 def test_one_parameter_takes_a_bare_array(runner, tmp_path, monkeypatch, args, code):
     (tmp_path / "bare.py").write_text(BARE, encoding="utf-8")
@@ -410,3 +430,29 @@ def test_a_bare_array_for_several_parameters_is_one_line(runner, tmp_path, monke
         "Error: bare.py:two_grad returned one array, but there are 2 parameters (x, y); return a dict name -> "
         "array, or a tuple in parameter order\n"
     )
+
+
+def test_hessp_takes_one_parameter(runner, tmp_path, monkeypatch):
+    (tmp_path / "bare.py").write_text(BARE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["func", "bare.py:two", "--hessp", "bare.py:rosen_hess_prod", "--param", "x=3", "--param", "y=3"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: Invalid value for '--hessp': scipy's hessp(x, p) takes one parameter, x, but there are 2 (x, y); "
+        "give one, or --hvp HVP(v, **params) for several\n"
+    )
+
+
+def test_hessp_in_a_suite(runner, tmp_path):
+    (tmp_path / "bare.py").write_text(BARE, encoding="utf-8")
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        '[[check]]\nname = "ok"\nmodel = "func"\nloss = "bare.py:rosen"\nhessp = "bare.py:rosen_hess_prod"\n'
+        'params = { x = "6" }\n\n[[check]]\nname = "wrong"\nmodel = "func"\nloss = "bare.py:rosen"\n'
+        'hessp = "bare.py:rosen_hess_prod_wrong"\nparams = { x = "6" }\n',
+        encoding="utf-8",
+    )
+    result = runner.invoke(cli, ["run", str(suite), "--json"])
+    assert result.exit_code == 1
+    assert [c["status"] for c in json.loads(result.stdout)["checks"]] == ["PASS", "FAIL"]

@@ -224,7 +224,7 @@ FILE_KEYS = ("init", "data", "dout", "sparsity")  # options that name a file (no
 @dataclass(frozen=True)
 class FuncSpec:
     """A user check: the function, the derivative it is held against (exactly one
-    kind of ``DERIVATIVE_KINDS``, ``grad`` also beside ``hess``/``hvp``), parameter
+    kind of ``DERIVATIVE_KINDS``, ``grad`` also beside ``hess``/``hvp``/``hessp``), parameter
     shapes, optional files (init, fixed data, upstream gradient, sparsity) and
     constants."""
 
@@ -238,6 +238,7 @@ class FuncSpec:
     jac: str | None = None
     hess: str | None = None
     hvp: str | None = None
+    hessp: str | None = None
     data: str | None = None
     const: Constants = ()
     dout: str | None = None
@@ -271,13 +272,14 @@ class FuncSpec:
         if kind == "grad" and self.grad is None:
             raise InputError(
                 f"no derivative to check; give {option_ref('grad')} (a loss's gradient), {option_ref('vjp')}, "
-                f"{option_ref('jvp')}, {option_ref('jac')}, {option_ref('hess')} or {option_ref('hvp')}",
+                f"{option_ref('jvp')}, {option_ref('jac')}, {option_ref('hess')}, {option_ref('hvp')} or "
+                f"{option_ref('hessp')}",
                 option="grad",
             )
         if kind in ("vjp", "jvp", "jac") and self.grad is not None:
             raise InputError(
-                f"{option_ref('grad')} goes with a loss (alone, or beside {option_ref('hess')} or "
-                f"{option_ref('hvp')}), not with {option_ref(kind)}",
+                f"{option_ref('grad')} goes with a loss (alone, or beside {option_ref('hess')}, {option_ref('hvp')} "
+                f"or {option_ref('hessp')}), not with {option_ref(kind)}",
                 option="grad",
             )
         if self.dout is not None and kind != "vjp":
@@ -316,6 +318,7 @@ class FuncSpec:
             "jac": "Jacobian",
             "hess": "Hessian",
             "hvp": "Hessian-vector product",
+            "hessp": "Hessian-vector product (scipy's hessp)",
         }[self.kind]
         return f"func {self.loss} with {what} {self.derivative}"
 
@@ -401,10 +404,16 @@ def load_check(spec: FuncSpec) -> LoadedFunction:
     loss_fn = load_function(loss_where, loss_name, "loss", spec.folder)
     derivative_fn = load_function(derivative_where, derivative_name, kind, spec.folder)
     grad_fn = None
-    if kind in ("hess", "hvp") and spec.grad is not None:
+    if kind in ("hess", "hvp", "hessp") and spec.grad is not None:
         grad_where, grad_name = parse_target(spec.grad, "grad")
         grad_fn = load_function(grad_where, grad_name, "grad", spec.folder)
     params = load_init(spec.file(spec.init), shapes, spec.init) if spec.init else draw_params(shapes, spec.seed)
+    if kind == "hessp" and len(params) != 1:
+        raise InputError(
+            f"scipy's hessp(x, p) takes one parameter, x, but there are {len(params)} ({', '.join(params)}); give "
+            f"one, or {option_ref('hvp')} HVP(v, **params) for several",
+            option="hessp",
+        )
     fixed: dict[str, Any] = {}
     if spec.data is not None:
         fixed.update(_arrays(spec, "data", "give an .npz of the fixed arrays, one per name"))
@@ -481,6 +490,22 @@ class UserFunction:
     def __call__(self, params: Params) -> Any:
         function = self.function()
         return function(**params, **_accepted(function, self.fixed))
+
+
+def _hvp(kind: str, derivative: Callable[..., Any], call: Callable[..., Any]) -> Callable[..., Any] | None:
+    """The HVP as the Hessian check calls it, ``hvp(v, params)``, from either convention:
+    ``--hvp`` takes dicts by name, ``--hessp`` scipy's ``hessp(x, p)`` with arrays."""
+    if kind == "hvp":
+        return lambda v, p: call(derivative, v, **p)
+    if kind == "hessp":
+        return lambda v, p: call(derivative, *_hessp_args(v, p))
+    return None
+
+
+def _hessp_args(v: Params, params: Params) -> tuple[Array, Array]:
+    """``(x, p)``: the one parameter's values and the vector, as arrays."""
+    ((name, x),) = params.items()
+    return x, v[name]
 
 
 def _sources(spec: FuncSpec) -> tuple[str, ...]:
@@ -566,7 +591,7 @@ def check_function(
         loaded.params,
         settings,
         hessian=(lambda p: call(derivative, **p)) if kind == "hess" else None,
-        hvp=(lambda v, p: call(derivative, v, **p)) if kind == "hvp" else None,
+        hvp=_hvp(kind, derivative, call),
         gradient=grad,
         loss_name=s.loss,
         hessian_name=s.derivative,

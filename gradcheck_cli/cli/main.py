@@ -552,7 +552,8 @@ def func(**kw: Any) -> int:
                          --vjp BACKWARD(dout, **inputs) or BACKWARD(dout, cache)
     Forward mode:        --jvp JVP(tangents, **inputs) -> d out along the tangents
     A Jacobian:          FUNCTION(**inputs) -> array, --jac JAC(**inputs) -> block per input
-    A Hessian:           a loss, --hess HESS(**params) or --hvp HVP(v, **params),
+    A Hessian:           a loss, --hess HESS(**params), --hvp HVP(v, **params)
+                         or --hessp HESSP(x, p) (scipy's, one parameter),
                          against --grad when given, else second differences of the loss
 
     Parameters are drawn from --seed (standard normal) with the shapes of --param,

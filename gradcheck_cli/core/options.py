@@ -500,7 +500,7 @@ def _target(role: str, help_text: str) -> Option:
 # The kinds of derivative a func check can hold against its function: the gradient
 # of a loss (grad), a layer's backward (vjp), forward-mode products (jvp), a
 # Jacobian (jac), a Hessian (hess) or Hessian-vector products (hvp).
-DERIVATIVE_KINDS = ("grad", "vjp", "jvp", "jac", "hess", "hvp")
+DERIVATIVE_KINDS = ("grad", "vjp", "jvp", "jac", "hess", "hvp", "hessp")
 
 FUNC_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -518,6 +518,11 @@ FUNC_OPTIONS: tuple[Option, ...] = (
     _target("jac", "Your Jacobian: JAC(**inputs) -> a block per input, (out.size, in.size) or out.shape + in.shape."),
     _target("hess", "Your Hessian: HESS(**params) -> an (N, N) array or a dict of blocks {p: {q: block}}."),
     _target("hvp", "Your Hessian-vector product: HVP(v, **params) -> dict, v a dict shaped like the parameters."),
+    _target(
+        "hessp",
+        "Your Hessian-vector product in scipy's convention: HESSP(x, p) -> array, x the one parameter and p an "
+        "array of its shape (as scipy.optimize.minimize calls hessp).",
+    ),
     Option(
         "params",
         _params,
