@@ -14,6 +14,7 @@ running, with what moved, and for how long.
 from __future__ import annotations
 
 import json
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -92,7 +93,12 @@ def _context(where: str, batch: list[Any] | None, entry: int) -> str:
         return "while being imported"
     if batch is None:
         return "outside the finite-difference moves (at the starting point, or the derivative under test)"
-    return move_context(batch[0], tuple(batch[1]), batch[2], entry)
+    shape = tuple(batch[1])
+    # The text and the numbers are read one after the other while the checking process
+    # runs on: a quick check can have moved to the next batch between the two reads.
+    if entry >= math.prod(shape):
+        entry = -1
+    return move_context(batch[0], shape, batch[2], entry)
 
 
 def move_context(name: str, shape: tuple[int, ...], kind: str, entry: int) -> str:
