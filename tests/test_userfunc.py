@@ -456,3 +456,50 @@ def test_hessp_in_a_suite(runner, tmp_path):
     result = runner.invoke(cli, ["run", str(suite), "--json"])
     assert result.exit_code == 1
     assert [c["status"] for c in json.loads(result.stdout)["checks"]] == ["PASS", "FAIL"]
+
+
+BATCHNORM = '''
+import numpy as np
+
+
+def forward(x, gamma, beta, bn_param):
+    """CS231n's habit: the forward keeps its running mean in the parameter dict."""
+    mu, var = x.mean(axis=0), x.var(axis=0)
+    bn_param["running_mean"] = 0.9 * bn_param.get("running_mean", np.zeros_like(mu)) + 0.1 * mu
+    return gamma * (x - mu) / np.sqrt(var + 1e-5) + beta
+
+
+def backward(dout, x, gamma, beta, bn_param):
+    n, mu, std = x.shape[0], x.mean(0), np.sqrt(x.var(0) + 1e-5)
+    xhat = (x - mu) / std
+    dxhat = dout * gamma
+    dx = (n * dxhat - dxhat.sum(0) - xhat * (dxhat * xhat).sum(0)) / (n * std)
+    return {"x": dx, "gamma": (dout * xhat).sum(0), "beta": dout.sum(0)}
+'''
+
+
+def test_a_forward_that_writes_into_its_constant_keeps_json_whole_and_is_named(runner, tmp_path, monkeypatch):
+    (tmp_path / "bn.py").write_text(BATCHNORM, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["func", "bn.py:forward", "--vjp", "bn.py:backward", "--param", "x=6x3", "--param", "gamma=3"]
+    result = runner.invoke(cli, [*args, "--param", "beta=3", "--const", 'bn_param={"mode": "train"}', "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["model"]["const"] == {"bn_param": {"mode": "train"}}  # the value given, not the user's writes
+    assert data["notes"] == [
+        "the code under test changed the fixed input bn_param while it ran (the check passes it a copy of the value "
+        "given, which the report shows)"
+    ]
+
+
+def test_any_value_in_a_report_renders_as_json():
+    from gradcheck_cli.core.result import json_safe
+
+    value = {"a": np.arange(3.0), "b": np.float32(2.5), "c": np.zeros((100, 100)), "d": object, "e": float("nan")}
+    assert json.loads(json.dumps(json_safe(value))) == {
+        "a": [0.0, 1.0, 2.0],
+        "b": 2.5,
+        "c": "array of shape (100, 100), dtype float64",
+        "d": "<class 'object'>",
+        "e": "nan",
+    }

@@ -6,8 +6,10 @@ in parameter order), where ``params`` are the arrays named by the ``params`` opt
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import inspect
+import json
 import os
 import re
 import sys
@@ -22,7 +24,7 @@ import numpy.typing as npt
 
 from ..core.errors import InputError, option_ref
 from ..core.options import DERIVATIVE_KINDS, Constants, Execution, ParamShapes, Settings
-from ..core.result import Report
+from ..core.result import Report, json_safe
 from ..execution.usercode import call_user
 from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
 from .gradient import check_gradients
@@ -417,7 +419,7 @@ def load_check(spec: FuncSpec) -> LoadedFunction:
     fixed: dict[str, Any] = {}
     if spec.data is not None:
         fixed.update(_arrays(spec, "data", "give an .npz of the fixed arrays, one per name"))
-    fixed.update(dict(spec.const))
+    fixed.update(copy.deepcopy(dict(spec.const)))  # the user's code may write into them (CS231n's bn_param)
     clash = sorted(set(fixed) & set(params))
     if clash:
         raise InputError(
@@ -527,6 +529,32 @@ def check_function(
     """Load (unless loaded) and check a user's function and its derivative (``gradcheck func``);
     ``execution`` says where its evaluations run."""
     loaded = spec if isinstance(spec, LoadedFunction) else load_check(spec)
+    report = _check_loaded(loaded, settings, progress, name, execution)
+    report.notes.extend(_changed_constants(loaded))
+    return report
+
+
+def _changed_constants(loaded: LoadedFunction) -> list[str]:
+    """What the user's code wrote into its fixed inputs while it ran, said: the report
+    shows the values given (CS231n's batchnorm stores its running mean in bn_param)."""
+    out = []
+    for name, given in loaded.spec.const:
+        now = loaded.fixed.get(name)
+        if json.dumps(json_safe(now), sort_keys=True) != json.dumps(json_safe(given), sort_keys=True):
+            out.append(
+                f"the code under test changed the fixed input {name} while it ran (the check passes it a copy of "
+                f"the value given, which the report shows)"
+            )
+    return out
+
+
+def _check_loaded(
+    loaded: LoadedFunction,
+    settings: Settings | None,
+    progress: ProgressSink | None,
+    name: str,
+    execution: Execution | None,
+) -> Report:
     s = loaded.spec
     kind = s.kind
     derivative, call = loaded.derivative, loaded.call

@@ -303,6 +303,29 @@ class ParameterResult:
         }
 
 
+JSON_ARRAY_ENTRIES = 64  # an array in a report's model (a fixed input) is listed up to this size
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON can hold it: what the user's code put in a fixed input (an
+    array written into a ``--const`` dict) must not break the report."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, np.ndarray):
+        if value.size <= JSON_ARRAY_ENTRIES:
+            return json_safe(value.tolist())
+        return f"array of shape {tuple(value.shape)}, dtype {value.dtype}"
+    return repr(value)
+
+
 def _float(x: Any) -> float | None:
     x = float(x)
     return x if np.isfinite(x) else None
@@ -360,7 +383,7 @@ class Report:
             "gradcheck_version": __version__,
             "name": self.name,
             "title": self.title,
-            "model": self.model,
+            "model": json_safe(self.model),
             "settings": asdict(s),
             "engine": self.engine,
             "status": self.status,
