@@ -132,7 +132,7 @@ def test_sys_exit_at_import_is_an_input_error(runner, tmp_path):
 def test_a_loss_returning_loss_and_gradient_is_told_to_return_the_loss(runner, user):
     assert _one_error_line(_func(runner, user, "loss_tuple")) == (
         f"Error: {user}:loss_tuple returned a tuple of 2 at the starting point; return the loss alone (a float), "
-        "e.g. 'return loss', not 'return loss, dx'"
+        "e.g. 'return loss', not 'return loss, dx', or give --value-and-grad to check the dx it returns"
     )
 
 

@@ -1,6 +1,7 @@
 """gradcheck func and the Python API on a user's own code."""
 
 import json
+import runpy
 import textwrap
 from pathlib import Path
 
@@ -503,3 +504,80 @@ def test_any_value_in_a_report_renders_as_json():
         "d": "<class 'object'>",
         "e": "nan",
     }
+
+
+# ---- a loss that returns (loss, gradient) ------------------------------------------------------
+
+PAIRS = '''
+import numpy as np
+
+
+def softmax_loss(x, y):
+    """CS231n's convention: (loss, dx)."""
+    shifted = x - x.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    n, rows = x.shape[0], np.arange(x.shape[0])
+    dx = np.exp(log_probs)
+    dx[rows, y.astype(int)] -= 1
+    return -log_probs[rows, y.astype(int)].mean(), dx / n
+
+
+def softmax_loss_wrong(x, y):
+    loss, dx = softmax_loss(x, y)
+    return loss, dx * x.shape[0]  # the 1/N forgotten
+
+
+def just_dx(x, y):
+    return softmax_loss(x, y)[1]
+'''
+
+
+@pytest.fixture
+def pairs(tmp_path, monkeypatch):
+    (tmp_path / "pairs.py").write_text(PAIRS, encoding="utf-8")
+    np.savez(tmp_path / "labels.npz", y=np.array([0, 2, 1, 2, 0]))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("function, code", [("softmax_loss", 0), ("softmax_loss_wrong", 1)])
+def test_value_and_grad_checks_the_gradient_the_loss_returns(runner, pairs, function, code):
+    args = ["func", f"pairs.py:{function}", "--value-and-grad", "--param", "x=5x3", "--data", "labels.npz", "-q"]
+    assert runner.invoke(cli, args).exit_code == code
+
+
+@pytest.mark.parametrize(
+    "grad, message",
+    [
+        (
+            "softmax_loss",
+            "Error: pairs.py:softmax_loss returned a number and an array, a (loss, gradient) pair; give the function "
+            "with --value-and-grad to check the gradient it returns\n",
+        ),
+        (
+            "just_dx",
+            "Error: pairs.py:softmax_loss returned a tuple of 2 at the starting point; return the loss alone (a "
+            "float), e.g. 'return loss', not 'return loss, dx', or give --value-and-grad to check the dx it returns\n",
+        ),
+    ],
+)
+def test_a_pair_given_without_value_and_grad_names_the_option(runner, pairs, grad, message):
+    args = ["func", "pairs.py:softmax_loss", "--grad", f"pairs.py:{grad}", "--param", "x=5x3", "--data", "labels.npz"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2 and result.stderr == message
+
+
+def test_value_and_grad_in_a_suite_and_through_the_api(runner, pairs):
+    suite = pairs / "s.toml"
+    suite.write_text(
+        '[[check]]\nname = "pair"\nmodel = "func"\nloss = "pairs.py:softmax_loss"\nvalue_and_grad = true\n'
+        'params = { x = "5x3" }\ndata = "labels.npz"\n',
+        encoding="utf-8",
+    )
+    assert runner.invoke(cli, ["run", str(suite), "-q"]).exit_code == 0
+    namespace = runpy.run_path(str(pairs / "pairs.py"))
+    y = np.array([0, 2, 1, 2, 0])
+    x = {"x": np.random.default_rng(3).normal(size=(5, 3))}
+    right = check_gradients(lambda p: namespace["softmax_loss"](p["x"], y), None, x, value_and_grad=True)
+    wrong = check_gradients(lambda p: namespace["softmax_loss_wrong"](p["x"], y), None, x, value_and_grad=True)
+    assert (right.status, wrong.status) == ("PASS", "FAIL")

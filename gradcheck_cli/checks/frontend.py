@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import BadValueError, GradcheckError, InputError
+from ..core.errors import BadValueError, GradcheckError, InputError, option_ref
 from ..core.indexing import entry_index
 from ..core.options import (
     EXECUTION_NAMES,
@@ -69,6 +69,11 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
             )
         grads = {names[0]: raw}
     elif isinstance(raw, (tuple, list)):
+        if len(raw) == 2 and len(names) != 2 and np.ndim(raw[0]) == 0:
+            raise InputError(
+                f"{where} returned a number and an array, a (loss, gradient) pair; give the function with "
+                f"{option_ref('value_and_grad')} to check the gradient it returns"
+            )
         if len(raw) != len(names):
             raise InputError(
                 f"{where} returned {len(raw)} arrays; expected {len(names)}, one per parameter ({', '.join(names)})"
@@ -117,6 +122,37 @@ def _require_order(raw: Sequence[Any], params: Params, where: str) -> None:
                 f"{where} returned a tuple whose arrays fit the parameters in the order ({', '.join(order)}), not "
                 f"({', '.join(names)}); return them in parameter order, or a dict name -> array"
             )
+
+
+def value_part(out: Any, where: str) -> Any:
+    """The loss of a ``(loss, gradient)`` pair."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise BadValueError(
+            f"{where} returned {_what(out)}; with {option_ref('value_and_grad')} it returns (loss, gradient)"
+        )
+    return out[0]
+
+
+def gradient_part(out: Any, where: str) -> Any:
+    """The gradient of a ``(loss, gradient)`` pair."""
+    value_part(out, where)
+    return out[1]
+
+
+def _what(out: Any) -> str:
+    return f"a tuple of {len(out)}" if isinstance(out, tuple) else f"a {type(out).__name__}"
+
+
+class PairPart:
+    """One part of a function that returns ``(loss, gradient)``, called as a loss or a
+    gradient (it pickles when the function does: a module-level one)."""
+
+    def __init__(self, function: Callable[[Params], Any], gradient: bool, where: str) -> None:
+        self.function, self.gradient, self.where = function, gradient, where
+
+    def __call__(self, params: Params) -> Any:
+        out = self.function(params)
+        return gradient_part(out, self.where) if self.gradient else value_part(out, self.where)
 
 
 def _bare_array(raw: Any) -> bool:

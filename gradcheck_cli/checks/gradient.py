@@ -34,6 +34,7 @@ from ..numerics.steps import absolute_steps
 from ..probes.engine import EVALUATORS
 from ..probes.loop import LoopProbe, Planned, Probe
 from .frontend import (
+    PairPart,
     api,
     as_params,
     entry_positions,
@@ -64,10 +65,11 @@ ProbeFactory = Callable[[Params], Probe]
 @api
 def check_gradients(
     loss: Callable[[Params], Any],
-    gradients: Callable[[Params], Any],
+    gradients: Callable[[Params], Any] | None,
     params: Mapping[str, Any],
     settings: Settings | None = None,
     *,
+    value_and_grad: bool = False,
     kink_pattern: Callable[[Params], Array | None] | None = None,
     smooth: bool = False,
     progress: ProgressSink | None = None,
@@ -99,9 +101,21 @@ def check_gradients(
     ``distributed.Client``), ``checkpoint`` (a file to resume from), ``timeout``
     (seconds per evaluation), ``max_seconds`` and ``force`` (the time guard);
     ``loss`` must then pickle (a module-level function).
+    ``value_and_grad=True``: ``loss`` returns ``(loss, gradient)`` (CS231n's
+    ``softmax_loss``, scipy's ``jac=True``) and ``gradients`` is None.
     Returns the ``Report``; raises ``InputError`` for options or values that
     cannot be checked, ``UserCodeError`` when ``loss`` or ``gradients`` raise.
     """
+    if value_and_grad != (gradients is None):
+        raise InputError(
+            "give gradients, or value_and_grad=True for a loss that returns (loss, gradient), not both"
+            if value_and_grad
+            else "no gradients given; give the gradient function, or value_and_grad=True when the loss returns "
+            "(loss, gradient)",
+            option="value_and_grad",
+        )
+    if gradients is None:
+        loss, gradients = PairPart(loss, False, loss_name), PairPart(loss, True, loss_name)
     chosen, run = split_options(settings, execution, options)
     user_step = chosen.eps is not None
     settings = chosen.resolved()

@@ -27,6 +27,7 @@ from ..core.options import DERIVATIVE_KINDS, Constants, Execution, ParamShapes, 
 from ..core.result import Report, json_safe
 from ..execution.usercode import call_user
 from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
+from .frontend import gradient_part, value_part
 from .gradient import check_gradients
 from .pipeline import ProgressSink
 
@@ -241,6 +242,7 @@ class FuncSpec:
     hess: str | None = None
     hvp: str | None = None
     hessp: str | None = None
+    value_and_grad: bool = False  # ``loss`` returns ``(loss, gradient)``: the gradient part is checked
     data: str | None = None
     const: Constants = ()
     dout: str | None = None
@@ -271,7 +273,13 @@ class FuncSpec:
                 option=named[1],
             )
         kind = named[0] if named else "grad"
-        if kind == "grad" and self.grad is None:
+        if self.value_and_grad and (named or self.grad is not None):
+            raise InputError(
+                f"{option_ref('value_and_grad')} takes the gradient from the function itself; give it without "
+                f"{option_ref(named[0] if named else 'grad')}",
+                option="value_and_grad",
+            )
+        if kind == "grad" and self.grad is None and not self.value_and_grad:
             raise InputError(
                 f"no derivative to check; give {option_ref('grad')} (a loss's gradient), {option_ref('vjp')}, "
                 f"{option_ref('jvp')}, {option_ref('jac')}, {option_ref('hess')}, {option_ref('hvp')} or "
@@ -299,7 +307,7 @@ class FuncSpec:
 
     @property
     def derivative(self) -> str:
-        target = getattr(self, self.kind)
+        target = self.loss if self.value_and_grad else getattr(self, self.kind)
         assert isinstance(target, str)
         return target
 
@@ -310,6 +318,8 @@ class FuncSpec:
         out.update({k: getattr(self, k) for k in FILE_KEYS})
         out["const"] = dict(self.const)
         out["seed"] = self.seed
+        if self.value_and_grad:
+            out["value_and_grad"] = True
         return out
 
     def title(self) -> str:
@@ -322,6 +332,8 @@ class FuncSpec:
             "hvp": "Hessian-vector product",
             "hessp": "Hessian-vector product (scipy's hessp)",
         }[self.kind]
+        if self.value_and_grad:
+            return f"func {self.loss} with the gradient it returns beside its value"
         return f"func {self.loss} with {what} {self.derivative}"
 
 
@@ -457,6 +469,7 @@ class UserFunction:
         fixed: dict[str, Any],
         function: Callable[..., Any] | None = None,
         folder: str | None = None,
+        value_only: bool = False,
     ):
         where, name = parse_target(target, role)
         path = _code_file(where, folder)
@@ -466,10 +479,17 @@ class UserFunction:
         self.role = role
         self.fixed = fixed
         self.folder = folder if folder is not None else os.getcwd()
+        self.value_only = value_only  # the function returns (value, gradient): its value is called for
         self._function = function
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"target": self.target, "role": self.role, "fixed": self.fixed, "folder": self.folder}
+        return {
+            "target": self.target,
+            "role": self.role,
+            "fixed": self.fixed,
+            "folder": self.folder,
+            "value_only": self.value_only,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -491,7 +511,8 @@ class UserFunction:
 
     def __call__(self, params: Params) -> Any:
         function = self.function()
-        return function(**params, **_accepted(function, self.fixed))
+        out = function(**params, **_accepted(function, self.fixed))
+        return value_part(out, self.target) if self.value_only else out
 
 
 def _hvp(kind: str, derivative: Callable[..., Any], call: Callable[..., Any]) -> Callable[..., Any] | None:
@@ -558,7 +579,7 @@ def _check_loaded(
     s = loaded.spec
     kind = s.kind
     derivative, call = loaded.derivative, loaded.call
-    f = UserFunction(s.loss, "loss", loaded.fixed, loaded.loss, s.folder)
+    f = UserFunction(s.loss, "loss", loaded.fixed, loaded.loss, s.folder, value_only=s.value_and_grad)
     common: dict[str, Any] = {
         "progress": progress,
         "name": name,
@@ -570,7 +591,9 @@ def _check_loaded(
     if kind == "grad":
         return check_gradients(
             f,
-            lambda p: call(derivative, **p),
+            (lambda p: gradient_part(call(derivative, **p), s.loss))
+            if s.value_and_grad
+            else (lambda p: call(derivative, **p)),
             loaded.params,
             settings,
             loss_name=s.loss,

@@ -534,7 +534,7 @@ _CONST = click.option(
 
 @cli.command()
 @click.argument("loss", metavar=_FUNC["loss"].metavar, type=OptionType(_FUNC["loss"]))
-@_options([_FUNC[k] for k in DERIVATIVE_KINDS])
+@_options([*(_FUNC[k] for k in DERIVATIVE_KINDS), _FUNC["value_and_grad"]])
 @click.option(
     "--param", "params", type=ParamSpec(), multiple=True, default=_FUNC["params"].default, help=_FUNC["params"].help
 )

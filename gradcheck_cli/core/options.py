@@ -524,6 +524,14 @@ FUNC_OPTIONS: tuple[Option, ...] = (
         "array of its shape (as scipy.optimize.minimize calls hessp).",
     ),
     Option(
+        "value_and_grad",
+        _boolean,
+        False,
+        "FUNCTION returns (loss, gradient), as CS231n's softmax_loss and scipy's jac=True do; its gradient part "
+        "is checked (a dict, a tuple in parameter order, or one parameter's array).",
+        flag=True,
+    ),
+    Option(
         "params",
         _params,
         (),

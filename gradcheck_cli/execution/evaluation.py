@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import BadValueError
+from ..core.errors import BadValueError, option_ref
 from ..core.estimates import EPS64
 from .usercode import call_user, move_context, note_batch, note_move
 
@@ -159,6 +159,7 @@ def _finite_scalar(value: object, who: str, context: object) -> complex | float:
         raise BadValueError(
             f"{who} returned a tuple of {len(value)} {context}; return the loss alone (a float), "
             f"e.g. 'return loss', not 'return loss, dx'"
+            + (f", or give {option_ref('value_and_grad')} to check the dx it returns" if len(value) == 2 else "")
         )
     arr = np.asarray(plain_numbers(value, who, context))
     if arr.dtype == bool:
