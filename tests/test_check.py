@@ -219,3 +219,26 @@ def test_a_dead_relu_network_passes():
     # change of the loss is exactly zero, and the round-off bound still exceeds it.
     spec = MLPSpec(layers=(1, 1, 1), activations=("relu", "identity"), loss="mse", bias=False, m=1, seed=1)
     assert check_model(MLP(spec)).passed
+
+
+def _bias_loss(p):
+    return float(np.sum(np.tanh(p["b"]) ** 2))
+
+
+def _bias_grad(p, factor=1.0):
+    t = np.tanh(p["b"])
+    return {"b": (factor * 2 * t * (1 - t**2)).reshape(1, -1)}  # keepdims=True, as in db = dout.sum(0, keepdims=True)
+
+
+def test_a_keepdims_gradient_is_compared_in_the_parameters_shape_and_said():
+    b = {"b": np.linspace(-1, 1, 5)}
+    report = check_gradients(_bias_loss, _bias_grad, b)
+    assert report.status == "PASS"
+    note = "gradient returned b with shape (1, 5); compared in b's shape (5,) (they differ only by axes of length 1)"
+    assert report.to_dict()["parameters"][0]["reasons"] == [note]
+    assert check_gradients(_bias_loss, lambda p: _bias_grad(p, 1.01), b).status == "FAIL"
+
+
+def test_a_shape_that_differs_by_more_than_axes_of_length_one_stays_an_error():
+    with pytest.raises(InputError, match=r"gradient: b has shape \(5, 2\), expected \(10,\) \(the shape of b\)"):
+        check_gradients(lambda p: float(np.sum(p["b"] ** 2)), lambda p: {"b": np.ones((5, 2))}, {"b": np.ones(10)})

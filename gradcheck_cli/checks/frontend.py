@@ -55,9 +55,18 @@ def as_params(params: Mapping[str, Any]) -> Params:
     return out
 
 
-def normalise_gradients(raw: Any, params: Params, where: str = "gradient", complex_ok: bool = False) -> Params:
+def normalise_gradients(
+    raw: Any,
+    params: Params,
+    where: str = "gradient",
+    complex_ok: bool = False,
+    reshaped: dict[str, tuple[int, ...]] | None = None,
+) -> Params:
     """Accept a dict, or a tuple/list in parameter order; check names, shapes and values
-    (complex values only where ``complex_ok``: a gradient under a complex step)."""
+    (complex values only where ``complex_ok``: a gradient under a complex step).  A
+    gradient whose shape differs from its parameter's by axes of length 1 only
+    (``keepdims``: ``(1, D)`` for ``(D,)``) is taken in the parameter's shape, and its
+    own shape recorded in ``reshaped``."""
     names = list(params)
     if isinstance(raw, Mapping):
         grads = _read_mapping(raw, names, where)
@@ -95,6 +104,10 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
             raise InputError(f"{where}: {n} is not an array") from None
         if g.dtype.kind not in ("fiuc" if complex_ok else "fiu"):
             raise InputError(f"{where}: {n} has dtype {g.dtype}; expected a real floating-point array")
+        if g.shape != params[n].shape and _singleton_axes_only(g.shape, params[n].shape):
+            if reshaped is not None:
+                reshaped[n] = g.shape
+            g = g.reshape(params[n].shape)
         if g.shape != params[n].shape:
             raise InputError(
                 f"{where}: {n} has shape {shape_text(g.shape)}, expected {shape_text(params[n].shape)} "
@@ -108,6 +121,11 @@ def normalise_gradients(raw: Any, params: Params, where: str = "gradient", compl
             )
         out[n] = g
     return out
+
+
+def _singleton_axes_only(shape: tuple[int, ...], expected: tuple[int, ...]) -> bool:
+    """The shapes differ only by axes of length 1 (``(1, 4)`` and ``(4,)``)."""
+    return tuple(d for d in shape if d != 1) == tuple(d for d in expected if d != 1)
 
 
 def _require_order(raw: Sequence[Any], params: Params, where: str) -> None:

@@ -40,6 +40,7 @@ from .frontend import (
     entry_positions,
     normalise_gradients,
     opened_runner,
+    shape_text,
     split_options,
     unit_directions,
 )
@@ -127,7 +128,13 @@ def check_gradients(
     typed = {k: v.astype(dtype_) for k, v in base_params.items()}
     reference = {k: v.astype(np.float64) for k, v in typed.items()}
     raw = call_user(grad_name, gradients, {k: v.copy() for k, v in typed.items()})
-    analytic = {k: v.astype(np.float64) for k, v in normalise_gradients(raw, typed, grad_name).items()}
+    reshaped: dict[str, tuple[int, ...]] = {}
+    analytic = {k: v.astype(np.float64) for k, v in normalise_gradients(raw, typed, grad_name, False, reshaped).items()}
+    shape_notes = {
+        k: f"{grad_name} returned {k} with shape {shape_text(s)}; compared in {k}'s shape {shape_text(typed[k].shape)} "
+        f"(they differ only by axes of length 1)"
+        for k, s in reshaped.items()
+    }
     rounding = _measured_rounding(gradients, reference, analytic) if dtype_ != np.float64 else {}
     # A function that reports its kinks (a built-in model) or is known smooth is not
     # a black box; anything else is measured from outside.
@@ -149,7 +156,9 @@ def check_gradients(
         plan = planned_moves(reference, settings, black_box, user_step)
         guard(probe.forecast(plan), run.max_seconds, run.force, progress)
         how = How.of(settings, black_box, user_step)
-        return _check_with(probe, how, reference, analytic, rounding, progress, title, model, name, loss_name, start)
+        return _check_with(
+            probe, how, reference, analytic, rounding, progress, title, model, name, loss_name, start, shape_notes
+        )
 
 
 def _check_with(
@@ -164,8 +173,10 @@ def _check_with(
     name: str,
     loss_name: str,
     start: float,
+    notes: dict[str, str] | None = None,
 ) -> Report:
-    """The check itself, once the evaluator is ready: every parameter measured, then judged."""
+    """The check itself, once the evaluator is ready: every parameter measured, then judged;
+    ``notes``: what was found of a parameter before (its gradient's shape)."""
     settings = how.settings
     if progress is not None:
         probe.progress = progress.advance
@@ -194,6 +205,7 @@ def _check_with(
             taylor_result,
             probe.evaluations - before,
             rounding=rows_rounding,
+            notes=[notes[pname]] if notes and pname in notes else [],
         )
         return row, measured
 
