@@ -581,3 +581,68 @@ def test_value_and_grad_in_a_suite_and_through_the_api(runner, pairs):
     right = check_gradients(lambda p: namespace["softmax_loss"](p["x"], y), None, x, value_and_grad=True)
     wrong = check_gradients(lambda p: namespace["softmax_loss_wrong"](p["x"], y), None, x, value_and_grad=True)
     assert (right.status, wrong.status) == ("PASS", "FAIL")
+
+
+# ---- methods of module-level objects -----------------------------------------------------------
+
+OBJECTS = '''
+import numpy as np
+
+
+class Rosenbrock:
+    """scipy's test problems keep fun, jac and hess on an object."""
+
+    def __init__(self, scale):
+        self.scale = scale
+
+    def fun(self, x):
+        return self.scale * float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+    def jac(self, x):
+        der = np.zeros_like(x)
+        der[1:-1] = 200 * (x[1:-1] - x[:-2] ** 2) - 400 * (x[2:] - x[1:-1] ** 2) * x[1:-1] - 2 * (1 - x[1:-1])
+        der[0] = -400 * x[0] * (x[1] - x[0] ** 2) - 2 * (1 - x[0])
+        der[-1] = 200 * (x[-1] - x[-2] ** 2)
+        return self.scale * der
+
+    @staticmethod
+    def unscaled(x):
+        return Rosenbrock(1.0).jac(x)
+
+
+class Gradient:
+    def __call__(self, x):
+        return problem.jac(x)
+
+
+problem = Rosenbrock(2.0)
+gradient = Gradient()
+'''
+
+
+@pytest.mark.parametrize(
+    "grad, extra, code",
+    [
+        ("problem.jac", [], 0),  # a bound method
+        ("gradient", [], 0),  # a callable instance
+        ("problem.unscaled", [], 1),  # a static method: missing the scale of 2
+        ("problem.jac", ["--workers", "2"], 0),  # pickled by reference to the module and the path
+    ],
+)
+def test_a_method_of_a_module_level_object_is_a_target(runner, tmp_path, monkeypatch, grad, extra, code):
+    (tmp_path / "objects.py").write_text(OBJECTS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["func", "objects.py:problem.fun", "--grad", f"objects.py:{grad}", "--param", "x=5", "-q", *extra]
+    assert runner.invoke(cli, args).exit_code == code
+
+
+def test_a_missing_method_lists_the_objects_methods(runner, tmp_path, monkeypatch):
+    (tmp_path / "objects.py").write_text(OBJECTS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(
+        cli, ["func", "objects.py:problem.fun", "--grad", "objects.py:problem.jacc", "--param", "x=5"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: Invalid value for '--grad': objects.py:problem has no attribute 'jacc'; its methods: fun, jac, unscaled\n"
+    )

@@ -7,6 +7,7 @@ in parameter order), where ``params`` are the arrays named by the ``params`` opt
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import inspect
 import json
@@ -42,8 +43,12 @@ def parse_target(text: str, option: str) -> tuple[str, str]:
         raise InputError(
             f"{text!r} is not FILE.py:FUNCTION or MODULE:FUNCTION; e.g. examples/two_layer.py:loss", option=option
         )
-    if not name.isidentifier():
-        raise InputError(f"{name!r} in {text!r} is not a function name; e.g. examples/two_layer.py:loss", option=option)
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise InputError(
+            f"{name!r} in {text!r} is not a function name (or a dotted path to a method of a module-level object, "
+            f"e.g. problem.fun); e.g. examples/two_layer.py:loss",
+            option=option,
+        )
     return where, name
 
 
@@ -143,7 +148,23 @@ def load_function(where: str, name: str, role: str, folder: str | None = None) -
     """Import ``where`` (a file or a module, once, from ``folder``) and return its
     function ``name``; ``role`` is the option that named it (``loss``, ``grad``)."""
     module = _import(where, role, folder)
-    function = getattr(module, name, None)
+    first, *rest = name.split(".")
+    function = getattr(module, first, None)
+    for depth, part in enumerate(rest, start=1):  # a method of a module-level object: problem.fun
+        owner = ".".join([first, *rest[: depth - 1]])
+        if function is None:
+            break
+        if not hasattr(function, part):
+            available = sorted(
+                a for a in dir(function) if not a.startswith("_") and callable(getattr(function, a, None))
+            )
+            raise InputError(
+                f"{where}:{owner} has no attribute {part!r}; its methods: {', '.join(available) or 'none'}",
+                option=role,
+            )
+        function = call_user(f"{where}:{owner}.{part}", getattr, function, part)
+    if function is not None and rest and not callable(function):
+        raise InputError(f"{where}:{name} is a {type(function).__name__}, not a function", option=role)
     if not callable(function):
         defined = sorted(
             k for k, v in vars(module).items() if callable(v) and getattr(v, "__module__", "") == module.__name__
@@ -500,7 +521,8 @@ class UserFunction:
             where, name = parse_target(self.target, self.role)
             if where.endswith(".py") and not Path(where).is_file():
                 module = importlib.import_module(re.sub(r"\W", "_", Path(where).stem))
-                self._function = getattr(module, name)
+                found: Any = functools.reduce(getattr, name.split("."), module)  # problem.fun: a method
+                self._function = found
             else:
                 self._function = load_function(where, name, self.role, self.folder)
         return self._function
