@@ -646,3 +646,87 @@ def test_a_missing_method_lists_the_objects_methods(runner, tmp_path, monkeypatc
     assert result.stderr == (
         "Error: Invalid value for '--grad': objects.py:problem has no attribute 'jacc'; its methods: fun, jac, unscaled\n"
     )
+
+
+# ---- elementwise derivatives -------------------------------------------------------------------
+
+ACTIVATIONS = '''
+import numpy as np
+from math import pi, sqrt
+
+
+class GELU:
+    """numpy-ml's convention: fn(z) beside grad(x) and grad2(x), the names differ."""
+
+    def fn(self, z):
+        return 0.5 * z * (1 + np.tanh(sqrt(2 / pi) * (z + 0.044715 * z**3)))
+
+    def grad(self, x):
+        s, c = sqrt(2 / pi), 0.044715
+        t = np.tanh(s * (x + c * x**3))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t**2) * s * (1 + 3 * c * x**2)
+
+    def grad_wrong(self, x):
+        s, c = sqrt(2 / pi), 0.044715
+        t = np.tanh(s * (x + c * x**3))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t**2) * s  # the cubic term's derivative forgotten
+
+
+def softplus(z):
+    return np.logaddexp(0, z)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def sigmoid_grad(x):
+    return sigmoid(x) * (1 - sigmoid(x))
+
+
+def sigmoid_grad_wrong(x):
+    return sigmoid(x) * (1 - sigmoid(x)) * 1.01
+
+
+def softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def softmax_diagonal(x):
+    return softmax(x) * (1 - softmax(x))  # only the diagonal of a full Jacobian
+
+
+gelu = GELU()
+'''
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["act.py:gelu.fn", "--deriv", "act.py:gelu.grad"], 0),
+        (["act.py:gelu.fn", "--deriv", "act.py:gelu.grad_wrong"], 1),
+        (["act.py:softplus", "--deriv", "act.py:sigmoid", "--deriv2", "act.py:sigmoid_grad"], 0),
+        (["act.py:softplus", "--deriv", "act.py:sigmoid", "--deriv2", "act.py:sigmoid_grad_wrong"], 1),
+        (["act.py:softmax", "--deriv", "act.py:softmax_diagonal"], 1),  # not elementwise: its Jacobian is full
+    ],
+    ids=["gelu", "gelu-wrong", "second", "second-wrong", "not-elementwise"],
+)
+def test_elementwise_derivatives(runner, tmp_path, monkeypatch, args, code):
+    (tmp_path / "act.py").write_text(ACTIVATIONS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["func", *args, "--param", "z=64", "--json"])
+    assert result.exit_code == code, result.output
+    evaluations = json.loads(result.stdout)["loss_evaluations"]
+    assert evaluations < 64  # every entry moves at once: far fewer evaluations than entries
+
+
+def test_a_second_derivative_needs_the_first(runner, tmp_path, monkeypatch):
+    (tmp_path / "act.py").write_text(ACTIVATIONS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["func", "act.py:softplus", "--deriv2", "act.py:sigmoid_grad", "--param", "z=4"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: Invalid value for '--deriv2': the elementwise second derivative is checked as the derivative of "
+        "--deriv; give --deriv too\n"
+    )

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from ..core.errors import InputError, option_ref
 from ..core.options import DERIVATIVE_KINDS, Constants, Execution, ParamShapes, Settings
 from ..core.result import Report, json_safe
+from ..execution.evaluation import plain_numbers
 from ..execution.usercode import call_user
 from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
 from .frontend import gradient_part, value_part
@@ -263,6 +264,8 @@ class FuncSpec:
     hess: str | None = None
     hvp: str | None = None
     hessp: str | None = None
+    deriv: str | None = None
+    deriv2: str | None = None
     value_and_grad: bool = False  # ``loss`` returns ``(loss, gradient)``: the gradient part is checked
     data: str | None = None
     const: Constants = ()
@@ -288,6 +291,14 @@ class FuncSpec:
     def kind(self) -> str:
         """Which derivative is checked; an ``InputError`` unless exactly one is named."""
         named = [k for k in DERIVATIVE_KINDS if k != "grad" and getattr(self, k) is not None]
+        if "deriv2" in named:
+            if "deriv" not in named:
+                raise InputError(
+                    f"the elementwise second derivative is checked as the derivative of {option_ref('deriv')}; give "
+                    f"{option_ref('deriv')} too",
+                    option="deriv2",
+                )
+            named.remove("deriv")
         if len(named) > 1:
             raise InputError(
                 f"--{named[0]} and --{named[1]} both given; a check holds one derivative against the function",
@@ -352,6 +363,8 @@ class FuncSpec:
             "hess": "Hessian",
             "hvp": "Hessian-vector product",
             "hessp": "Hessian-vector product (scipy's hessp)",
+            "deriv": "elementwise derivative",
+            "deriv2": "elementwise second derivative",
         }[self.kind]
         if self.value_and_grad:
             return f"func {self.loss} with the gradient it returns beside its value"
@@ -443,6 +456,12 @@ def load_check(spec: FuncSpec) -> LoadedFunction:
         grad_where, grad_name = parse_target(spec.grad, "grad")
         grad_fn = load_function(grad_where, grad_name, "grad", spec.folder)
     params = load_init(spec.file(spec.init), shapes, spec.init) if spec.init else draw_params(shapes, spec.seed)
+    if kind in ("deriv", "deriv2") and len(params) != 1:
+        raise InputError(
+            f"an elementwise derivative ({option_ref(kind)}) is of a function of one input, but there are "
+            f"{len(params)} ({', '.join(params)}); give one",
+            option=kind,
+        )
     if kind == "hessp" and len(params) != 1:
         raise InputError(
             f"scipy's hessp(x, p) takes one parameter, x, but there are {len(params)} ({', '.join(params)}); give "
@@ -491,6 +510,7 @@ class UserFunction:
         function: Callable[..., Any] | None = None,
         folder: str | None = None,
         value_only: bool = False,
+        positional: bool = False,
     ):
         where, name = parse_target(target, role)
         path = _code_file(where, folder)
@@ -501,6 +521,7 @@ class UserFunction:
         self.fixed = fixed
         self.folder = folder if folder is not None else os.getcwd()
         self.value_only = value_only  # the function returns (value, gradient): its value is called for
+        self.positional = positional  # one input, passed by position (an elementwise derivative's)
         self._function = function
 
     def __getstate__(self) -> dict[str, Any]:
@@ -510,6 +531,7 @@ class UserFunction:
             "fixed": self.fixed,
             "folder": self.folder,
             "value_only": self.value_only,
+            "positional": self.positional,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -533,7 +555,10 @@ class UserFunction:
 
     def __call__(self, params: Params) -> Any:
         function = self.function()
-        out = function(**params, **_accepted(function, self.fixed))
+        if self.positional:
+            out = function(*params.values(), **_accepted(function, self.fixed))
+        else:
+            out = function(**params, **_accepted(function, self.fixed))
         return value_part(out, self.target) if self.value_only else out
 
 
@@ -575,6 +600,30 @@ def check_function(
     report = _check_loaded(loaded, settings, progress, name, execution)
     report.notes.extend(_changed_constants(loaded))
     return report
+
+
+def _check_elementwise(loaded: LoadedFunction, settings: Settings | None, common: dict[str, Any]) -> Report:
+    """An elementwise derivative as a JVP: the Jacobian is diagonal, so along a tangent
+    ``t`` the output moves by ``f'(z) * t``, and one evaluation per step moves every
+    entry.  ``--deriv2`` is the derivative of ``--deriv``.  Derivatives take the one
+    input by position (numpy-ml's ``fn(z)`` beside ``grad(x)``: the names differ)."""
+    s = loaded.spec
+    ((name, _),) = loaded.params.items()
+    if s.kind == "deriv2":
+        assert s.deriv is not None
+        function = UserFunction(s.deriv, "deriv", loaded.fixed, None, s.folder, positional=True)
+        function_name = s.deriv
+    else:
+        function = UserFunction(s.loss, "loss", loaded.fixed, loaded.loss, s.folder)
+        function_name = s.loss
+    derivative, call = loaded.derivative, loaded.call
+
+    def along(t: Params, p: Params) -> Any:
+        return np.asarray(plain_numbers(call(derivative, p[name]), s.derivative, "")) * t[name]
+
+    return check_jvp(
+        function, along, loaded.params, settings, function_name=function_name, tangent_name=s.derivative, **common
+    )
 
 
 def _changed_constants(loaded: LoadedFunction) -> list[str]:
@@ -637,6 +686,8 @@ def _check_loaded(
             backward_name=s.derivative,
             **common,
         )
+    if kind in ("deriv", "deriv2"):
+        return _check_elementwise(loaded, settings, common)
     if kind == "jvp":
         return check_jvp(
             f,

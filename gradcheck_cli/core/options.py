@@ -500,7 +500,7 @@ def _target(role: str, help_text: str) -> Option:
 # The kinds of derivative a func check can hold against its function: the gradient
 # of a loss (grad), a layer's backward (vjp), forward-mode products (jvp), a
 # Jacobian (jac), a Hessian (hess) or Hessian-vector products (hvp).
-DERIVATIVE_KINDS = ("grad", "vjp", "jvp", "jac", "hess", "hvp", "hessp")
+DERIVATIVE_KINDS = ("grad", "vjp", "jvp", "jac", "hess", "hvp", "hessp", "deriv", "deriv2")
 
 FUNC_OPTIONS: tuple[Option, ...] = (
     Option(
@@ -522,6 +522,15 @@ FUNC_OPTIONS: tuple[Option, ...] = (
         "hessp",
         "Your Hessian-vector product in scipy's convention: HESSP(x, p) -> array, x the one parameter and p an "
         "array of its shape (as scipy.optimize.minimize calls hessp).",
+    ),
+    _target(
+        "deriv",
+        "The elementwise derivative of an elementwise FUNCTION (an activation, a robust loss's rho): DERIV(z) -> "
+        "an array of z's shape, z the one input, passed positionally (numpy-ml's grad, scipy's rho[1]).",
+    ),
+    _target(
+        "deriv2",
+        "The elementwise second derivative: DERIV2(z), checked as the derivative of --deriv (numpy-ml's grad2).",
     ),
     Option(
         "value_and_grad",
