@@ -730,3 +730,58 @@ def test_a_second_derivative_needs_the_first(runner, tmp_path, monkeypatch):
         "Error: Invalid value for '--deriv2': the elementwise second derivative is checked as the derivative of "
         "--deriv; give --deriv too\n"
     )
+
+
+# ---- layers of several outputs, backward passes that write into their dout ---------------------
+
+LSTM = """import numpy as np
+def sigmoid(x): return 1 / (1 + np.exp(-x))
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    H = prev_h.shape[1]
+    a = x @ Wx + prev_h @ Wh + b
+    i, f, o, g = sigmoid(a[:, :H]), sigmoid(a[:, H:2*H]), sigmoid(a[:, 2*H:3*H]), np.tanh(a[:, 3*H:])
+    next_c = f * prev_c + i * g
+    next_h = o * np.tanh(next_c)
+    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c)
+def lstm_step_backward(dnext_h, dnext_c, cache):
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c = cache
+    tc = np.tanh(next_c)
+    do = dnext_h * tc
+    dnext_c += dnext_h * o * (1 - tc**2)   # writes into its dout, as CS231n's does
+    df, dprev_c, di, dg = dnext_c * prev_c, dnext_c * f, dnext_c * g, dnext_c * i
+    da = np.hstack([di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), dg * (1 - g**2)])
+    return {"x": da @ Wx.T, "prev_h": da @ Wh.T, "prev_c": dprev_c, "Wx": x.T @ da, "Wh": prev_h.T @ da, "b": da.sum(0)}
+def lstm_step_backward_wrong(dnext_h, dnext_c, cache):
+    grads = lstm_step_backward(dnext_h, dnext_c, cache)
+    grads["prev_c"] = grads["prev_c"] * 0  # the cell state's path dropped
+    return grads
+
+
+def relu_forward(x):
+    return np.maximum(0, x), x
+
+
+def relu_backward(dout, cache):
+    \"\"\"CS231n's: writes into its dout.\"\"\"
+    dx = dout
+    dx[cache <= 0] = 0
+    return dx
+"""
+
+LSTM_INPUTS = ["--param", "x=3x4", "--param", "prev_h=3x5", "--param", "prev_c=3x5", "--param", "Wx=4x20"]
+
+
+@pytest.mark.parametrize("backward, code", [("lstm_step_backward", 0), ("lstm_step_backward_wrong", 1)])
+def test_a_forward_of_several_outputs_gets_one_dout_each(runner, tmp_path, monkeypatch, backward, code):
+    (tmp_path / "lstm.py").write_text(LSTM, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["func", "lstm.py:lstm_step_forward", "--vjp", f"lstm.py:{backward}", *LSTM_INPUTS]
+    result = runner.invoke(cli, [*args, "--param", "Wh=5x20", "--param", "b=20", "-q"])
+    assert result.exit_code == code, result.output
+
+
+def test_a_backward_that_writes_into_its_dout_gets_a_copy(runner, tmp_path, monkeypatch):
+    (tmp_path / "lstm.py").write_text(LSTM, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["func", "lstm.py:relu_forward", "--vjp", "lstm.py:relu_backward", "--param", "x=4x6", "-q"]
+    assert runner.invoke(cli, args).exit_code == 0

@@ -653,7 +653,7 @@ def _product(raw: Any, shape: tuple[int, ...], where: str, what: str) -> Array:
 @api
 def check_vjp(
     forward: Callable[[Params], Any],
-    backward: Callable[[Array, Any, Params], Any],
+    backward: Callable[[Any, Any, Params], Any],
     inputs: Mapping[str, Any],
     settings: Settings | None = None,
     *,
@@ -668,21 +668,26 @@ def check_vjp(
 ) -> Report:
     """Check a layer's backward pass: ``backward(dout, cache, inputs)`` against the
     gradient of ``<dout, out>`` where ``forward(inputs)`` returns ``out`` or
-    ``(out, cache)`` (``cache`` is None when it returns ``out`` alone).  The
-    backward returns one gradient per input (dict, or tuple in input order).
+    ``(out, cache)`` (``cache`` is None when it returns ``out`` alone); a forward of
+    several outputs returns ``(out1, out2, ..., cache)`` and ``dout`` is then the
+    tuple of their upstream gradients.  The backward returns one gradient per input
+    (dict, or tuple in input order).
     ``dout`` is drawn from ``seed`` (standard normal) unless given."""
     chosen, run, given_runner, sources = _execution(settings, options)
     params = as_params(inputs)
     resolved = chosen.resolved()
-    out, _ = _forward(forward, params, forward_name, "at the starting point")
+    outs, _ = _forward(forward, params, forward_name, "at the starting point")
     if dout is None:
         # A stream of its own: the parameters drawn from the same seed must not be dout.
-        upstream = np.random.default_rng([resolved.seed, DOUT_STREAM]).standard_normal(out.shape)
+        rng = np.random.default_rng([resolved.seed, DOUT_STREAM])
+        upstream = tuple(rng.standard_normal(out.shape) for out in outs)
     else:
-        upstream = np.asarray(dout, dtype=np.float64)
-        if upstream.shape != out.shape:
+        upstream = (np.asarray(dout, dtype=np.float64),)
+        if len(outs) > 1 or upstream[0].shape != outs[0].shape:
+            shapes = " and ".join(shape_text(out.shape) for out in outs)
             raise InputError(
-                f"dout has shape {shape_text(upstream.shape)}; it must have the output's shape {shape_text(out.shape)}",
+                f"dout has shape {shape_text(upstream[0].shape)}; it must have the output's shape {shapes}"
+                + (" (one dout for a forward of one output; several are drawn from the seed)" if len(outs) > 1 else ""),
                 option="dout",
             )
     dtype = np.dtype(resolved.dtype)
@@ -690,7 +695,9 @@ def check_vjp(
 
     def gradients(p: Params) -> Any:
         _, cache = _forward(forward, p, forward_name, "at the starting point")
-        return backward(upstream.astype(dtype), cache, p)
+        # Copies: a backward may write into its dout (CS231n's relu_backward does).
+        douts = tuple(d.astype(dtype) for d in upstream)
+        return backward(douts[0] if len(douts) == 1 else douts, cache, p)
 
     return check_gradients(
         loss,
@@ -713,12 +720,12 @@ class _Contracted:
     """``<dout, forward(params)>``: the scalar whose gradient a VJP is (a class, not a
     closure, so that worker processes can receive it)."""
 
-    def __init__(self, forward: Callable[[Params], Any], dout: Array, where: str) -> None:
+    def __init__(self, forward: Callable[[Params], Any], dout: tuple[Array, ...], where: str) -> None:
         self.forward, self.dout, self.where = forward, dout, where
 
     def __call__(self, params: Params) -> Any:
-        value, _ = _forward(self.forward, params, self.where, "at a moved point")
-        return np.sum(self.dout * value)
+        values, _ = _forward(self.forward, params, self.where, "at a moved point")
+        return sum(np.sum(d * v) for d, v in zip(self.dout, values, strict=True))
 
 
 class _LayerOutput:
@@ -741,21 +748,29 @@ class _GradientOutputs:
         return normalise_gradients(raw, self.reference, where, complex_ok=True)
 
 
-def _forward(forward: Callable[[Params], Any], params: Params, where: str, context: str) -> tuple[Array, Any]:
-    """``(out, cache)`` of a layer's forward, which returns ``out`` or ``(out, cache)``."""
+def _forward(
+    forward: Callable[[Params], Any], params: Params, where: str, context: str
+) -> tuple[tuple[Array, ...], Any]:
+    """``(outputs, cache)`` of a layer's forward, which returns ``out``, ``(out, cache)``
+    or, for a layer of several outputs, ``(out1, out2, ..., cache)`` (an LSTM step's
+    ``(next_h, next_c, cache)``)."""
     raw = call_user(where, forward, params)
-    out, cache = (raw[0], raw[1]) if isinstance(raw, tuple) and len(raw) == 2 else (raw, None)
-    array = numeric_array(out)
-    if array is None:
-        raise BadValueError(
-            f"{where} returned {type(out).__name__} {context}; a forward returns an array, or (array, cache)"
-        )
-    if array.ndim == 0:
-        raise BadValueError(
-            f"{where} returned a scalar {context}; {option_ref('vjp')} checks a layer whose forward returns an "
-            f"array (for a scalar loss use {option_ref('grad')})"
-        )
-    return array, cache
+    outs, cache = ((raw[:-1], raw[-1]) if len(raw) >= 2 else (raw, None)) if isinstance(raw, tuple) else ((raw,), None)
+    arrays = []
+    for out in outs:
+        array = numeric_array(out)
+        if array is None:
+            raise BadValueError(
+                f"{where} returned {type(out).__name__} {context}; a forward returns an array, (array, cache), or "
+                f"(array, array, ..., cache)"
+            )
+        if array.ndim == 0:
+            raise BadValueError(
+                f"{where} returned a scalar {context}; {option_ref('vjp')} checks a layer whose forward returns an "
+                f"array (for a scalar loss use {option_ref('grad')})"
+            )
+        arrays.append(array)
+    return tuple(arrays), cache
 
 
 # ---- second order ----------------------------------------------------------------------------

@@ -673,8 +673,9 @@ def _check_loaded(
         )
     if kind == "vjp":
 
-        def backward(dout: Array, cache: Any, p: Params) -> Any:
-            return call(derivative, dout, **p) if cache is None else call(derivative, dout, cache)
+        def backward(dout: Any, cache: Any, p: Params) -> Any:
+            douts = dout if isinstance(dout, tuple) else (dout,)  # one per output: LSTM's (dnext_h, dnext_c)
+            return call(derivative, *douts, **p) if cache is None else call(derivative, *douts, cache)
 
         return check_vjp(
             f,
