@@ -879,12 +879,13 @@ def _symmetry(blocks: Mapping[tuple[str, str], Block], rule: PassRule, where: st
         gap = np.abs(block.dense - other.dense.T)
         k = int(np.argmax(gap)) if gap.size else 0
         if gap.size and float(gap.reshape(-1)[k]) > worst:
-            worst, at = float(gap.reshape(-1)[k]), f"H[{p},{q}]{list(np.unravel_index(k, gap.shape))}"
+            index = ", ".join(str(int(i)) for i in np.unravel_index(k, gap.shape))
+            worst, at = float(gap.reshape(-1)[k]), f"H[{p},{q}][{index}]"
     if worst <= float(rule.limit(scale)):
         return f"{where} is symmetric (largest |H - Hᵀ| {worst:.3g}, largest |H| {scale:.3g})"
     return (
         f"{where} is not symmetric: |H - Hᵀ| reaches {worst:.3g} at {at} (largest |H| {scale:.3g}); "
-        f"the Hessian of a twice-differentiable loss is"
+        f"the Hessian of a twice-differentiable loss is symmetric, so at least one of the two entries is wrong"
     )
 
 
