@@ -785,3 +785,24 @@ def test_a_backward_that_writes_into_its_dout_gets_a_copy(runner, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     args = ["func", "lstm.py:relu_forward", "--vjp", "lstm.py:relu_backward", "--param", "x=4x6", "-q"]
     assert runner.invoke(cli, args).exit_code == 0
+
+
+def test_one_wrong_entry_of_an_hvp_is_named_as_the_products_entry():
+    from gradcheck_cli.checks.derivatives import check_hessian
+
+    def hvp(v, p):
+        out = 12 * p["x"] ** 2 * v["x"]
+        out[2] *= 1.05  # row 2 of H is 5% off
+        return {"x": out}
+
+    report = check_hessian(
+        lambda p: float(np.sum(p["x"] ** 4)),
+        {"x": np.linspace(0.5, 1.5, 6)},
+        hvp=hvp,
+        gradient=lambda p: {"x": 4 * p["x"] ** 3},
+    )
+    (block,) = [r for r in report.parameters if r.name.startswith("Hv")]
+    assert block.status == "FAIL"
+    assert block.reasons == [
+        "only entry 2 of the product Hv[x,x] is wrong, along every direction; every other entry passes"
+    ]

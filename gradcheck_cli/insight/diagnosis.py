@@ -104,11 +104,24 @@ def _pattern(result: ParameterResult, others: Sequence[ParameterResult], batch: 
         label = format_index(result.shape, int(result.positions[wrong[0]])) if result.coverage == "entries" else ""
         return "entry", f"one entry is wrong ({result.name}{label}); every other entry passes"
     if wrong.size > 1 and result.coverage == "entries" and len(result.shape) == 2:
-        rows, cols = np.unravel_index(result.positions[wrong], result.shape)
-        if np.all(rows == rows[0]) and result.shape[1] > 1:
-            return "row", f"only row {int(rows[0])} is wrong; every other entry passes"
-        if np.all(cols == cols[0]) and result.shape[0] > 1:
-            return "column", f"only column {int(cols[0])} is wrong; every other entry passes"
+        return _row_or_column(result, wrong)
+    return None
+
+
+def _row_or_column(result: ParameterResult, wrong: Any) -> tuple[str, str] | None:
+    """The failing entries of a 2-D block all in one row, or one column: said so.
+    Named with the block: in a product's block (Hv, J·v) the rows are directions and
+    a column is an entry of the product, not a column of H or J."""
+    rows, cols = np.unravel_index(result.positions[wrong], result.shape)
+    if np.all(rows == rows[0]) and result.shape[1] > 1:
+        return "row", f"only row {int(rows[0])} of {result.name} is wrong; every other entry passes"
+    if np.all(cols == cols[0]) and result.shape[0] > 1:
+        if "v[" in result.name:
+            return "column", (
+                f"only entry {int(cols[0])} of the product {result.name} is wrong, along every direction; every "
+                f"other entry passes"
+            )
+        return "column", f"only column {int(cols[0])} of {result.name} is wrong; every other entry passes"
     return None
 
 
