@@ -242,3 +242,39 @@ def test_a_keepdims_gradient_is_compared_in_the_parameters_shape_and_said():
 def test_a_shape_that_differs_by_more_than_axes_of_length_one_stays_an_error():
     with pytest.raises(InputError, match=r"gradient: b has shape \(5, 2\), expected \(10,\) \(the shape of b\)"):
         check_gradients(lambda p: float(np.sum(p["b"] ** 2)), lambda p: {"b": np.ones((5, 2))}, {"b": np.ones(10)})
+
+
+def rosen(x):
+    """scipy.optimize.rosen, written out: a function of the array x."""
+    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+
+def rosen_der(x):
+    der = np.zeros_like(x)
+    der[1:-1] = 200 * (x[1:-1] - x[:-2] ** 2) - 400 * (x[2:] - x[1:-1] ** 2) * x[1:-1] - 2 * (1 - x[1:-1])
+    der[0] = -400 * x[0] * (x[1] - x[0] ** 2) - 2 * (1 - x[0])
+    der[-1] = 200 * (x[-1] - x[-2] ** 2)
+    return der
+
+
+def test_the_api_calls_functions_as_the_command_line_does():
+    x0 = {"x": np.array([1.3, 0.7, 0.8, 1.9, 1.2])}
+    assert check_gradients(rosen, rosen_der, x0).status == "PASS"  # as written: no lambda
+    assert check_gradients(rosen, lambda x: rosen_der(x) * 1.01, x0).status == "FAIL"
+
+    def scaled(x, y, scale):
+        return scale * float(np.sum((x - y) ** 2))
+
+    def scaled_grad(x, y, scale):
+        return 2 * scale * (x - y)
+
+    fixed = {"data": {"y": np.ones(5)}, "const": {"scale": 3.0}}
+    assert check_gradients(scaled, scaled_grad, x0, **fixed).status == "PASS"
+    assert check_gradients(lambda p: rosen(p["x"]), lambda p: {"x": rosen_der(p["x"])}, x0).status == "PASS"
+
+
+def test_fixed_inputs_need_functions_that_take_their_parameters_by_name():
+    with pytest.raises(
+        InputError, match="data and const are passed by name, but <lambda> does not take the parameters"
+    ):
+        check_gradients(lambda p: rosen(p["x"]), lambda p: {"x": 0 * p["x"]}, {"x": np.ones(3)}, const={"k": 1})

@@ -161,6 +161,91 @@ def _what(out: Any) -> str:
     return f"a tuple of {len(out)}" if isinstance(out, tuple) else f"a {type(out).__name__}"
 
 
+class ByName:
+    """A user function called as ``gradcheck func`` calls it: the parameters as keyword
+    arguments by name, and the fixed inputs its signature takes (it pickles when the
+    function does: a module-level one)."""
+
+    def __init__(self, function: Callable[..., Any], fixed: Mapping[str, Any]) -> None:
+        self.function, self.fixed = function, dict(fixed)
+
+    def __call__(self, params: Params) -> Any:
+        return self.function(**params, **_taken(self.function, self.fixed))
+
+
+def by_name(function: Callable[..., Any], names: Sequence[str], fixed: Mapping[str, Any]) -> Callable[..., Any]:
+    """``function`` called the command line's way when its signature names every
+    parameter (``rosen(x)`` for ``{"x": x0}``), else as given: ``f(params)``, a dict
+    (a function that takes one argument named like the one parameter is called by
+    name).  Fixed inputs (``data``, ``const``) need the first kind."""
+    if _names_every(function, names):
+        return ByName(function, fixed)
+    if fixed:
+        raise InputError(
+            f"data and const are passed by name, but {getattr(function, '__name__', 'the function')} does not take "
+            f"the parameters ({', '.join(names)}) by name; take them as keyword arguments, or drop data and const",
+            option="data",
+        )
+    return function
+
+
+def _names_every(function: Callable[..., Any], names: Sequence[str]) -> bool:
+    """The user's function takes every parameter by name (this package's own callables
+    always take the dict)."""
+    own = getattr(function, "__module__", None) or type(function).__module__
+    if own.split(".", 1)[0] == __name__.split(".", 1)[0]:
+        return False
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return bool(names) and all(
+        n in parameters
+        and parameters[n].kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
+        for n in names
+    )
+
+
+def _taken(function: Callable[..., Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The fixed inputs ``function`` takes by name (all, if it takes ``**kwargs``)."""
+    if not fixed:
+        return {}
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return dict(fixed)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(fixed)
+    return {k: v for k, v in fixed.items() if k in parameters}
+
+
+def as_called(
+    loss: Callable[..., Any],
+    gradients: Callable[..., Any] | None,
+    names: Sequence[str],
+    value_and_grad: bool,
+    data: Mapping[str, Any] | None,
+    const: Mapping[str, Any] | None,
+    where: str,
+) -> tuple[Callable[[Params], Any], Callable[[Params], Any]]:
+    """A gradient check's two functions as the pipeline calls them, ``f(params)``:
+    called by name where their signatures allow (``by_name``), the gradient taken from
+    the loss's ``(loss, gradient)`` pair under ``value_and_grad``."""
+    if value_and_grad != (gradients is None):
+        raise InputError(
+            "give gradients, or value_and_grad=True for a loss that returns (loss, gradient), not both"
+            if value_and_grad
+            else "no gradients given; give the gradient function, or value_and_grad=True when the loss returns "
+            "(loss, gradient)",
+            option="value_and_grad",
+        )
+    fixed = {**(data or {}), **(const or {})}
+    loss = by_name(loss, names, fixed)
+    if gradients is None:
+        return PairPart(loss, False, where), PairPart(loss, True, where)
+    return loss, by_name(gradients, names, fixed)
+
+
 class PairPart:
     """One part of a function that returns ``(loss, gradient)``, called as a loss or a
     gradient (it pickles when the function does: a module-level one)."""

@@ -34,8 +34,8 @@ from ..numerics.steps import absolute_steps
 from ..probes.engine import EVALUATORS
 from ..probes.loop import LoopProbe, Planned, Probe
 from .frontend import (
-    PairPart,
     api,
+    as_called,
     as_params,
     entry_positions,
     normalise_gradients,
@@ -71,6 +71,8 @@ def check_gradients(
     settings: Settings | None = None,
     *,
     value_and_grad: bool = False,
+    data: Mapping[str, Any] | None = None,
+    const: Mapping[str, Any] | None = None,
     kink_pattern: Callable[[Params], Array | None] | None = None,
     smooth: bool = False,
     progress: ProgressSink | None = None,
@@ -102,21 +104,16 @@ def check_gradients(
     ``distributed.Client``), ``checkpoint`` (a file to resume from), ``timeout``
     (seconds per evaluation), ``max_seconds`` and ``force`` (the time guard);
     ``loss`` must then pickle (a module-level function).
+    ``loss`` and ``gradients`` are called as ``gradcheck func`` calls them when their
+    signatures name every parameter (``rosen(x)``, ``rosen_der(x)`` for ``{"x": x0}``,
+    with the fixed inputs of ``data`` and ``const`` they take by name), else with the
+    dict of parameters.
     ``value_and_grad=True``: ``loss`` returns ``(loss, gradient)`` (CS231n's
     ``softmax_loss``, scipy's ``jac=True``) and ``gradients`` is None.
     Returns the ``Report``; raises ``InputError`` for options or values that
     cannot be checked, ``UserCodeError`` when ``loss`` or ``gradients`` raise.
     """
-    if value_and_grad != (gradients is None):
-        raise InputError(
-            "give gradients, or value_and_grad=True for a loss that returns (loss, gradient), not both"
-            if value_and_grad
-            else "no gradients given; give the gradient function, or value_and_grad=True when the loss returns "
-            "(loss, gradient)",
-            option="value_and_grad",
-        )
-    if gradients is None:
-        loss, gradients = PairPart(loss, False, loss_name), PairPart(loss, True, loss_name)
+    loss, gradients = as_called(loss, gradients, list(as_params(params)), value_and_grad, data, const, loss_name)
     chosen, run = split_options(settings, execution, options)
     user_step = chosen.eps is not None
     settings = chosen.resolved()
