@@ -806,3 +806,64 @@ def test_one_wrong_entry_of_an_hvp_is_named_as_the_products_entry():
     assert block.reasons == [
         "only entry 2 of the product Hv[x,x] is wrong, along every direction; every other entry passes"
     ]
+
+
+DENSE = '''
+import numpy as np
+
+
+class Dense:
+    """numpy-ml's habit: the layer keeps its input on self and accumulates its weight gradients."""
+
+    def __init__(self, n_in, n_out, seed=0):
+        rng = np.random.default_rng(seed)
+        self.W, self.b = rng.standard_normal((n_in, n_out)), rng.standard_normal(n_out)
+        self.gradients = {"W": np.zeros_like(self.W), "b": np.zeros_like(self.b)}
+
+    def forward(self, X):
+        self.X = X
+        return np.tanh(X @ self.W + self.b)
+
+    def backward(self, dLdy):
+        dZ = dLdy * (1 - np.tanh(self.X @ self.W + self.b) ** 2)
+        self.gradients["W"] += self.X.T @ dZ
+        self.gradients["b"] += dZ.sum(0)
+        return dZ @ self.W.T
+
+    def backward_wrong(self, dLdy):
+        return dLdy @ self.W.T  # the activation's derivative forgotten
+
+
+layer = Dense(4, 3)
+
+
+def forward_with_weights(X, W, b):
+    """The adapter that checks the weights too: they become inputs of the check."""
+    layer.W, layer.b = W, b
+    return layer.forward(X)
+
+
+def backward_with_weights(dLdy, X, W, b):
+    layer.gradients = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+    dX = layer.backward(dLdy)
+    return {"X": dX, "W": layer.gradients["W"], "b": layer.gradients["b"]}
+'''
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["dense.py:layer.forward", "--vjp", "dense.py:layer.backward", "--param", "X=5x4"], 0),
+        (["dense.py:layer.forward", "--vjp", "dense.py:layer.backward_wrong", "--param", "X=5x4"], 1),
+        (
+            ["dense.py:forward_with_weights", "--vjp", "dense.py:backward_with_weights", "--param", "X=5x4"]
+            + ["--param", "W=4x3", "--param", "b=3"],
+            0,
+        ),
+    ],
+    ids=["object-as-cache", "object-wrong", "weights-through-an-adapter"],
+)
+def test_a_layer_object_that_keeps_its_own_cache(runner, tmp_path, monkeypatch, args, code):
+    (tmp_path / "dense.py").write_text(DENSE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(cli, ["func", *args, "-q"]).exit_code == code

@@ -170,7 +170,7 @@ class ByName:
         self.function, self.fixed = function, dict(fixed)
 
     def __call__(self, params: Params) -> Any:
-        return self.function(**params, **_taken(self.function, self.fixed))
+        return self.function(**params, **accepted(self.function, self.fixed))
 
 
 def by_name(function: Callable[..., Any], names: Sequence[str], fixed: Mapping[str, Any]) -> Callable[..., Any]:
@@ -206,8 +206,10 @@ def _names_every(function: Callable[..., Any], names: Sequence[str]) -> bool:
     )
 
 
-def _taken(function: Callable[..., Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
-    """The fixed inputs ``function`` takes by name (all, if it takes ``**kwargs``)."""
+def accepted(function: Callable[..., Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``fixed`` that ``function`` takes by name (all, if it takes
+    ``**kwargs``): a layer's ``backward(dout, cache)`` need not take the labels its
+    forward takes."""
     if not fixed:
         return {}
     try:

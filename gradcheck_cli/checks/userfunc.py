@@ -29,7 +29,7 @@ from ..core.result import Report, json_safe
 from ..execution.evaluation import plain_numbers
 from ..execution.usercode import call_user
 from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
-from .frontend import gradient_part, value_part
+from .frontend import accepted, gradient_part, value_part
 from .gradient import check_gradients
 from .pipeline import ProgressSink
 
@@ -387,21 +387,7 @@ class LoadedFunction:
 
     def call(self, function: Callable[..., Any], *args: Any, **params: Any) -> Any:
         """``function(*args, **params, **fixed)``, the fixed inputs it takes."""
-        return function(*args, **params, **_accepted(function, self.fixed))
-
-
-def _accepted(function: Callable[..., Any], fixed: dict[str, Any]) -> dict[str, Any]:
-    """The fixed inputs ``function`` takes by name (all, if it takes ``**kwargs``): a
-    layer's ``backward(dout, cache)`` need not take the labels its forward takes."""
-    if not fixed:
-        return fixed
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return fixed
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return fixed
-    return {k: v for k, v in fixed.items() if k in parameters}
+        return function(*args, **params, **accepted(function, self.fixed))
 
 
 def _arrays(spec: FuncSpec, option: str, help_text: str) -> Params:
@@ -481,9 +467,9 @@ def load_check(spec: FuncSpec) -> LoadedFunction:
         )
     _check_signature(spec.loss, loss_fn, [*params, *fixed])
     if kind in ("grad", "jac", "hess"):
-        _check_signature(spec.derivative, derivative_fn, [*params, *_accepted(derivative_fn, fixed)])
+        _check_signature(spec.derivative, derivative_fn, [*params, *accepted(derivative_fn, fixed)])
     if grad_fn is not None and spec.grad is not None:
-        _check_signature(spec.grad, grad_fn, [*params, *_accepted(grad_fn, fixed)])
+        _check_signature(spec.grad, grad_fn, [*params, *accepted(grad_fn, fixed)])
     dout = None
     if spec.dout is not None:
         arrays = _arrays(spec, "dout", "give an .npy of the upstream gradient (the output's shape)")
@@ -556,9 +542,9 @@ class UserFunction:
     def __call__(self, params: Params) -> Any:
         function = self.function()
         if self.positional:
-            out = function(*params.values(), **_accepted(function, self.fixed))
+            out = function(*params.values(), **accepted(function, self.fixed))
         else:
-            out = function(**params, **_accepted(function, self.fixed))
+            out = function(**params, **accepted(function, self.fixed))
         return value_part(out, self.target) if self.value_only else out
 
 
@@ -675,7 +661,11 @@ def _check_loaded(
 
         def backward(dout: Any, cache: Any, p: Params) -> Any:
             douts = dout if isinstance(dout, tuple) else (dout,)  # one per output: LSTM's (dnext_h, dnext_c)
-            return call(derivative, *douts, **p) if cache is None else call(derivative, *douts, cache)
+            if cache is not None:
+                return call(derivative, *douts, cache)
+            # The inputs it takes by name: none for a layer object that keeps its own
+            # (numpy-ml's Dense.backward(dLdy) after forward(X) stored X on self).
+            return call(derivative, *douts, **accepted(derivative, p))
 
         return check_vjp(
             f,
