@@ -2,6 +2,7 @@
 (JVP), Jacobians, Hessians and Hessian-vector products, through the command line
 on the shipped examples, for every method and both dtypes."""
 
+import importlib
 import json
 from pathlib import Path
 
@@ -469,3 +470,17 @@ def test_the_taylor_test_for_every_vector_kind(runner, option, right, wrong, ext
     code, report = _run(runner, function, option, wrong, extra, "--taylor")
     orders = {p["name"]: p["taylor_order"] for p in report["parameters"]}
     assert code == 1 and orders[row] is not None and orders[row] < 1.5
+
+
+def test_a_transposed_jacobian_is_named_with_a_sparsity_pattern_too(runner, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    least_squares = importlib.import_module("least_squares")
+
+    pattern = tmp_path / "pattern.npz"
+    np.savez(pattern, u=least_squares.convection_sparsity(12))
+    function = f"{EXAMPLES}/least_squares.py:convection"
+    for extra in ([], ["--sparsity", str(pattern)]):
+        args = [function, "--jac", f"{EXAMPLES}/least_squares.py:convection_jacobian_transposed", "--param", "u=12"]
+        result = runner.invoke(cli, ["func", *args, *extra, "--json"])
+        assert result.exit_code == 1
+        assert json.loads(result.stdout)["parameters"][0]["diagnosis"] == "transposed"

@@ -43,18 +43,21 @@ def _fits(analytic: Array, numerical: Array, allowed: Array) -> bool:
         return bool(analytic.size and np.all(np.abs(analytic - numerical) <= allowed))
 
 
-def _dense(result: ParameterResult) -> tuple[Array, Array, Array] | None:
-    """Analytic, numerical and limits in the parameter's own layout, when every entry
-    was checked."""
-    if result.coverage != "entries" or result.checked != result.size:
-        return None
-    order = np.argsort(result.positions)
+def _looks_transposed(result: ParameterResult) -> bool:
+    """A square block whose analytic entries match the numerical ones at the mirrored
+    positions: every checked entry whose mirror was checked too (all of them, or the
+    nonzeros of a symmetric sparsity pattern), at least two."""
     shape = result.shape
-    return (
-        result.analytic[order].reshape(shape),
-        result.numerical[order].reshape(shape),
-        result.limit[order].reshape(shape),
-    )
+    if result.coverage != "entries" or len(shape) != 2 or not shape[0] == shape[1] > 1:
+        return False
+    n = shape[0]
+    index = {int(p): k for k, p in enumerate(result.positions)}
+    mirror = np.array([index.get(int(p % n) * n + int(p // n), -1) for p in result.positions], dtype=np.int64)
+    have = mirror >= 0
+    if np.count_nonzero(have) < 2:
+        return False
+    limit = np.maximum(result.limit[have], result.limit[mirror[have]])
+    return _fits(result.analytic[have], result.numerical[mirror[have]], limit)
 
 
 def _named(c: float, batch: int | None) -> str:
@@ -85,11 +88,8 @@ def _pattern(result: ParameterResult, others: Sequence[ParameterResult], batch: 
     c = float(a @ n / (n @ n))
     if np.isfinite(c) and abs(c) > 0 and abs(c - 1) > 1e-3 and _fits(a, c * n, limit * max(1.0, abs(c))):
         return "factor", f"looks off by a constant factor: it matches {_named(c, batch)} times the numerical values"
-    dense = _dense(result)
-    if dense is not None and len(result.shape) == 2 and result.shape[0] == result.shape[1] > 1:
-        A, N, L = dense
-        if _fits(A, N.T, np.maximum(L, L.T)):
-            return "transposed", "looks transposed: it matches the numerical values with rows and columns swapped"
+    if _looks_transposed(result):
+        return "transposed", "looks transposed: it matches the numerical values with rows and columns swapped"
     for other in others:
         if (
             other is not result
