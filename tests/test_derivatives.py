@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradcheck_cli import check_hessian, check_jacobian, check_jvp, check_vjp
 from gradcheck_cli.cli.main import cli
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -484,3 +485,37 @@ def test_a_transposed_jacobian_is_named_with_a_sparsity_pattern_too(runner, tmp_
         result = runner.invoke(cli, ["func", *args, *extra, "--json"])
         assert result.exit_code == 1
         assert json.loads(result.stdout)["parameters"][0]["diagnosis"] == "transposed"
+
+
+def test_every_check_calls_functions_as_the_command_line_does(monkeypatch):
+    """The file that works with gradcheck func works with the API as written."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    written = importlib.import_module("as_written")
+    rng = np.random.default_rng(0)
+
+    def draw(**shapes):
+        return {k: rng.standard_normal(s) for k, s in shapes.items()}
+
+    lstm = draw(x=(3, 4), prev_h=(3, 5), prev_c=(3, 5), Wx=(4, 20), Wh=(5, 20), b=(20,))
+    assert check_vjp(written.lstm_step_forward, written.lstm_step_backward, lstm).status == "PASS"
+    affine = draw(x=(5, 4), w=(4, 3), b=(3,))
+    assert check_vjp(written.affine_forward, written.affine_backward, affine).status == "PASS"
+    x = {"x": np.array([1.3, 0.7, 0.8, 1.9, 1.2])}
+
+    def square(x):
+        return x**2
+
+    def square_jacobian(x):
+        return np.diag(2 * x)
+
+    assert check_jacobian(square, square_jacobian, x).status == "PASS"
+    assert check_jacobian(square, lambda x: np.diag(2 * x).T * 1.01, x).status == "FAIL"
+    assert check_hessian(written.rosen, x, hvp=lambda v, x: written.rosen_hess_prod(x, v["x"])).status == "PASS"
+
+    def scaled(x, scale):
+        return scale * x**2
+
+    def scaled_jvp(tangents, x, scale):
+        return 2 * scale * x * tangents["x"]
+
+    assert check_jvp(scaled, scaled_jvp, x, const={"scale": 3.0}).status == "PASS"

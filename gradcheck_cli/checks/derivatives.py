@@ -53,7 +53,16 @@ from ..probes.vector import (
     measure_output_noise,
     unit_columns,
 )
-from .frontend import api, as_params, normalise_gradients, opened_runner, shape_text, split_options, unit_directions
+from .frontend import (
+    api,
+    as_params,
+    called_by_name,
+    normalise_gradients,
+    opened_runner,
+    shape_text,
+    split_options,
+    unit_directions,
+)
 from .gradient import check_gradients
 from .pipeline import NOISE_EVALUATIONS, How, ProgressSink, Row, judged, measure, measure_each, taylor
 
@@ -435,6 +444,8 @@ def check_jacobian(
     inputs: Mapping[str, Any],
     settings: Settings | None = None,
     *,
+    data: Mapping[str, Any] | None = None,
+    const: Mapping[str, Any] | None = None,
     sparsity: Mapping[str, Any] | None = None,
     progress: ProgressSink | None = None,
     name: str = "",
@@ -455,6 +466,8 @@ def check_jacobian(
     value there fails).  Settings as for ``check_gradients`` (keywords or a
     ``Settings``); ``directional`` mode compares ``J v`` for random ``v``.
     """
+    called = called_by_name({"function": function, "jacobian": jacobian}, inputs, data, const)
+    function, jacobian = called["function"], called["jacobian"]
     chosen, run, given_runner, sources = _execution(settings, options)
     plan, start, params, typed, reference = _begin(chosen, inputs)
     with opened_runner(
@@ -574,6 +587,8 @@ def check_jvp(
     inputs: Mapping[str, Any],
     settings: Settings | None = None,
     *,
+    data: Mapping[str, Any] | None = None,
+    const: Mapping[str, Any] | None = None,
     progress: ProgressSink | None = None,
     name: str = "",
     function_name: str = "function",
@@ -586,6 +601,8 @@ def check_jvp(
     ``function(inputs)`` (one array, or a layer's ``(out, cache)``), along
     ``directions`` random unit tangents per input (the other inputs' tangents
     zero), output entry by output entry."""
+    called = called_by_name({"function": function, "tangent": tangent}, inputs, data, const)
+    function, tangent = called["function"], called["tangent"]
     chosen, run, given_runner, sources = _execution(settings, options)
     plan, start, params, typed, reference = _begin(chosen, inputs)
     with opened_runner(
@@ -657,6 +674,8 @@ def check_vjp(
     inputs: Mapping[str, Any],
     settings: Settings | None = None,
     *,
+    data: Mapping[str, Any] | None = None,
+    const: Mapping[str, Any] | None = None,
     dout: Any = None,
     progress: ProgressSink | None = None,
     name: str = "",
@@ -673,6 +692,8 @@ def check_vjp(
     tuple of their upstream gradients.  The backward returns one gradient per input
     (dict, or tuple in input order).
     ``dout`` is drawn from ``seed`` (standard normal) unless given."""
+    called = called_by_name({"forward": forward, "backward": backward}, inputs, data, const)
+    forward, backward = called["forward"], called["backward"]
     chosen, run, given_runner, sources = _execution(settings, options)
     params = as_params(inputs)
     resolved = chosen.resolved()
@@ -895,6 +916,8 @@ def check_hessian(
     params: Mapping[str, Any],
     settings: Settings | None = None,
     *,
+    data: Mapping[str, Any] | None = None,
+    const: Mapping[str, Any] | None = None,
     hessian: Callable[[Params], Any] | None = None,
     hvp: Callable[[Params, Params], Any] | None = None,
     gradient: Callable[[Params], Any] | None = None,
@@ -913,6 +936,8 @@ def check_hessian(
     first: a Hessian is only as good as the gradient it is checked against), else
     second differences of ``loss``.  A dense Hessian's symmetry is reported; with
     ``taylor`` each diagonal block gets the second-order Taylor test."""
+    called = called_by_name({"loss": loss, "hessian": hessian, "hvp": hvp, "gradient": gradient}, params, data, const)
+    loss, hessian, hvp, gradient = called["loss"], called["hessian"], called["hvp"], called["gradient"]
     if (hessian is None) == (hvp is None):
         raise InputError("give exactly one of hessian and hvp", option="hess")
     if loss is None and gradient is None:

@@ -169,8 +169,27 @@ class ByName:
     def __init__(self, function: Callable[..., Any], fixed: Mapping[str, Any]) -> None:
         self.function, self.fixed = function, dict(fixed)
 
-    def __call__(self, params: Params) -> Any:
-        return self.function(**params, **accepted(self.function, self.fixed))
+    def __call__(self, *args: Any) -> Any:
+        *leading, params = args  # a tangent or a vector first (JVP(t, **inputs), HVP(v, **params))
+        return self.function(*leading, **params, **accepted(self.function, self.fixed))
+
+
+class LayerBackward:
+    """A backward called as ``gradcheck func`` calls it: ``BACKWARD(dout, cache)``, or
+    ``BACKWARD(dout, **inputs)`` (the inputs it takes by name) when the forward returns
+    no cache; a tuple of douts for a layer of several outputs."""
+
+    def __init__(self, backward: Callable[..., Any], fixed: Mapping[str, Any]) -> None:
+        self.backward, self.fixed = backward, dict(fixed)
+
+    def __call__(self, dout: Any, cache: Any, params: Params) -> Any:
+        douts = dout if isinstance(dout, tuple) else (dout,)  # one per output: LSTM's (dnext_h, dnext_c)
+        fixed = accepted(self.backward, self.fixed)
+        if cache is not None:
+            return self.backward(*douts, cache, **fixed)
+        # The inputs it takes by name: none for a layer object that keeps its own
+        # (numpy-ml's Dense.backward(dLdy) after forward(X) stored X on self).
+        return self.backward(*douts, **accepted(self.backward, params), **fixed)
 
 
 def by_name(function: Callable[..., Any], names: Sequence[str], fixed: Mapping[str, Any]) -> Callable[..., Any]:
@@ -187,6 +206,27 @@ def by_name(function: Callable[..., Any], names: Sequence[str], fixed: Mapping[s
             option="data",
         )
     return function
+
+
+def called_by_name(
+    functions: Mapping[str, Callable[..., Any] | None],
+    inputs: Mapping[str, Any],
+    data: Mapping[str, Any] | None = None,
+    const: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A check's user functions, each called the command line's way where its own
+    signature names every input (``by_name``); ``backward`` follows its forward."""
+    names, fixed = list(as_params(inputs)), {**(data or {}), **(const or {})}
+    out: dict[str, Any] = {}
+    for role, function in functions.items():
+        if function is None or role == "backward":
+            out[role] = function
+        else:
+            out[role] = by_name(function, names, fixed)
+    backward = functions.get("backward")
+    if backward is not None and isinstance(out.get("forward"), ByName):
+        out["backward"] = LayerBackward(backward, fixed)
+    return out
 
 
 def _names_every(function: Callable[..., Any], names: Sequence[str]) -> bool:

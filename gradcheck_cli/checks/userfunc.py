@@ -29,7 +29,7 @@ from ..core.result import Report, json_safe
 from ..execution.evaluation import plain_numbers
 from ..execution.usercode import call_user
 from .derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
-from .frontend import accepted, gradient_part, value_part
+from .frontend import LayerBackward, accepted, gradient_part, value_part
 from .gradient import check_gradients
 from .pipeline import ProgressSink
 
@@ -658,18 +658,9 @@ def _check_loaded(
             **common,
         )
     if kind == "vjp":
-
-        def backward(dout: Any, cache: Any, p: Params) -> Any:
-            douts = dout if isinstance(dout, tuple) else (dout,)  # one per output: LSTM's (dnext_h, dnext_c)
-            if cache is not None:
-                return call(derivative, *douts, cache)
-            # The inputs it takes by name: none for a layer object that keeps its own
-            # (numpy-ml's Dense.backward(dLdy) after forward(X) stored X on self).
-            return call(derivative, *douts, **accepted(derivative, p))
-
         return check_vjp(
             f,
-            backward,
+            LayerBackward(derivative, loaded.fixed),
             loaded.params,
             settings,
             dout=loaded.dout,
