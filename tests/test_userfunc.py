@@ -867,3 +867,46 @@ def test_a_layer_object_that_keeps_its_own_cache(runner, tmp_path, monkeypatch, 
     (tmp_path / "dense.py").write_text(DENSE, encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     assert runner.invoke(cli, ["func", *args, "-q"]).exit_code == code
+
+
+REMEMBERING = '''
+import numpy as np
+
+
+class Remembering:
+    """numpy-ml's layers append every forward's input to self.X, and the backward
+    returns one dX per remembered input."""
+
+    def __init__(self):
+        self.X, self.W = [], np.eye(4)
+
+    def forward(self, X):
+        self.X.append(X)
+        return X @ self.W
+
+    def backward(self, dLdy):
+        return [dLdy @ self.W.T for _ in self.X]
+
+    def backward_stacked(self, dLdy):
+        return np.vstack([dLdy @ self.W.T for _ in self.X])
+
+
+layer = Remembering()
+'''
+
+
+@pytest.mark.parametrize(
+    "backward, said",
+    [
+        ("backward", "a list of "),
+        ("backward_stacked", "times its rows: it may hold every forward call a layer object remembered"),
+    ],
+)
+def test_a_backward_that_returns_every_remembered_call_is_told_so(runner, tmp_path, monkeypatch, backward, said):
+    (tmp_path / "remember.py").write_text(REMEMBERING, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["func", "remember.py:layer.forward", "--vjp", f"remember.py:layer.{backward}", "--param", "X=5x4"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    assert said in result.stderr and "clear its cache before the backward" in result.stderr
+    assert result.stderr.count("\n") == 1

@@ -86,6 +86,7 @@ def normalise_gradients(
         if len(raw) != len(names):
             raise InputError(
                 f"{where} returned {len(raw)} arrays; expected {len(names)}, one per parameter ({', '.join(names)})"
+                + _remembered(raw, params)
             )
         _require_order(raw, params, where)
         grads = dict(zip(names, raw, strict=True))
@@ -109,9 +110,17 @@ def normalise_gradients(
                 reshaped[n] = g.shape
             g = g.reshape(params[n].shape)
         if g.shape != params[n].shape:
+            stacked = g.ndim == params[n].ndim >= 1 and g.shape[1:] == params[n].shape[1:]
+            rows = g.shape[0] // max(1, params[n].shape[0]) if stacked else 0
+            hint = (
+                f"; {rows} times its rows: it may hold every forward call a layer object remembered (clear its "
+                f"cache before the backward)"
+                if stacked and rows > 1 and g.shape[0] % params[n].shape[0] == 0
+                else ""
+            )
             raise InputError(
                 f"{where}: {n} has shape {shape_text(g.shape)}, expected {shape_text(params[n].shape)} "
-                f"(the shape of {n})"
+                f"(the shape of {n}){hint}"
             )
         bad = ~np.isfinite(g)
         if bad.any():
@@ -126,6 +135,20 @@ def normalise_gradients(
 def _singleton_axes_only(shape: tuple[int, ...], expected: tuple[int, ...]) -> bool:
     """The shapes differ only by axes of length 1 (``(1, 4)`` and ``(4,)``)."""
     return tuple(d for d in shape if d != 1) == tuple(d for d in expected if d != 1)
+
+
+def _remembered(raw: Sequence[Any], params: Params) -> str:
+    """A list of gradients all shaped like the one input: one per forward call a layer
+    object kept (numpy-ml's layers append every input to ``self.X``)."""
+    if not isinstance(raw, list) or len(params) != 1 or len(raw) < 2:
+        return ""
+    (shape,) = [p.shape for p in params.values()]
+    if all(getattr(g, "shape", None) == shape for g in raw):
+        return (
+            f"; a list of {len(raw)} gradients of the input's shape: one per forward call a layer object remembered "
+            f"(clear its cache before the backward, or return the last)"
+        )
+    return ""
 
 
 def _require_order(raw: Sequence[Any], params: Params, where: str) -> None:
