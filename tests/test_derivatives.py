@@ -519,3 +519,17 @@ def test_every_check_calls_functions_as_the_command_line_does(monkeypatch):
         return 2 * scale * x * tangents["x"]
 
     assert check_jvp(scaled, scaled_jvp, x, const={"scale": 3.0}).status == "PASS"
+
+
+def test_a_transposed_block_of_a_two_dimensional_output_is_named():
+    mixing = np.random.default_rng(0).standard_normal((6, 6))
+
+    def mixed(X):
+        return (mixing @ X.reshape(-1)).reshape(2, 3)  # a 2-D output with as many entries as its input
+
+    X = {"X": np.ones((2, 3))}
+    assert check_jacobian(mixed, lambda X: mixing.reshape(2, 3, 2, 3), X).status == "PASS"
+    report = check_jacobian(mixed, lambda X: mixing.T.reshape(2, 3, 2, 3), X)
+    assert (report.status, report.parameters[0].diagnosis) == ("FAIL", "transposed")
+    scrambled = check_jacobian(mixed, lambda X: (mixing + 0.5).reshape(2, 3, 2, 3), X)
+    assert scrambled.status == "FAIL" and scrambled.parameters[0].diagnosis != "transposed"

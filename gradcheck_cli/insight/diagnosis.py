@@ -11,7 +11,8 @@ it, so a random error gets none.  Patterns, in the order they are tried:
 - ``zero``: ``a = 0`` where ``n`` is not;
 - ``factor``: ``a = c n`` for one constant ``c`` (named when it is 2, 1/2, m or
   1/m, ``m`` the batch size);
-- ``transposed``: a square matrix that matches ``n`` transposed;
+- ``transposed``: a square matrix (or a Jacobian block ``out.shape + in.shape`` with
+  as many outputs as inputs) that matches ``n`` transposed;
 - ``swapped``: ``a`` matches the numerical values of another parameter of the same
   shape;
 - ``entry``, ``row``, ``column``: one entry, or the entries of one row or one
@@ -47,10 +48,9 @@ def _looks_transposed(result: ParameterResult) -> bool:
     """A square block whose analytic entries match the numerical ones at the mirrored
     positions: every checked entry whose mirror was checked too (all of them, or the
     nonzeros of a symmetric sparsity pattern), at least two."""
-    shape = result.shape
-    if result.coverage != "entries" or len(shape) != 2 or not shape[0] == shape[1] > 1:
+    n = _square_side(result.shape)
+    if result.coverage != "entries" or n < 2:
         return False
-    n = shape[0]
     index = {int(p): k for k, p in enumerate(result.positions)}
     mirror = np.array([index.get(int(p % n) * n + int(p // n), -1) for p in result.positions], dtype=np.int64)
     have = mirror >= 0
@@ -58,6 +58,17 @@ def _looks_transposed(result: ParameterResult) -> bool:
         return False
     limit = np.maximum(result.limit[have], result.limit[mirror[have]])
     return _fits(result.analytic[have], result.numerical[mirror[have]], limit)
+
+
+def _square_side(shape: tuple[int, ...]) -> int:
+    """``n`` when ``shape`` is an ``(n, n)`` matrix in some grouping of its axes (a
+    Jacobian block ``out.shape + in.shape`` of a 2-D output with as many entries as
+    its input), else 0."""
+    for k in range(1, len(shape)):
+        rows, cols = int(np.prod(shape[:k], dtype=np.int64)), int(np.prod(shape[k:], dtype=np.int64))
+        if rows == cols:
+            return rows
+    return 0
 
 
 def _named(c: float, batch: int | None) -> str:
