@@ -51,6 +51,13 @@ class Problem:
 problem = Problem(0.5)
 
 
+def soft_l1(z):
+    """A robust loss as scipy.optimize.least_squares takes it: rows rho, rho', rho''.
+    Name a row as a target: soft_l1[0], soft_l1[1], soft_l1[2]."""
+    t = 1 + z
+    return np.vstack([2 * (t**0.5 - 1), t**-0.5, -0.5 * t**-1.5])
+
+
 # ---- CS231n: (loss, dx) pairs, layers with caches, keepdims --------------------------------------
 
 

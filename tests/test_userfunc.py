@@ -910,3 +910,43 @@ def test_a_backward_that_returns_every_remembered_call_is_told_so(runner, tmp_pa
     assert result.exit_code == 2
     assert said in result.stderr and "clear its cache before the backward" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+ROBUST = '''
+import numpy as np
+
+
+def soft_l1(z):
+    """scipy.optimize.least_squares' convention: one function, rows rho, rho', rho''."""
+    t = 1 + z
+    return np.vstack([2 * (t**0.5 - 1), t**-0.5, -0.5 * t**-1.5])
+
+
+def soft_l1_wrong(z):
+    t = 1 + z
+    return np.vstack([2 * (t**0.5 - 1), 0.5 * t**-0.5, -0.5 * t**-1.5])  # rho' halved
+'''
+
+
+@pytest.mark.parametrize(
+    "deriv, code",
+    [("soft_l1[1]", 0), ("soft_l1_wrong[1]", 1)],
+)
+def test_a_row_of_what_a_function_returns_is_a_target(runner, tmp_path, monkeypatch, deriv, code):
+    (tmp_path / "robust.py").write_text(ROBUST, encoding="utf-8")
+    np.savez(tmp_path / "z.npz", z=np.linspace(0.1, 3.0, 20))
+    monkeypatch.chdir(tmp_path)
+    args = ["func", "robust.py:soft_l1[0]", "--deriv", f"robust.py:{deriv}", "--init", "z.npz", "-q"]
+    assert runner.invoke(cli, args).exit_code == code
+
+
+def test_a_row_that_is_not_there_is_one_line(runner, tmp_path, monkeypatch):
+    (tmp_path / "robust.py").write_text(ROBUST, encoding="utf-8")
+    np.savez(tmp_path / "z.npz", z=np.linspace(0.1, 3.0, 20))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["func", "robust.py:soft_l1[0]", "--deriv", "robust.py:soft_l1[7]", "--init", "z.npz"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: robust.py:soft_l1 returned ndarray with no row 7; a target NAME[k] takes row k of what the function "
+        "returns\n"
+    )

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..core.errors import InputError, option_ref
+from ..core.errors import BadValueError, InputError, option_ref
 from ..core.options import DERIVATIVE_KINDS, Constants, Execution, ParamShapes, Settings
 from ..core.result import Report, json_safe
 from ..execution.evaluation import plain_numbers
@@ -44,13 +44,39 @@ def parse_target(text: str, option: str) -> tuple[str, str]:
         raise InputError(
             f"{text!r} is not FILE.py:FUNCTION or MODULE:FUNCTION; e.g. examples/two_layer.py:loss", option=option
         )
-    if not all(part.isidentifier() for part in name.split(".")):
+    path, _ = _row_of(name)
+    if not all(part.isidentifier() for part in path.split(".")):
         raise InputError(
             f"{name!r} in {text!r} is not a function name (or a dotted path to a method of a module-level object, "
-            f"e.g. problem.fun); e.g. examples/two_layer.py:loss",
+            f"e.g. problem.fun, or a row of what a function returns, e.g. soft_l1[1]); e.g. examples/two_layer.py:loss",
             option=option,
         )
     return where, name
+
+
+def _row_of(name: str) -> tuple[str, int | None]:
+    """``soft_l1[1]`` -> (``soft_l1``, 1): the row ``k`` of what the function returns
+    (scipy's robust losses return ``[rho, rho', rho'']`` stacked); no index: None."""
+    match = re.fullmatch(r"(.*)\[(\d+)\]", name)
+    return (match.group(1), int(match.group(2))) if match else (name, None)
+
+
+class _Row:
+    """Row ``k`` of what ``function`` returns (it pickles when the function does)."""
+
+    def __init__(self, function: Callable[..., Any], k: int, where: str) -> None:
+        self.function, self.k, self.where = function, k, where
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.function(*args, **kwargs)
+        try:
+            return out[self.k]
+        except (IndexError, TypeError, KeyError):
+            raise BadValueError(
+                f"{self.where} returned {type(out).__name__} with no row {self.k}; a target NAME[k] takes row k of "
+                f"what the function returns"
+            ) from None
 
 
 _loaded: dict[str, ModuleType] = {}
@@ -148,6 +174,9 @@ def _import_file(path: Path, shown: str, role: str) -> ModuleType:
 def load_function(where: str, name: str, role: str, folder: str | None = None) -> Callable[..., Any]:
     """Import ``where`` (a file or a module, once, from ``folder``) and return its
     function ``name``; ``role`` is the option that named it (``loss``, ``grad``)."""
+    name, row = _row_of(name)
+    if row is not None:
+        return _Row(load_function(where, name, role, folder), row, f"{where}:{name}")
     module = _import(where, role, folder)
     first, *rest = name.split(".")
     function = getattr(module, first, None)
@@ -529,8 +558,9 @@ class UserFunction:
             where, name = parse_target(self.target, self.role)
             if where.endswith(".py") and not Path(where).is_file():
                 module = importlib.import_module(re.sub(r"\W", "_", Path(where).stem))
-                found: Any = functools.reduce(getattr, name.split("."), module)  # problem.fun: a method
-                self._function = found
+                path, row = _row_of(name)
+                found: Any = functools.reduce(getattr, path.split("."), module)  # problem.fun: a method
+                self._function = found if row is None else _Row(found, row, self.target)
             else:
                 self._function = load_function(where, name, self.role, self.folder)
         return self._function
