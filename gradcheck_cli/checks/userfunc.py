@@ -419,10 +419,19 @@ class LoadedFunction:
         return function(*args, **params, **accepted(function, self.fixed))
 
 
+DATA_HELP = "give an .npz of the fixed arrays, one per name"
+
+
 def _arrays(spec: FuncSpec, option: str, help_text: str) -> Params:
     """The arrays of the .npz (or one .npy, named ``array``) that ``option`` names."""
     shown = getattr(spec, option)
-    file = spec.file(shown)
+    return load_arrays(spec.file(shown), option, help_text, shown)
+
+
+def load_arrays(file: Path, option: str, help_text: str = DATA_HELP, shown: str | None = None) -> Params:
+    """The arrays of an .npz (or one .npy, named ``array``), never unpickled; ``shown``:
+    the path as the user gave it."""
+    shown = str(file) if shown is None else shown
     if not file.is_file():
         what = "not found" if not file.exists() else "not a regular file"
         raise InputError(f"{shown!r} is {what}; {help_text}", option=option)
@@ -485,7 +494,7 @@ def load_check(spec: FuncSpec) -> LoadedFunction:
         )
     fixed: dict[str, Any] = {}
     if spec.data is not None:
-        fixed.update(_arrays(spec, "data", "give an .npz of the fixed arrays, one per name"))
+        fixed.update(_arrays(spec, "data", DATA_HELP))
     fixed.update(copy.deepcopy(dict(spec.const)))  # the user's code may write into them (CS231n's bn_param)
     clash = sorted(set(fixed) & set(params))
     if clash:

@@ -23,11 +23,12 @@ import click
 from rich.console import Console
 
 from .._version import __version__
+from ..checks.expression import check_expression
 from ..checks.gradient import check_model
 from ..checks.option_sets import CHECK_OPTIONS, ENGINE_OPTIONS, LINREG_OPTIONS, MLP_OPTIONS
 from ..checks.pipeline import ProgressSink
 from ..checks.sweep import sweep_model, sweep_steps
-from ..checks.userfunc import FuncSpec, check_function, load_check
+from ..checks.userfunc import FuncSpec, check_function, load_arrays, load_check
 from ..checks.zoo_check import ZOO_LAYERS, check_zoo
 from ..core.errors import (
     CheckInterrupted,
@@ -46,6 +47,7 @@ from ..core.options import (
     Option,
     execution_from,
     parse_param,
+    parse_shape,
     settings_from,
 )
 from ..core.result import (
@@ -573,6 +575,82 @@ def func(**kw: Any) -> int:
     return _run_one(
         output,
         lambda progress: check_function(spec, settings_from(kw), progress=progress, execution=execution_from(kw)),
+        _limits(kw),
+    )
+
+
+class Assignment(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
+    """``NAME=TEXT`` (a formula, a shape, a number), parsed by ``parse``."""
+
+    def __init__(self, name: str, parse: Callable[[str], Any], example: str) -> None:
+        self.name, self._parse, self._example = name, parse, example
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        key, sep, text = str(value).partition("=")
+        if not sep or not key.strip().isidentifier():
+            self.fail(f"{value!r} is not {self.name}; e.g. {self._example}", param, ctx)
+        try:
+            return key.strip(), self._parse(text)
+        except ValueError as exc:
+            self.fail(f"{value!r}: {exc}; e.g. {self._example}", param, ctx)
+
+
+@cli.command()
+@click.argument("loss", metavar="LOSS")
+@click.option(
+    "--grad",
+    "grads",
+    multiple=True,
+    required=True,
+    type=Assignment("NAME=EXPR", str.strip, "theta='X.T@(X@theta - y)/m'"),
+    help="A parameter and its gradient as a formula; repeat for each.",
+)
+@click.option(
+    "--shape",
+    "shapes",
+    multiple=True,
+    type=Assignment("NAME=SHAPE", parse_shape, "X=100x4"),
+    help="A name's shape (parameters and data), e.g. X=100x4, theta=4x1; repeat for each.",
+)
+@click.option(
+    "--const",
+    "consts",
+    multiple=True,
+    type=Assignment("NAME=NUMBER", float, "m=100"),
+    help="A number held fixed, e.g. m=100; repeat for each.",
+)
+@_options([_FUNC["data"], *list(CHECK_OPTIONS["func"])])
+@_output_options
+@_input_errors
+def expr(loss: str, grads: tuple[Any, ...], shapes: tuple[Any, ...], consts: tuple[Any, ...], **kw: Any) -> int:
+    """Check a derivation written as formulas: the shapes first, then the numbers.
+
+    LOSS and each gradient are numpy-style formulas: + - * / ** @, .T, numbers, and
+    sum mean exp log log1p sqrt abs tanh sigmoid softplus relu trace inv det logdet
+    diag eye ones outer norm. The names in --grad are the parameters; every other
+    name is data, drawn from --seed with its --shape, read from --data, or a --const.
+    Nothing of a formula is passed to eval: anything else is refused, and a shape
+    mismatch is named with what would match.
+
+    Example: gradcheck expr "sum((X@theta - y)**2)/(2*m)" --grad "theta=X.T@(X@theta - y)/m"
+    --shape X=100x4 --shape theta=4x1 --shape y=100x1 --const m=100
+    """
+    output = _Output(kw["as_json"], kw["quiet"], kw["junit"], kw["overwrite"])
+    data = load_arrays(Path(kw["data"]), "data") if kw["data"] else None
+    return _run_one(
+        output,
+        lambda progress: check_expression(
+            loss,
+            dict(grads),
+            dict(shapes),
+            settings_from(kw),
+            data=data,
+            const=dict(consts),
+            progress=progress,
+            execution=execution_from(kw),
+        ),
         _limits(kw),
     )
 

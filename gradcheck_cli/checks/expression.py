@@ -1,0 +1,114 @@
+"""A derivation written as formulas, checked: ``gradcheck expr`` and ``check_expression``.
+
+The loss formula is the function and each gradient formula the derivative of one
+parameter; the shapes are matched first (``models.formulas.infer_shape``), then the
+same pipeline and verdict as ``gradcheck func`` judge the numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.limits import require_bytes
+from ..core.options import Execution, Settings
+from ..core.result import Report
+from ..models.formulas import Node, Shape, evaluate, infer_shape, names, parse_formula, shape_text
+from .frontend import api
+from .gradient import check_gradients
+from .pipeline import ProgressSink
+
+
+class _Formula:
+    """A formula as a function of the parameters, the data and the constants fixed."""
+
+    def __init__(self, node: Node, fixed: Mapping[str, Any]) -> None:
+        self.node, self.fixed = node, dict(fixed)
+
+    def __call__(self, params: Mapping[str, Any]) -> Any:
+        return evaluate(self.node, {**self.fixed, **params})
+
+
+class _Gradients:
+    """Every parameter's gradient formula, as a dict."""
+
+    def __init__(self, nodes: Mapping[str, Node], fixed: Mapping[str, Any]) -> None:
+        self.nodes, self.fixed = dict(nodes), dict(fixed)
+
+    def __call__(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        values = {**self.fixed, **params}
+        return {name: np.asarray(evaluate(node, values), dtype=float) for name, node in self.nodes.items()}
+
+
+def matched_shapes(loss: Node, grads: Mapping[str, Node], shapes: Mapping[str, Shape]) -> None:
+    """The seed's dimension matching, before any number: every name has a shape, the
+    loss is a scalar, and each gradient has its parameter's shape (or says what would)."""
+    for node in (loss, *grads.values()):
+        missing = sorted(names(node) - set(shapes))
+        if missing:
+            raise InputError(
+                f"`{missing[0]}` in `{node.text}` has no shape; give --shape {missing[0]}=SHAPE (e.g. 4x1)"
+            )
+    shape = infer_shape(loss, shapes)
+    if shape != ():
+        raise InputError(f"the loss `{loss.text}` is {shape_text(shape)}; a loss is a scalar (sum it)")
+    for name, node in grads.items():
+        got, wanted = infer_shape(node, shapes), shapes[name]
+        if got != wanted:
+            fix = "transpose it" if got == wanted[::-1] else f"it must be {shape_text(wanted)}"
+            raise InputError(f"`{node.text}` is {shape_text(got)}, `{name}` is {shape_text(wanted)}: {fix}")
+
+
+@api
+def check_expression(
+    loss: str,
+    grads: Mapping[str, str],
+    shapes: Mapping[str, Shape],
+    settings: Settings | None = None,
+    *,
+    data: Mapping[str, Any] | None = None,
+    const: Mapping[str, float] | None = None,
+    progress: ProgressSink | None = None,
+    name: str = "",
+    execution: Execution | None = None,
+    **options: Any,
+) -> Report:
+    """Check the gradient formulas ``grads`` (parameter name -> formula) of the loss
+    formula ``loss``.  Every other name is data: from ``data``, a number of ``const``,
+    or drawn standard normal from ``seed`` with its shape in ``shapes``."""
+    loss_node = parse_formula(loss, "the loss")
+    grad_nodes = {n: parse_formula(text, f"the gradient of {n}") for n, text in grads.items()}
+    known = {**{k: tuple(np.shape(v)) for k, v in (data or {}).items()}, **{k: () for k in (const or {})}}
+    all_shapes = {**dict(shapes), **known}
+    unknown = sorted(set(grads) - set(all_shapes))
+    if unknown:
+        raise InputError(f"the parameter {unknown[0]} has no shape; give --shape {unknown[0]}=SHAPE", option="grad")
+    matched_shapes(loss_node, grad_nodes, all_shapes)
+    entries = sum(int(np.prod(s, dtype=np.int64)) for s in all_shapes.values())
+    try:
+        require_bytes(8 * entries, "the formulas' arrays", "shape")
+    except InputError as exc:
+        raise InputError(exc.raw) from None  # --shape is the command's own option, not a table one
+    seed = int(options.get("seed", settings.seed if settings is not None else 0))
+    rng = np.random.default_rng(seed)
+    drawn = {k: rng.standard_normal(s) for k, s in sorted(all_shapes.items()) if k not in known}
+    params = {k: drawn[k] for k in grads}
+    fixed = {**{k: v for k, v in drawn.items() if k not in grads}, **dict(data or {}), **dict(const or {})}
+    described = {"model": "expr", "loss": loss, "grads": dict(grads), "shapes": {k: list(s) for k, s in shapes.items()}}
+    return check_gradients(
+        _Formula(loss_node, fixed),
+        _Gradients(grad_nodes, fixed),
+        params,
+        settings,
+        progress=progress,
+        name=name,
+        title=f"expr {loss}",
+        model=described,
+        loss_name=f"`{loss}`",
+        grad_name="the gradient formulas",
+        execution=execution,
+        **options,
+    )
