@@ -49,7 +49,7 @@ def _examples() -> list[tuple[str, str]]:
 
 # Commands the manual shows failing on purpose (a mistake of the seed's), and their exit codes.
 SHOWN_FAILING = {
-    "theta=X.T@(X@theta - y)\"": 1,  # the 1/m forgotten
+    'theta=X.T@(X@theta - y)"': 1,  # the 1/m forgotten
     "sigmoid(sigmoid(X@W))": 1,  # sigma' applied to the activation's output
     "theta=(X@theta - y).T@X/m": 2,  # dimensions that do not match
 }
