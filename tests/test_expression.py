@@ -145,3 +145,22 @@ def test_random_formula_trees_never_give_a_traceback(formula):
     # Refused, a shape named, or the formula's own failure said in one line: never another exception.
     with np.errstate(all="ignore"), contextlib.suppress(GradcheckError):
         check_expression(f"sum({formula})", {"s": "0*s"}, {"X": (3, 3), "v": (3,), "s": ()}, method="central")
+
+
+def test_explain_shows_the_dimension_matching_step_by_step(runner):
+    result = _expr(runner, LINREG, "theta=X.T@(X@theta - y)/m", *LINREG_SHAPES, "--explain")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    start = lines.index("the gradient of theta: X.T@(X@theta - y)/m")
+    assert lines[start + 1 : start + 6] == [
+        "    X.T: (100x4).T -> 4x100",
+        "    X@theta: 100x4 @ 4x1 -> 100x1",
+        "    X@theta - y: 100x1 - 100x1 -> 100x1",
+        "    X.T@(X@theta - y): 4x100 @ 100x1 -> 4x1",
+        "    X.T@(X@theta - y)/m: 4x1 / scalar -> 4x1",
+    ]
+
+
+@pytest.mark.parametrize("grad, code", [("w=X.T@step(X@w)", 0), ("w=X.T@sign(X@w)", 1)])
+def test_relu_and_its_step(runner, grad, code):
+    assert _expr(runner, "sum(relu(X@w))", grad, "--shape", "X=5x3", "--shape", "w=3", "-q").exit_code == code

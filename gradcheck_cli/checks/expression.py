@@ -16,7 +16,7 @@ from ..core.errors import InputError
 from ..core.limits import require_bytes
 from ..core.options import Execution, Settings
 from ..core.result import Report
-from ..models.formulas import Node, Shape, evaluate, infer_shape, names, parse_formula, shape_text
+from ..models.formulas import Node, Shape, evaluate, infer_shape, names, parse_formula, shape_steps, shape_text
 from .frontend import api
 from .gradient import check_gradients
 from .pipeline import ProgressSink
@@ -60,6 +60,17 @@ def matched_shapes(loss: Node, grads: Mapping[str, Node], shapes: Mapping[str, S
         if got != wanted:
             fix = "transpose it" if got == wanted[::-1] else f"it must be {shape_text(wanted)}"
             raise InputError(f"`{node.text}` is {shape_text(got)}, `{name}` is {shape_text(wanted)}: {fix}")
+
+
+def explain_expression(loss: str, grads: Mapping[str, str], shapes: Mapping[str, Shape]) -> list[str]:
+    """The derivation's shapes step by step: the loss, then each gradient as written
+    (names given by ``shapes``; data shapes included)."""
+    lines = []
+    for title, text in [("the loss", loss), *((f"the gradient of {n}", g) for n, g in grads.items())]:
+        node = parse_formula(text, title)
+        lines.append(f"{title}: {text}")
+        lines += [f"    {step}" for step in shape_steps(node, shapes)]
+    return lines
 
 
 @api

@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from .._version import __version__
-from ..checks.expression import check_expression
+from ..checks.expression import check_expression, explain_expression
 from ..checks.gradient import check_model
 from ..checks.option_sets import CHECK_OPTIONS, ENGINE_OPTIONS, LINREG_OPTIONS, MLP_OPTIONS
 from ..checks.pipeline import ProgressSink
@@ -621,15 +622,18 @@ class Assignment(click.ParamType):  # type: ignore[type-arg]  # generic only in 
     type=Assignment("NAME=NUMBER", float, "m=100"),
     help="A number held fixed, e.g. m=100; repeat for each.",
 )
+@click.option("--explain", is_flag=True, help="Print the derivation's shapes step by step before the check.")
 @_options([_FUNC["data"], *list(CHECK_OPTIONS["func"])])
 @_output_options
 @_input_errors
-def expr(loss: str, grads: tuple[Any, ...], shapes: tuple[Any, ...], consts: tuple[Any, ...], **kw: Any) -> int:
+def expr(
+    loss: str, grads: tuple[Any, ...], shapes: tuple[Any, ...], consts: tuple[Any, ...], explain: bool, **kw: Any
+) -> int:
     """Check a derivation written as formulas: the shapes first, then the numbers.
 
     LOSS and each gradient are numpy-style formulas: + - * / ** @, .T, numbers, and
-    sum mean exp log log1p sqrt abs tanh sigmoid softplus relu trace inv det logdet
-    diag eye ones outer norm. The names in --grad are the parameters; every other
+    sum mean exp log log1p sqrt abs tanh sigmoid softplus relu step sign trace inv det
+    logdet diag eye ones outer norm. The names in --grad are the parameters; every other
     name is data, drawn from --seed with its --shape, read from --data, or a --const.
     Nothing of a formula is passed to eval: anything else is refused, and a shape
     mismatch is named with what would match.
@@ -639,6 +643,9 @@ def expr(loss: str, grads: tuple[Any, ...], shapes: tuple[Any, ...], consts: tup
     """
     output = _Output(kw["as_json"], kw["quiet"], kw["junit"], kw["overwrite"])
     data = load_arrays(Path(kw["data"]), "data") if kw["data"] else None
+    if explain:
+        known = {**dict(shapes), **{k: v.shape for k, v in (data or {}).items()}, **{k: () for k, _ in consts}}
+        output.write(Text("\n".join([*explain_expression(loss, dict(grads), known), ""])))
     return _run_one(
         output,
         lambda progress: check_expression(

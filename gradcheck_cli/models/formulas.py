@@ -48,6 +48,9 @@ _ELEMENTWISE: dict[str, Callable[[Array], Array]] = {
     "sigmoid": _sigmoid,
     "softplus": lambda a: np.logaddexp(0, a),
     "relu": lambda a: np.maximum(a, 0),
+    # For writing the derivatives of relu and abs: relu' = step, abs' = sign.
+    "step": lambda a: (np.real(a) > 0).astype(float),
+    "sign": lambda a: np.sign(np.real(a)),
 }
 _REDUCING: dict[str, Callable[[Array], Any]] = {
     "sum": np.sum,
@@ -154,6 +157,31 @@ def infer_shape(node: Node, shapes: Mapping[str, Shape]) -> Shape:
     if node.kind == "binary":
         return _binary_shape(node, inner[0], inner[1])
     return _call_shape(node, inner)
+
+
+def shape_steps(node: Node, shapes: Mapping[str, Shape]) -> list[str]:
+    """The dimension matching of ``node``, step by step: each sub-expression with its
+    factors' shapes and its own (``X@theta: 100x4 @ 4x1 -> 100x1``), innermost first."""
+    steps: list[str] = []
+    for arg in node.args:
+        steps += shape_steps(arg, shapes)
+    if node.kind in ("name", "number"):
+        return steps
+    parts = [_dims(infer_shape(arg, shapes)) for arg in node.args]
+    if node.kind == "binary":
+        how = f"{parts[0]} {node.value} {parts[1]}"
+    elif node.kind == "transpose":
+        how = f"({parts[0]}).T"
+    elif node.kind == "unary":
+        how = f"{node.value}({parts[0]})"
+    else:
+        how = f"{node.value}({', '.join(parts)})"
+    steps.append(f"{node.text}: {how} -> {_dims(infer_shape(node, shapes))}")
+    return steps
+
+
+def _dims(shape: Shape) -> str:
+    return shape_text(shape) if shape else "scalar"
 
 
 def _binary_shape(node: Node, a: Shape, b: Shape) -> Shape:
