@@ -137,7 +137,7 @@ def test_junit_for_a_single_command(runner, tmp_path):
         ),
         (
             '[[check]]\nmodel = "linreg"\n',
-            "{path}:1: check 1 has no 'name'; every check needs name and model (mlp, linreg, func)",
+            "{path}:1: check 1 has no 'name'; every check needs name and model (mlp, linreg, func, expr)",
         ),
         ('title = "x"\n', "{path}:1: unknown top-level key 'title'; a suite holds only [[check]] tables"),
         (

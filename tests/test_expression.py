@@ -1,6 +1,7 @@
 """gradcheck expr: formulas parsed into whitelisted trees, shapes matched first, then checked."""
 
 import contextlib
+import json
 
 import numpy as np
 import pytest
@@ -164,3 +165,49 @@ def test_explain_shows_the_dimension_matching_step_by_step(runner):
 @pytest.mark.parametrize("grad, code", [("w=X.T@step(X@w)", 0), ("w=X.T@sign(X@w)", 1)])
 def test_relu_and_its_step(runner, grad, code):
     assert _expr(runner, "sum(relu(X@w))", grad, "--shape", "X=5x3", "--shape", "w=3", "-q").exit_code == code
+
+
+def test_expr_checks_in_a_suite(runner, tmp_path):
+    np.savez(tmp_path / "z.npz", X=np.array([[1.0, 0.0, 2.0], [0.0, -1.0, 1.0]]))
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        """
+[[check]]
+name = "right"
+model = "expr"
+loss = "sum((X@theta - y)**2)/(2*m)"
+grad = { theta = "X.T@(X@theta - y)/m" }
+shape = { X = "100x4", theta = "4x1", y = "100x1" }
+const = { m = 100 }
+
+[[check]]
+name = "forgot 1/m"
+model = "expr"
+loss = "sum((X@theta - y)**2)/(2*m)"
+grad = { theta = "X.T@(X@theta - y)" }
+shape = { X = "100x4", theta = "4x1", y = "100x1" }
+const = { m = 100 }
+
+[[check]]
+name = "data from the suite's folder"
+model = "expr"
+loss = "sum(relu(X@w))"
+grad = { w = "X.T@step(X@w)" }
+shape = { w = "3" }
+data = "z.npz"
+""",
+        encoding="utf-8",
+    )
+    result = runner.invoke(cli, ["run", str(suite), "--json"])
+    assert result.exit_code == 1
+    assert [c["status"] for c in json.loads(result.stdout)["checks"]] == ["PASS", "FAIL", "PASS"]
+
+
+def test_a_suite_key_of_the_wrong_kind_names_file_line_and_key(runner, tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text('[[check]]\nname = "a"\nmodel = "expr"\nloss = "sum(X)"\ngrad = { X = 3 }\n', encoding="utf-8")
+    result = runner.invoke(cli, ["run", str(suite)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {suite}:5: key 'grad' in check 'a': X: 3 is not a non-empty string; e.g. theta='X.T@(X@theta - y)/m'\n"
+    )

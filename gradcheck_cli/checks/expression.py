@@ -8,6 +8,8 @@ same pipeline and verdict as ``gradcheck func`` judge the numbers.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ from ..models.formulas import Node, Shape, evaluate, infer_shape, names, parse_f
 from .frontend import api
 from .gradient import check_gradients
 from .pipeline import ProgressSink
+from .userfunc import load_arrays
 
 
 class _Formula:
@@ -71,6 +74,36 @@ def explain_expression(loss: str, grads: Mapping[str, str], shapes: Mapping[str,
         lines.append(f"{title}: {text}")
         lines += [f"    {step}" for step in shape_steps(node, shapes)]
     return lines
+
+
+@dataclass(frozen=True)
+class ExprSpec:
+    """An ``expr`` check of a suite: the options of ``EXPR_OPTIONS``; ``data`` is a
+    path, taken from ``folder`` (the suite's) when relative."""
+
+    loss: str
+    grad: tuple[tuple[str, str], ...]
+    shape: tuple[tuple[str, Shape], ...] = ()
+    const: tuple[tuple[str, float], ...] = ()
+    data: str | None = None
+    folder: str | None = None
+
+    @classmethod
+    def build(cls, values: Mapping[str, Any]) -> ExprSpec:
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    def title(self) -> str:
+        return f"expr {self.loss}"
+
+    def check(self, settings: Settings, **keywords: Any) -> Report:
+        """``check_expression`` of this spec (``keywords``: progress, name, execution)."""
+        data = None
+        if self.data is not None:
+            path = Path(self.data) if self.folder is None else Path(self.folder) / self.data
+            data = load_arrays(path, "data", shown=self.data)
+        return check_expression(
+            self.loss, dict(self.grad), dict(self.shape), settings, data=data, const=dict(self.const), **keywords
+        )
 
 
 @api

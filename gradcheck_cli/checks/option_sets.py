@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..core.options import (
     EXECUTION_OPTIONS,
+    EXPR_OPTIONS,
     FUNC_OPTIONS,
     SETTINGS_OPTIONS,
     Option,
@@ -26,7 +27,7 @@ from ..probes.engine import DEFAULT_MAX_MEMORY, EVALUATORS
 ENGINES = ("auto", *EVALUATORS, "loop")
 
 
-MODELS = ("mlp", "linreg", "func")
+MODELS = ("mlp", "linreg", "func", "expr")
 
 
 ENGINE_OPTIONS: tuple[Option, ...] = (
@@ -92,7 +93,12 @@ LINREG_OPTIONS: tuple[Option, ...] = (
 )
 
 
-MODEL_OPTIONS: dict[str, tuple[Option, ...]] = {"mlp": MLP_OPTIONS, "linreg": LINREG_OPTIONS, "func": FUNC_OPTIONS}
+MODEL_OPTIONS: dict[str, tuple[Option, ...]] = {
+    "mlp": MLP_OPTIONS,
+    "linreg": LINREG_OPTIONS,
+    "func": FUNC_OPTIONS,
+    "expr": EXPR_OPTIONS,
+}
 
 
 # Options a check of each model takes besides its own: the engine only serves built-in models.
@@ -100,6 +106,7 @@ CHECK_OPTIONS: dict[str, tuple[Option, ...]] = {
     "mlp": SETTINGS_OPTIONS + ENGINE_OPTIONS + EXECUTION_OPTIONS,
     "linreg": SETTINGS_OPTIONS + EXECUTION_OPTIONS,  # linreg has the loop alone: no engine to choose or bound
     "func": SETTINGS_OPTIONS + EXECUTION_OPTIONS,
+    "expr": SETTINGS_OPTIONS + EXECUTION_OPTIONS,
 }
 
 

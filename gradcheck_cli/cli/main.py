@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .._version import __version__
-from ..checks.expression import check_expression, explain_expression
+from ..checks.expression import ExprSpec, explain_expression
 from ..checks.gradient import check_model
 from ..checks.option_sets import CHECK_OPTIONS, ENGINE_OPTIONS, LINREG_OPTIONS, MLP_OPTIONS
 from ..checks.pipeline import ProgressSink
@@ -43,12 +43,12 @@ from ..core.errors import (
 from ..core.options import (
     DERIVATIVE_KINDS,
     EXECUTION_OPTIONS,
+    EXPR_OPTIONS,
     FUNC_OPTIONS,
     SETTINGS_OPTIONS,
     Option,
     execution_from,
     parse_param,
-    parse_shape,
     settings_from,
 )
 from ..core.result import (
@@ -581,83 +581,70 @@ def func(**kw: Any) -> int:
 
 
 class Assignment(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.3
-    """``NAME=TEXT`` (a formula, a shape, a number), parsed by ``parse``."""
+    """``NAME=TEXT`` as a ``(name, text)`` pair; the option's own parser reads the text."""
 
-    def __init__(self, name: str, parse: Callable[[str], Any], example: str) -> None:
-        self.name, self._parse, self._example = name, parse, example
+    def __init__(self, option: Option) -> None:
+        self.option = option
+        self.name = option.metavar or option.name
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, tuple):
             return value
         key, sep, text = str(value).partition("=")
-        if not sep or not key.strip().isidentifier():
-            self.fail(f"{value!r} is not {self.name}; e.g. {self._example}", param, ctx)
-        try:
-            return key.strip(), self._parse(text)
-        except ValueError as exc:
-            self.fail(f"{value!r}: {exc}; e.g. {self._example}", param, ctx)
+        if not sep or not key.strip():
+            self.fail(f"{value!r} is not {self.name}; {self.option.help}", param, ctx)
+        return key.strip(), text
+
+
+_EXPR = {o.name: o for o in EXPR_OPTIONS}
+
+
+def _assignments(option: Option) -> Callable[[F], F]:
+    return click.option(
+        option.flag_name,
+        option.name,
+        multiple=True,
+        required=option.required,
+        type=Assignment(option),
+        metavar=option.metavar,
+        help=option.help,
+    )
 
 
 @cli.command()
-@click.argument("loss", metavar="LOSS")
-@click.option(
-    "--grad",
-    "grads",
-    multiple=True,
-    required=True,
-    type=Assignment("NAME=EXPR", str.strip, "theta='X.T@(X@theta - y)/m'"),
-    help="A parameter and its gradient as a formula; repeat for each.",
-)
-@click.option(
-    "--shape",
-    "shapes",
-    multiple=True,
-    type=Assignment("NAME=SHAPE", parse_shape, "X=100x4"),
-    help="A name's shape (parameters and data), e.g. X=100x4, theta=4x1; repeat for each.",
-)
-@click.option(
-    "--const",
-    "consts",
-    multiple=True,
-    type=Assignment("NAME=NUMBER", float, "m=100"),
-    help="A number held fixed, e.g. m=100; repeat for each.",
-)
+@click.argument("loss", metavar=_EXPR["loss"].metavar, type=OptionType(_EXPR["loss"]))
+@_assignments(_EXPR["grad"])
+@_assignments(_EXPR["shape"])
+@_assignments(_EXPR["const"])
 @click.option("--explain", is_flag=True, help="Print the derivation's shapes step by step before the check.")
-@_options([_FUNC["data"], *list(CHECK_OPTIONS["func"])])
+@_options([_EXPR["data"], *list(CHECK_OPTIONS["expr"])])
 @_output_options
 @_input_errors
-def expr(
-    loss: str, grads: tuple[Any, ...], shapes: tuple[Any, ...], consts: tuple[Any, ...], explain: bool, **kw: Any
-) -> int:
+def expr(explain: bool, **kw: Any) -> int:
     """Check a derivation written as formulas: the shapes first, then the numbers.
 
     LOSS and each gradient are numpy-style formulas: + - * / ** @, .T, numbers, and
     sum mean exp log log1p sqrt abs tanh sigmoid softplus relu step sign trace inv det
-    logdet diag eye ones outer norm. The names in --grad are the parameters; every other
-    name is data, drawn from --seed with its --shape, read from --data, or a --const.
-    Nothing of a formula is passed to eval: anything else is refused, and a shape
-    mismatch is named with what would match.
+    logdet diag eye ones outer norm. The names in --grad are the parameters; every
+    other name is data, drawn from --seed with its --shape, read from --data, or a
+    --const. Nothing of a formula is passed to eval: anything else is refused, and a
+    shape mismatch is named with what would match.
 
     Example: gradcheck expr "sum((X@theta - y)**2)/(2*m)" --grad "theta=X.T@(X@theta - y)/m"
     --shape X=100x4 --shape theta=4x1 --shape y=100x1 --const m=100
     """
     output = _Output(kw["as_json"], kw["quiet"], kw["junit"], kw["overwrite"])
-    data = load_arrays(Path(kw["data"]), "data") if kw["data"] else None
+    for name in ("grad", "shape", "const"):
+        kw[name] = _EXPR[name].convert(kw[name])
+    spec = build_spec("expr", kw)
+    assert isinstance(spec, ExprSpec)
     if explain:
-        known = {**dict(shapes), **{k: v.shape for k, v in (data or {}).items()}, **{k: () for k, _ in consts}}
-        output.write(Text("\n".join([*explain_expression(loss, dict(grads), known), ""])))
+        data = load_arrays(Path(spec.data), "data") if spec.data else {}
+        known = {**dict(spec.shape), **{k: v.shape for k, v in data.items()}, **{k: () for k, _ in spec.const}}
+        output.write(Text("\n".join([*explain_expression(spec.loss, dict(spec.grad), known), ""])))
     return _run_one(
         output,
-        lambda progress: check_expression(
-            loss,
-            dict(grads),
-            dict(shapes),
-            settings_from(kw),
-            data=data,
-            const=dict(consts),
-            progress=progress,
-            execution=execution_from(kw),
-        ),
+        lambda progress: spec.check(settings_from(kw), progress=progress, execution=execution_from(kw)),
         _limits(kw),
     )
 

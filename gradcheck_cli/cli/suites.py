@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..checks.expression import ExprSpec
 from ..checks.gradient import check_model
 from ..checks.option_sets import MODEL_OPTIONS, MODELS, options_for
 from ..checks.pipeline import ProgressSink
@@ -43,7 +44,7 @@ from ..core.options import (
 from ..core.result import Report
 from ..models import MLP, LinearRegression, LinRegSpec, MLPSpec
 
-Spec = MLPSpec | LinRegSpec | FuncSpec
+Spec = MLPSpec | LinRegSpec | FuncSpec | ExprSpec
 SETTINGS_NAMES = {o.name for o in SETTINGS_OPTIONS}
 
 
@@ -224,7 +225,7 @@ def _converted(
 
 def _resolve_paths(values: dict[str, Any], model: str, folder: Path) -> None:
     """Files and modules a suite names are taken from the suite's folder."""
-    if model == "func":
+    if model in ("func", "expr"):
         values["folder"] = str(folder.absolute())
     if values.get("checkpoint") is not None:
         values["checkpoint"] = str(folder.absolute() / values["checkpoint"])
@@ -246,6 +247,8 @@ def build_spec(model: str, values: dict[str, Any]) -> Spec:
         return LinRegSpec.build(values["m"], values["n"], values["l2"], values["seed"])
     if model == "func":
         return FuncSpec.build(values)
+    if model == "expr":
+        return ExprSpec.build(values)
     raise SpecError("model", f"{model!r} is not one of {', '.join(MODELS)}")
 
 
@@ -279,6 +282,8 @@ def run_check(
     given = overrides or {}
     settings = config.settings.updated(**{k: v for k, v in given.items() if k in SETTINGS_NAMES})
     execution = config.execution.updated(**{k: v for k, v in given.items() if k in EXECUTION_NAMES})
+    if isinstance(config.spec, ExprSpec):
+        return config.spec.check(settings, progress=progress, name=config.name, execution=execution)
     if isinstance(config.spec, FuncSpec):
         try:
             return check_function(

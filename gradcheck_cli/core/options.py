@@ -585,6 +585,71 @@ FUNC_OPTIONS: tuple[Option, ...] = (
 )
 
 
+def _table(parse_value: Parser, example: str) -> Parser:
+    """A table ``{name = value}`` (a suite), or ``(name, value)`` pairs (the command
+    line's NAME=VALUE), as sorted-by-appearance pairs of parsed values."""
+
+    def parse(value: Any) -> tuple[tuple[str, Any], ...]:
+        pairs = list(value.items()) if isinstance(value, Mapping) else list(value)
+        out = []
+        for name, item in pairs:
+            if not str(name).isidentifier():
+                raise ValueError(f"{name!r} is not a name; e.g. {example}")
+            try:
+                out.append((str(name), parse_value(item)))
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}; e.g. {example}") from None
+        return tuple(out)
+
+    return parse
+
+
+def _shape_value(value: Any) -> tuple[int, ...]:
+    return parse_shape(str(value))
+
+
+def _number_value(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{_shown(value)} is not a number")
+    return float(value)
+
+
+EXPR_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "loss", _text, None, "The loss as a formula, e.g. sum((X@theta - y)**2)/(2*m).", metavar="LOSS", required=True
+    ),
+    Option(
+        "grad",
+        _table(_text, "theta='X.T@(X@theta - y)/m'"),
+        (),
+        "A parameter and its gradient as a formula; repeat for each.",
+        metavar="NAME=EXPR",
+        required=True,
+    ),
+    Option(
+        "shape",
+        _table(_shape_value, "X=100x4"),
+        (),
+        "A name's shape (parameters and data), e.g. X=100x4, theta=4x1; repeat for each.",
+        metavar="NAME=SHAPE",
+    ),
+    Option(
+        "const",
+        _table(_number_value, "m=100"),
+        (),
+        "A number held fixed, e.g. m=100; repeat for each.",
+        metavar="NAME=NUMBER",
+    ),
+    Option(
+        "data",
+        optional(_text),
+        None,
+        "Arrays for data names (X, y), by name: an .npz.",
+        metavar="FILE.npz",
+    ),
+)
+
+
 # ---- Settings -----------------------------------------------------------------------------
 
 _SETTING = {o.name: o for o in SETTINGS_OPTIONS}
