@@ -52,6 +52,7 @@ SHOWN_FAILING = {
     'theta=X.T@(X@theta - y)"': 1,  # the 1/m forgotten
     "sigmoid(sigmoid(X@W))": 1,  # sigma' applied to the activation's output
     "theta=(X@theta - y).T@X/m": 2,  # dimensions that do not match
+    "W2.T*sigmoid(X@W1)": 1,  # the seed's sigma_{l+1} for sigma_l
 }
 
 EXAMPLES = _examples()
