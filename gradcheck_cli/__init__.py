@@ -2,6 +2,7 @@
 
 from ._version import __version__
 from .checks.derivatives import check_hessian, check_jacobian, check_jvp, check_vjp
+from .checks.expression import check_expression
 from .checks.gradient import check_gradients, check_model
 from .checks.testing import assert_gradients, assert_hessian, assert_jacobian, assert_jvp, assert_vjp
 from .core.errors import (
@@ -33,6 +34,7 @@ __all__ = [
     "assert_jacobian",
     "assert_jvp",
     "assert_vjp",
+    "check_expression",
     "check_gradients",
     "check_hessian",
     "check_jacobian",

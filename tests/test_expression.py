@@ -211,3 +211,13 @@ def test_a_suite_key_of_the_wrong_kind_names_file_line_and_key(runner, tmp_path)
     assert result.stderr == (
         f"Error: {suite}:5: key 'grad' in check 'a': X: 3 is not a non-empty string; e.g. theta='X.T@(X@theta - y)/m'\n"
     )
+
+
+def test_the_classic_slip_is_named_when_the_gradient_fails(runner):
+    slip = "W=X.T@((sigmoid(X@W) - Y)*sigmoid(sigmoid(X@W))*(1 - sigmoid(sigmoid(X@W))))"
+    result = _expr(runner, SIGMOID_LAYER, slip, *LAYER_SHAPES, "--json")
+    assert result.exit_code == 1
+    (note,) = json.loads(result.stdout)["notes"]
+    assert note.startswith("the gradient of W applies an activation to its own output (sigmoid(sigmoid(X@W)))")
+    right = _expr(runner, SIGMOID_LAYER, "W=X.T@((sigmoid(X@W) - Y)*sigmoid(X@W)*(1 - sigmoid(X@W)))", *LAYER_SHAPES)
+    assert right.exit_code == 0 and "own output" not in right.stdout

@@ -142,7 +142,7 @@ def check_expression(
     params = {k: drawn[k] for k in grads}
     fixed = {**{k: v for k, v in drawn.items() if k not in grads}, **dict(data or {}), **dict(const or {})}
     described = {"model": "expr", "loss": loss, "grads": dict(grads), "shapes": {k: list(s) for k, s in shapes.items()}}
-    return check_gradients(
+    report = check_gradients(
         _Formula(loss_node, fixed),
         _Gradients(grad_nodes, fixed),
         params,
@@ -156,3 +156,38 @@ def check_expression(
         execution=execution,
         **options,
     )
+    if report.status == "FAIL":
+        report.notes.extend(_slips(loss_node, grad_nodes))
+    return report
+
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "softplus")
+
+
+def _slips(loss: Node, grads: Mapping[str, Node]) -> list[str]:
+    """The seed's classic slip, where a failing gradient shows it: an activation applied
+    to its own output (``sigmoid(sigmoid(X@W))``) that the loss never computes: a
+    derivative written from the output (``s(1-s)``) evaluated on the output again."""
+    seen = set(_nested(loss))
+    notes = []
+    for name, node in grads.items():
+        for text in _nested(node):
+            if text not in seen:
+                notes.append(
+                    f"the gradient of {name} applies an activation to its own output ({text}), which the loss never "
+                    f"does: a derivative written from the output (sigmoid: s(1-s), tanh: 1-t^2) is to be evaluated "
+                    f"at the output once, not at the output's output (the seed's sigma'(Z^{{l+1}}) shorthand)"
+                )
+                break
+    return notes
+
+
+def _nested(node: Node) -> list[str]:
+    """The sub-expressions ``f(f(...))`` for an activation ``f``."""
+    found = []
+    inner = node.args[0] if node.args else None
+    if node.kind == "call" and node.value in ACTIVATIONS and inner is not None and inner.value == node.value:
+        found.append(node.text)
+    for arg in node.args:
+        found += _nested(arg)
+    return found
