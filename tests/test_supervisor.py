@@ -290,7 +290,7 @@ def test_the_supervised_function_returns_and_forwards_progress():
 def test_no_command_is_usage_and_exit_2(args):
     result = _gradcheck(*args)
     assert result.returncode == 2 and result.stdout == ""
-    names = "func, linreg, mlp, run, sweep, zoo" if not args else "func, linreg, mlp"
+    names = "expr, func, linreg, mlp, run, sweep, zoo" if not args else "func, linreg, mlp"
     path = " ".join(["gradcheck", *args])
     assert (
         result.stderr
