@@ -221,3 +221,21 @@ def test_the_classic_slip_is_named_when_the_gradient_fails(runner):
     assert note.startswith("the gradient of W applies an activation to its own output (sigmoid(sigmoid(X@W)))")
     right = _expr(runner, SIGMOID_LAYER, "W=X.T@((sigmoid(X@W) - Y)*sigmoid(X@W)*(1 - sigmoid(X@W)))", *LAYER_SHAPES)
     assert right.exit_code == 0 and "own output" not in right.stdout
+
+
+@pytest.mark.parametrize(
+    "loss, grad, code",
+    [
+        ("sum(softplus(X@w))", "w=X.T@sigmoid(X@w)", 0),  # analytic: the complex step applies
+        ("sum(softplus(X@w))", "w=X.T@tanh(X@w)", 1),
+        ("sum(relu(X@w))", "w=X.T@step(X@w)", 2),  # a kink: the complex step cannot see it
+    ],
+)
+def test_the_complex_step_where_every_function_is_analytic(runner, loss, grad, code):
+    result = _expr(runner, loss, grad, "--shape", "X=5x3", "--shape", "w=3", "--method", "complex", "-q")
+    assert result.exit_code == code
+    if code == 2:
+        assert result.stderr == (
+            "Error: Invalid value for '--method': the complex step needs analytic functions, and the loss uses "
+            "relu; use another method (central, the default, judges kinks by the subgradient rule)\n"
+        )

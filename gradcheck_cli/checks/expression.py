@@ -18,7 +18,18 @@ from ..core.errors import InputError
 from ..core.limits import require_bytes
 from ..core.options import Execution, Settings
 from ..core.result import Report
-from ..models.formulas import Node, Shape, evaluate, infer_shape, names, parse_formula, shape_steps, shape_text
+from ..models.formulas import (
+    NOT_ANALYTIC,
+    Node,
+    Shape,
+    evaluate,
+    functions_used,
+    infer_shape,
+    names,
+    parse_formula,
+    shape_steps,
+    shape_text,
+)
 from .frontend import api
 from .gradient import check_gradients
 from .pipeline import ProgressSink
@@ -131,6 +142,14 @@ def check_expression(
     if unknown:
         raise InputError(f"the parameter {unknown[0]} has no shape; give --shape {unknown[0]}=SHAPE", option="grad")
     matched_shapes(loss_node, grad_nodes, all_shapes)
+    method = options.get("method", settings.method if settings is not None else "central")
+    kinked = sorted(functions_used(loss_node) & set(NOT_ANALYTIC))
+    if method == "complex" and kinked:
+        raise InputError(
+            f"the complex step needs analytic functions, and the loss uses {', '.join(kinked)}; use another method "
+            f"(central, the default, judges kinks by the subgradient rule)",
+            option="method",
+        )
     entries = sum(int(np.prod(s, dtype=np.int64)) for s in all_shapes.values())
     try:
         require_bytes(8 * entries, "the formulas' arrays", "shape")

@@ -46,7 +46,7 @@ _ELEMENTWISE: dict[str, Callable[[Array], Array]] = {
     "abs": np.abs,
     "tanh": np.tanh,
     "sigmoid": _sigmoid,
-    "softplus": lambda a: np.logaddexp(0, a),
+    "softplus": lambda a: np.log1p(np.exp(a)) if np.iscomplexobj(a) else np.logaddexp(0, a),
     "relu": lambda a: np.maximum(a, 0),
     # For writing the derivatives of relu and abs: relu' = step, abs' = sign.
     "step": lambda a: (np.real(a) > 0).astype(float),
@@ -61,6 +61,7 @@ _REDUCING: dict[str, Callable[[Array], Any]] = {
     "logdet": lambda a: np.linalg.slogdet(a)[1],
 }
 _SQUARE = {"trace", "det", "logdet", "inv"}
+NOT_ANALYTIC = ("abs", "relu", "step", "sign", "norm")  # the complex step cannot see through them
 FUNCTIONS = (*_ELEMENTWISE, *_REDUCING, "inv", "diag", "eye", "ones", "outer")
 _OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@"}
 
@@ -129,6 +130,14 @@ def _call(node: ast.Call, source: str, what: str, text: str) -> Node:
     if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
         raise _refuse(node, source, what, "a call with keyword or starred arguments")
     return Node(text, "call", node.func.id, tuple(_node(a, source, what) for a in node.args))
+
+
+def functions_used(node: Node) -> set[str]:
+    """Every function the formula calls."""
+    found = {node.value} if node.kind == "call" else set()
+    for arg in node.args:
+        found |= functions_used(arg)
+    return found
 
 
 def names(node: Node) -> set[str]:
