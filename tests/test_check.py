@@ -1,5 +1,8 @@
 """The verdict: correct gradients pass everywhere, every catalogued mistake fails."""
 
+import runpy
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -244,17 +247,9 @@ def test_a_shape_that_differs_by_more_than_axes_of_length_one_stays_an_error():
         check_gradients(lambda p: float(np.sum(p["b"] ** 2)), lambda p: {"b": np.ones((5, 2))}, {"b": np.ones(10)})
 
 
-def rosen(x):
-    """scipy.optimize.rosen, written out: a function of the array x."""
-    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
-
-
-def rosen_der(x):
-    der = np.zeros_like(x)
-    der[1:-1] = 200 * (x[1:-1] - x[:-2] ** 2) - 400 * (x[2:] - x[1:-1] ** 2) * x[1:-1] - 2 * (1 - x[1:-1])
-    der[0] = -400 * x[0] * (x[1] - x[0] ** 2) - 2 * (1 - x[0])
-    der[-1] = 200 * (x[-1] - x[-2] ** 2)
-    return der
+# scipy's Rosenbrock function and its gradient, as examples/as_written.py writes them.
+_WRITTEN = runpy.run_path(str(Path(__file__).resolve().parent.parent / "examples" / "as_written.py"))
+rosen, rosen_der = _WRITTEN["rosen"], _WRITTEN["rosen_der"]
 
 
 def test_the_api_calls_functions_as_the_command_line_does():

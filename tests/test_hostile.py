@@ -608,6 +608,17 @@ TOKENS = [
     "linreg",
     "func",
     "run",
+    "expr",
+    "sum(X**2)",
+    "X=2*X",
+    "X=__import__('os')",
+    "--shape",
+    "X=3",
+    "--explain",
+    "--hessp",
+    "--deriv",
+    "--deriv2",
+    "--value-and-grad",
     "--layers",
     "4,8,3",
     "--m",
@@ -754,6 +765,11 @@ KEYS = [
     "const",
     "dout",
     "sparsity",
+    "hessp",
+    "deriv",
+    "deriv2",
+    "value_and_grad",
+    "shape",
     "lyers",
 ]
 
@@ -764,7 +780,7 @@ KEYS = [
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(
-    model=st.sampled_from(["mlp", "linreg", "func", "cnn"]),
+    model=st.sampled_from(["mlp", "linreg", "func", "expr", "cnn"]),
     entries=st.dictionaries(st.sampled_from(KEYS), TOML_VALUES, max_size=4),
     garbage=st.sampled_from(["", "\n[[check]]\n", "\x00", "= =", "[[check]]\nname = 1\n"]),
 )

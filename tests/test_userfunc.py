@@ -2,6 +2,7 @@
 
 import json
 import runpy
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -318,23 +319,26 @@ def test_assert_gradients_passes_silently_and_raises_with_the_table():
     assert any(line.split()[:1] == ["w"] and line.split()[-1] == "FAIL" for line in message.splitlines())
 
 
+WRITTEN = Path(__file__).resolve().parent.parent / "examples" / "as_written.py"
+
+
+def _folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **modules: str) -> Path:
+    """The working folder of a test: examples/as_written.py (the conventions as
+    written, which the modules import) beside ``modules`` (name -> source)."""
+    shutil.copy(WRITTEN, tmp_path / "as_written.py")
+    for name, source in modules.items():
+        (tmp_path / f"{name}.py").write_text(source, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
 # ---- a single derivative as a bare array -------------------------------------------------------
 
 BARE = '''
 import numpy as np
 
-
-def rosen(x):
-    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
-
-
-def rosen_der(x):
-    """scipy's jac= convention: the gradient as an array of x's shape."""
-    der = np.zeros_like(x)
-    der[1:-1] = 200 * (x[1:-1] - x[:-2] ** 2) - 400 * (x[2:] - x[1:-1] ** 2) * x[1:-1] - 2 * (1 - x[1:-1])
-    der[0] = -400 * x[0] * (x[1] - x[0] ** 2) - 2 * (1 - x[0])
-    der[-1] = 200 * (x[-1] - x[-2] ** 2)
-    return der
+from as_written import rosen, rosen_der, rosen_hess_prod  # scipy's conventions: bare arrays, hessp(x, p)
 
 
 def rosen_der_wrong(x):
@@ -358,17 +362,6 @@ def relu_backward(dout, x):
 
 def relu_backward_wrong(dout, x):
     return dout * (x < 0)  # the mask flipped
-
-
-def rosen_hess_prod(x, p):
-    """scipy's hessp convention: arrays in, an array out."""
-    hp = np.zeros_like(x)
-    hp[0] = (1200 * x[0] ** 2 - 400 * x[1] + 2) * p[0] - 400 * x[0] * p[1]
-    hp[1:-1] = (
-        -400 * x[:-2] * p[:-2] + (202 + 1200 * x[1:-1] ** 2 - 400 * x[2:]) * p[1:-1] - 400 * x[1:-1] * p[2:]
-    )
-    hp[-1] = -400 * x[-2] * p[-2] + 200 * p[-1]
-    return hp
 
 
 def rosen_hess_prod_wrong(x, p):
@@ -414,15 +407,13 @@ def two_grad(x, y):
     ids=["grad", "grad-wrong", "vjp", "vjp-wrong", "hvp", "hvp-wrong", "hessp", "hessp-alone", "hessp-wrong"],
 )
 def test_one_parameter_takes_a_bare_array(runner, tmp_path, monkeypatch, args, code):
-    (tmp_path / "bare.py").write_text(BARE, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, bare=BARE)
     result = runner.invoke(cli, ["func", *args, "-q"])
     assert result.exit_code == code, result.output
 
 
 def test_a_bare_array_for_several_parameters_is_one_line(runner, tmp_path, monkeypatch):
-    (tmp_path / "bare.py").write_text(BARE, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, bare=BARE)
     result = runner.invoke(
         cli, ["func", "bare.py:two", "--grad", "bare.py:two_grad", "--param", "x=3", "--param", "y=3"]
     )
@@ -434,8 +425,7 @@ def test_a_bare_array_for_several_parameters_is_one_line(runner, tmp_path, monke
 
 
 def test_hessp_takes_one_parameter(runner, tmp_path, monkeypatch):
-    (tmp_path / "bare.py").write_text(BARE, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, bare=BARE)
     args = ["func", "bare.py:two", "--hessp", "bare.py:rosen_hess_prod", "--param", "x=3", "--param", "y=3"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 2
@@ -445,8 +435,8 @@ def test_hessp_takes_one_parameter(runner, tmp_path, monkeypatch):
     )
 
 
-def test_hessp_in_a_suite(runner, tmp_path):
-    (tmp_path / "bare.py").write_text(BARE, encoding="utf-8")
+def test_hessp_in_a_suite(runner, tmp_path, monkeypatch):
+    _folder(tmp_path, monkeypatch, bare=BARE)
     suite = tmp_path / "s.toml"
     suite.write_text(
         '[[check]]\nname = "ok"\nmodel = "func"\nloss = "bare.py:rosen"\nhessp = "bare.py:rosen_hess_prod"\n'
@@ -480,8 +470,7 @@ def backward(dout, x, gamma, beta, bn_param):
 
 
 def test_a_forward_that_writes_into_its_constant_keeps_json_whole_and_is_named(runner, tmp_path, monkeypatch):
-    (tmp_path / "bn.py").write_text(BATCHNORM, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, bn=BATCHNORM)
     args = ["func", "bn.py:forward", "--vjp", "bn.py:backward", "--param", "x=6x3", "--param", "gamma=3"]
     result = runner.invoke(cli, [*args, "--param", "beta=3", "--const", 'bn_param={"mode": "train"}', "--json"])
     assert result.exit_code == 0, result.output
@@ -508,18 +497,8 @@ def test_any_value_in_a_report_renders_as_json():
 
 # ---- a loss that returns (loss, gradient) ------------------------------------------------------
 
-PAIRS = '''
-import numpy as np
-
-
-def softmax_loss(x, y):
-    """CS231n's convention: (loss, dx)."""
-    shifted = x - x.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    n, rows = x.shape[0], np.arange(x.shape[0])
-    dx = np.exp(log_probs)
-    dx[rows, y.astype(int)] -= 1
-    return -log_probs[rows, y.astype(int)].mean(), dx / n
+PAIRS = """
+from as_written import softmax_loss  # CS231n's convention: (loss, dx)
 
 
 def softmax_loss_wrong(x, y):
@@ -529,15 +508,13 @@ def softmax_loss_wrong(x, y):
 
 def just_dx(x, y):
     return softmax_loss(x, y)[1]
-'''
+"""
 
 
 @pytest.fixture
 def pairs(tmp_path, monkeypatch):
-    (tmp_path / "pairs.py").write_text(PAIRS, encoding="utf-8")
     np.savez(tmp_path / "labels.npz", y=np.array([0, 2, 1, 2, 0]))
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    return _folder(tmp_path, monkeypatch, pairs=PAIRS)
 
 
 @pytest.mark.parametrize("function, code", [("softmax_loss", 0), ("softmax_loss_wrong", 1)])
@@ -586,7 +563,7 @@ def test_value_and_grad_in_a_suite_and_through_the_api(runner, pairs):
 # ---- methods of module-level objects -----------------------------------------------------------
 
 OBJECTS = '''
-import numpy as np
+from as_written import rosen, rosen_der
 
 
 class Rosenbrock:
@@ -596,14 +573,10 @@ class Rosenbrock:
         self.scale = scale
 
     def fun(self, x):
-        return self.scale * float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+        return self.scale * rosen(x)
 
     def jac(self, x):
-        der = np.zeros_like(x)
-        der[1:-1] = 200 * (x[1:-1] - x[:-2] ** 2) - 400 * (x[2:] - x[1:-1] ** 2) * x[1:-1] - 2 * (1 - x[1:-1])
-        der[0] = -400 * x[0] * (x[1] - x[0] ** 2) - 2 * (1 - x[0])
-        der[-1] = 200 * (x[-1] - x[-2] ** 2)
-        return self.scale * der
+        return self.scale * rosen_der(x)
 
     @staticmethod
     def unscaled(x):
@@ -630,15 +603,13 @@ gradient = Gradient()
     ],
 )
 def test_a_method_of_a_module_level_object_is_a_target(runner, tmp_path, monkeypatch, grad, extra, code):
-    (tmp_path / "objects.py").write_text(OBJECTS, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, objects=OBJECTS)
     args = ["func", "objects.py:problem.fun", "--grad", f"objects.py:{grad}", "--param", "x=5", "-q", *extra]
     assert runner.invoke(cli, args).exit_code == code
 
 
 def test_a_missing_method_lists_the_objects_methods(runner, tmp_path, monkeypatch):
-    (tmp_path / "objects.py").write_text(OBJECTS, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, objects=OBJECTS)
     result = runner.invoke(
         cli, ["func", "objects.py:problem.fun", "--grad", "objects.py:problem.jacc", "--param", "x=5"]
     )
@@ -654,17 +625,11 @@ ACTIVATIONS = '''
 import numpy as np
 from math import pi, sqrt
 
+import as_written
 
-class GELU:
+
+class GELU(as_written.GELU):
     """numpy-ml's convention: fn(z) beside grad(x) and grad2(x), the names differ."""
-
-    def fn(self, z):
-        return 0.5 * z * (1 + np.tanh(sqrt(2 / pi) * (z + 0.044715 * z**3)))
-
-    def grad(self, x):
-        s, c = sqrt(2 / pi), 0.044715
-        t = np.tanh(s * (x + c * x**3))
-        return 0.5 * (1 + t) + 0.5 * x * (1 - t**2) * s * (1 + 3 * c * x**2)
 
     def grad_wrong(self, x):
         s, c = sqrt(2 / pi), 0.044715
@@ -713,8 +678,7 @@ gelu = GELU()
     ids=["gelu", "gelu-wrong", "second", "second-wrong", "not-elementwise"],
 )
 def test_elementwise_derivatives(runner, tmp_path, monkeypatch, args, code):
-    (tmp_path / "act.py").write_text(ACTIVATIONS, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, act=ACTIVATIONS)
     result = runner.invoke(cli, ["func", *args, "--param", "z=64", "--json"])
     assert result.exit_code == code, result.output
     evaluations = json.loads(result.stdout)["loss_evaluations"]
@@ -722,8 +686,7 @@ def test_elementwise_derivatives(runner, tmp_path, monkeypatch, args, code):
 
 
 def test_a_second_derivative_needs_the_first(runner, tmp_path, monkeypatch):
-    (tmp_path / "act.py").write_text(ACTIVATIONS, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, act=ACTIVATIONS)
     result = runner.invoke(cli, ["func", "act.py:softplus", "--deriv2", "act.py:sigmoid_grad", "--param", "z=4"])
     assert result.exit_code == 2
     assert result.stderr == (
@@ -735,22 +698,10 @@ def test_a_second_derivative_needs_the_first(runner, tmp_path, monkeypatch):
 # ---- layers of several outputs, backward passes that write into their dout ---------------------
 
 LSTM = """import numpy as np
-def sigmoid(x): return 1 / (1 + np.exp(-x))
-def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
-    H = prev_h.shape[1]
-    a = x @ Wx + prev_h @ Wh + b
-    i, f, o, g = sigmoid(a[:, :H]), sigmoid(a[:, H:2*H]), sigmoid(a[:, 2*H:3*H]), np.tanh(a[:, 3*H:])
-    next_c = f * prev_c + i * g
-    next_h = o * np.tanh(next_c)
-    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c)
-def lstm_step_backward(dnext_h, dnext_c, cache):
-    x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c = cache
-    tc = np.tanh(next_c)
-    do = dnext_h * tc
-    dnext_c += dnext_h * o * (1 - tc**2)   # writes into its dout, as CS231n's does
-    df, dprev_c, di, dg = dnext_c * prev_c, dnext_c * f, dnext_c * g, dnext_c * i
-    da = np.hstack([di * i * (1 - i), df * f * (1 - f), do * o * (1 - o), dg * (1 - g**2)])
-    return {"x": da @ Wx.T, "prev_h": da @ Wh.T, "prev_c": dprev_c, "Wx": x.T @ da, "Wh": prev_h.T @ da, "b": da.sum(0)}
+
+from as_written import lstm_step_backward, lstm_step_forward  # writes into its dnext_c, as CS231n's does
+
+
 def lstm_step_backward_wrong(dnext_h, dnext_c, cache):
     grads = lstm_step_backward(dnext_h, dnext_c, cache)
     grads["prev_c"] = grads["prev_c"] * 0  # the cell state's path dropped
@@ -773,16 +724,14 @@ LSTM_INPUTS = ["--param", "x=3x4", "--param", "prev_h=3x5", "--param", "prev_c=3
 
 @pytest.mark.parametrize("backward, code", [("lstm_step_backward", 0), ("lstm_step_backward_wrong", 1)])
 def test_a_forward_of_several_outputs_gets_one_dout_each(runner, tmp_path, monkeypatch, backward, code):
-    (tmp_path / "lstm.py").write_text(LSTM, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, lstm=LSTM)
     args = ["func", "lstm.py:lstm_step_forward", "--vjp", f"lstm.py:{backward}", *LSTM_INPUTS]
     result = runner.invoke(cli, [*args, "--param", "Wh=5x20", "--param", "b=20", "-q"])
     assert result.exit_code == code, result.output
 
 
 def test_a_backward_that_writes_into_its_dout_gets_a_copy(runner, tmp_path, monkeypatch):
-    (tmp_path / "lstm.py").write_text(LSTM, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, lstm=LSTM)
     args = ["func", "lstm.py:relu_forward", "--vjp", "lstm.py:relu_backward", "--param", "x=4x6", "-q"]
     assert runner.invoke(cli, args).exit_code == 0
 
@@ -811,24 +760,11 @@ def test_one_wrong_entry_of_an_hvp_is_named_as_the_products_entry():
 DENSE = '''
 import numpy as np
 
+import as_written
 
-class Dense:
+
+class Dense(as_written.Dense):
     """numpy-ml's habit: the layer keeps its input on self and accumulates its weight gradients."""
-
-    def __init__(self, n_in, n_out, seed=0):
-        rng = np.random.default_rng(seed)
-        self.W, self.b = rng.standard_normal((n_in, n_out)), rng.standard_normal(n_out)
-        self.gradients = {"W": np.zeros_like(self.W), "b": np.zeros_like(self.b)}
-
-    def forward(self, X):
-        self.X = X
-        return np.tanh(X @ self.W + self.b)
-
-    def backward(self, dLdy):
-        dZ = dLdy * (1 - np.tanh(self.X @ self.W + self.b) ** 2)
-        self.gradients["W"] += self.X.T @ dZ
-        self.gradients["b"] += dZ.sum(0)
-        return dZ @ self.W.T
 
     def backward_wrong(self, dLdy):
         return dLdy @ self.W.T  # the activation's derivative forgotten
@@ -864,8 +800,7 @@ def backward_with_weights(dLdy, X, W, b):
     ids=["object-as-cache", "object-wrong", "weights-through-an-adapter"],
 )
 def test_a_layer_object_that_keeps_its_own_cache(runner, tmp_path, monkeypatch, args, code):
-    (tmp_path / "dense.py").write_text(DENSE, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, dense=DENSE)
     assert runner.invoke(cli, ["func", *args, "-q"]).exit_code == code
 
 
@@ -903,8 +838,7 @@ layer = Remembering()
     ],
 )
 def test_a_backward_that_returns_every_remembered_call_is_told_so(runner, tmp_path, monkeypatch, backward, said):
-    (tmp_path / "remember.py").write_text(REMEMBERING, encoding="utf-8")
-    monkeypatch.chdir(tmp_path)
+    _folder(tmp_path, monkeypatch, remember=REMEMBERING)
     args = ["func", "remember.py:layer.forward", "--vjp", f"remember.py:layer.{backward}", "--param", "X=5x4"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 2
@@ -912,20 +846,16 @@ def test_a_backward_that_returns_every_remembered_call_is_told_so(runner, tmp_pa
     assert result.stderr.count("\n") == 1
 
 
-ROBUST = '''
+ROBUST = """
 import numpy as np
 
-
-def soft_l1(z):
-    """scipy.optimize.least_squares' convention: one function, rows rho, rho', rho''."""
-    t = 1 + z
-    return np.vstack([2 * (t**0.5 - 1), t**-0.5, -0.5 * t**-1.5])
+from as_written import soft_l1  # scipy.optimize.least_squares' convention: rows rho, rho', rho''
 
 
 def soft_l1_wrong(z):
     t = 1 + z
     return np.vstack([2 * (t**0.5 - 1), 0.5 * t**-0.5, -0.5 * t**-1.5])  # rho' halved
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -933,17 +863,15 @@ def soft_l1_wrong(z):
     [("soft_l1[1]", 0), ("soft_l1_wrong[1]", 1)],
 )
 def test_a_row_of_what_a_function_returns_is_a_target(runner, tmp_path, monkeypatch, deriv, code):
-    (tmp_path / "robust.py").write_text(ROBUST, encoding="utf-8")
+    _folder(tmp_path, monkeypatch, robust=ROBUST)
     np.savez(tmp_path / "z.npz", z=np.linspace(0.1, 3.0, 20))
-    monkeypatch.chdir(tmp_path)
     args = ["func", "robust.py:soft_l1[0]", "--deriv", f"robust.py:{deriv}", "--init", "z.npz", "-q"]
     assert runner.invoke(cli, args).exit_code == code
 
 
 def test_a_row_that_is_not_there_is_one_line(runner, tmp_path, monkeypatch):
-    (tmp_path / "robust.py").write_text(ROBUST, encoding="utf-8")
+    _folder(tmp_path, monkeypatch, robust=ROBUST)
     np.savez(tmp_path / "z.npz", z=np.linspace(0.1, 3.0, 20))
-    monkeypatch.chdir(tmp_path)
     result = runner.invoke(cli, ["func", "robust.py:soft_l1[0]", "--deriv", "robust.py:soft_l1[7]", "--init", "z.npz"])
     assert result.exit_code == 2
     assert result.stderr == (

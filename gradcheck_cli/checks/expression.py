@@ -30,7 +30,7 @@ from ..models.formulas import (
     shape_steps,
     shape_text,
 )
-from .frontend import api
+from .frontend import api, split_options
 from .gradient import check_gradients
 from .pipeline import ProgressSink
 from .userfunc import load_arrays
@@ -142,9 +142,9 @@ def check_expression(
     if unknown:
         raise InputError(f"the parameter {unknown[0]} has no shape; give --shape {unknown[0]}=SHAPE", option="grad")
     matched_shapes(loss_node, grad_nodes, all_shapes)
-    method = options.get("method", settings.method if settings is not None else "central")
+    chosen, _ = split_options(settings, execution, dict(options))  # the settings as the check will read them
     kinked = sorted(functions_used(loss_node) & set(NOT_ANALYTIC))
-    if method == "complex" and kinked:
+    if chosen.method == "complex" and kinked:
         raise InputError(
             f"the complex step needs analytic functions, and the loss uses {', '.join(kinked)}; use another method "
             f"(central, the default, judges kinks by the subgradient rule)",
@@ -155,8 +155,7 @@ def check_expression(
         require_bytes(8 * entries, "the formulas' arrays", "shape")
     except InputError as exc:
         raise InputError(exc.raw) from None  # --shape is the command's own option, not a table one
-    seed = int(options.get("seed", settings.seed if settings is not None else 0))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(chosen.seed)
     drawn = {k: rng.standard_normal(s) for k, s in sorted(all_shapes.items()) if k not in known}
     params = {k: drawn[k] for k in grads}
     fixed = {**{k: v for k, v in drawn.items() if k not in grads}, **dict(data or {}), **dict(const or {})}

@@ -190,11 +190,12 @@ class ByName:
     function does: a module-level one)."""
 
     def __init__(self, function: Callable[..., Any], fixed: Mapping[str, Any]) -> None:
-        self.function, self.fixed = function, dict(fixed)
+        # The fixed inputs it takes, read from its signature once, not per evaluation.
+        self.function, self.fixed = function, accepted(function, fixed)
 
     def __call__(self, *args: Any) -> Any:
         *leading, params = args  # a tangent or a vector first (JVP(t, **inputs), HVP(v, **params))
-        return self.function(*leading, **params, **accepted(self.function, self.fixed))
+        return self.function(*leading, **params, **self.fixed)
 
 
 class LayerBackward:
